@@ -1,1 +1,14 @@
+//! `tq-conn-proofpoint-tap`: moves Proofpoint TAP threat data into ThreatQ.
+//!
+//! The data's path, top to bottom:
+//! `cli` -> `config` -> `settings` (local file merged over ThreatQ's UI)
+//! -> `plan` (windows) -> `run` (one window at a time: the sandboxed TAP
+//! component via `tap_runtime`, then `forward` to ThreatQ via
+//! `threatq_client`) -> `state` (checkpoint, sent-record keys, budgets; moved
+//! only after ThreatQ accepted the window) -> `report` (summary, progress,
+//! export).
 
+pub mod cli;
+pub mod config;
+pub mod logging;
+pub mod setup;
