@@ -1,0 +1,71 @@
+//! Faults a test can switch on to see how a client copes with a ThreatQ
+//! that is down, slow, picky or forgetful.
+
+use std::sync::{Arc, MutexGuard};
+use std::time::Duration;
+
+use crate::{Shared, lock};
+
+#[derive(Debug, Default, Clone)]
+pub(crate) struct FaultState {
+    /// Statuses to answer the next requests with, one each, in order.
+    pub failures: Vec<u16>,
+    /// How many of the next consume requests answer 200 with an `errors` body.
+    pub errors_in_success: usize,
+    pub delay: Option<Duration>,
+    pub rejected_values: Vec<String>,
+    pub connectors_missing: bool,
+}
+
+/// A handle on the simulator's faults; cheap to clone.
+#[derive(Clone)]
+pub struct ThreatqFaults {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl ThreatqFaults {
+    fn state(&self) -> MutexGuard<'_, FaultState> {
+        lock(&self.shared.faults)
+    }
+
+    /// Answers the next `count` requests (of any kind, token requests too)
+    /// with `status` and a JSON error body, without handling them.
+    pub fn fail_next(&self, count: usize, status: u16) {
+        self.state()
+            .failures
+            .extend(std::iter::repeat_n(status, count));
+    }
+
+    /// Answers the next `count` consume requests with 200 and a body that
+    /// carries `errors`, storing nothing (ThreatQ's "a 200 is not
+    /// necessarily a success").
+    pub fn errors_in_success_next(&self, count: usize) {
+        self.state().errors_in_success += count;
+    }
+
+    /// Delays every response by `delay` (None: answer at once).
+    pub fn set_delay(&self, delay: Option<Duration>) {
+        self.state().delay = delay;
+    }
+
+    /// Makes any consumed item whose identifying value contains `pattern`
+    /// fail validation with a 422, as an invalid value would.
+    pub fn reject_values_containing(&self, pattern: &str) {
+        self.state().rejected_values.push(pattern.to_owned());
+    }
+
+    /// Makes `/api/connectors` answer 404, as on an instance without it.
+    pub fn set_connectors_missing(&self, missing: bool) {
+        self.state().connectors_missing = missing;
+    }
+
+    /// Expires every token issued so far: the next API call gets a 401.
+    pub fn expire_all_tokens(&self) {
+        lock(&self.shared.tokens).expire_all();
+    }
+
+    /// Switches every fault off.
+    pub fn clear(&self) {
+        *self.state() = FaultState::default();
+    }
+}
