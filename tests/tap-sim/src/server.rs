@@ -1,0 +1,553 @@
+//! The simulator itself: an HTTP server on 127.0.0.1 and what it holds.
+
+use std::convert::Infallible;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration as StdDuration;
+
+use anyhow::Context;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use time::OffsetDateTime;
+use tokio::net::TcpListener;
+use tokio::task::{JoinHandle, JoinSet};
+
+use crate::body::{self, SimBody};
+use crate::config::TapSimConfig;
+use crate::faults::{FaultsHandle, SiemFault};
+use crate::generator::Tenant;
+use crate::params::Params;
+use crate::pools::{Pool, Pools, THROTTLED_TEXT};
+use crate::records::{
+    Campaign, ClickEvent, ClickKind, ForensicsReport, ForensicsScope, MessageEvent, MessageKind,
+};
+use crate::reply::Reply;
+use crate::siem::{self, Format};
+use crate::store::{self, SiemArray, Store};
+use crate::{campaigns, fixtures, forensics};
+
+/// TAP's 403 text (tap-api.md 6.2).
+const NOT_ENTITLED_TEXT: &str = "The user is authenticated for the service but is not authorized to access data for the given customer.";
+
+/// What a [`SiemFault::NotJson`] answer looks like: a proxy's error page
+/// labelled as JSON.
+const NOT_JSON_BODY: &str =
+    "<html><head><title>502 Bad Gateway</title></head><body>upstream error</body></html>";
+
+/// One request the simulator answered, for tests to inspect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedRequest {
+    pub method: String,
+    pub path: String,
+    /// The raw query string, still percent-encoded ("" when none).
+    pub query: String,
+    /// The `Authorization` header as sent.
+    pub authorization: Option<String>,
+    /// The principal of a well-formed Basic header, whether or not accepted.
+    pub principal: Option<String>,
+    pub status: u16,
+    /// The simulator's clock (including any offset) when it arrived.
+    pub at: OffsetDateTime,
+}
+
+struct Shared {
+    config: TapSimConfig,
+    store: RwLock<Store>,
+    pools: Mutex<Pools>,
+    faults: FaultsHandle,
+    requests: Mutex<Vec<RecordedRequest>>,
+}
+
+/// A locked value whose previous holder panicked is still plain data;
+/// a simulator keeps serving rather than failing every later test.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Shared {
+    fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc() + self.faults.clock_offset()
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, Store> {
+        self.store.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Store> {
+        self.store.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lag_ms(&self) -> i64 {
+        i64::try_from(self.config.indexing_lag.whole_milliseconds()).unwrap_or(i64::MAX)
+    }
+}
+
+/// A running TAP simulator. It stops when dropped.
+pub struct TapSim {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    server: JoinHandle<()>,
+}
+
+impl Drop for TapSim {
+    fn drop(&mut self) {
+        // The accept task owns every connection task, so this ends them too.
+        self.server.abort();
+    }
+}
+
+impl TapSim {
+    /// Binds 127.0.0.1 (port from the config, 0 = any free port) and
+    /// serves until dropped. Must be called inside a Tokio runtime.
+    pub async fn start(config: TapSimConfig) -> anyhow::Result<TapSim> {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, config.port))
+            .await
+            .with_context(|| {
+                format!(
+                    "the TAP simulator could not listen on 127.0.0.1:{}; choose another port or 0",
+                    config.port
+                )
+            })?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            store: RwLock::new(Store::default()),
+            pools: Mutex::new(Pools::new(config.limits)),
+            faults: FaultsHandle::default(),
+            requests: Mutex::new(Vec::new()),
+            config,
+        });
+        let server = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
+        Ok(TapSim {
+            shared,
+            addr,
+            server,
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`, with no trailing slash.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The accepted principal and secret.
+    pub fn principal(&self) -> &str {
+        &self.shared.config.principal
+    }
+
+    pub fn secret(&self) -> &str {
+        &self.shared.config.secret
+    }
+
+    /// The simulator's "now": the real UTC clock plus any fault offset.
+    pub fn now(&self) -> OffsetDateTime {
+        self.shared.now()
+    }
+
+    /// Adds every record, campaign and forensics report of a generated tenant.
+    pub fn load_tenant(&self, tenant: &Tenant) {
+        let lag = self.shared.lag_ms();
+        let mut store = self.shared.write();
+        for (kind, events) in [
+            (MessageKind::Delivered, &tenant.messages_delivered),
+            (MessageKind::Blocked, &tenant.messages_blocked),
+        ] {
+            for event in events {
+                let (created, record) = store::stored_message(event, lag);
+                store.insert_siem(kind.into(), created, record);
+            }
+        }
+        for (kind, events) in [
+            (ClickKind::Permitted, &tenant.clicks_permitted),
+            (ClickKind::Blocked, &tenant.clicks_blocked),
+        ] {
+            for event in events {
+                let (created, record) = store::stored_click(event, lag);
+                store.insert_siem(kind.into(), created, record);
+            }
+        }
+        for campaign in &tenant.campaigns {
+            store.insert_campaign(campaign.id.clone(), store::stored_campaign(campaign));
+        }
+        for (scope, report) in &tenant.forensics {
+            store.insert_report(scope.clone(), store::report_json(report));
+        }
+    }
+
+    /// Adds a hand-written message record, served exactly as given. It is
+    /// indexed by its creation time: the later of `messageTime` and the
+    /// newest `threatTime` in `threatsInfoMap`.
+    pub fn add_message(&self, kind: MessageKind, record: Value) -> anyhow::Result<()> {
+        let (created, stored) = store::stored_raw(kind.into(), &record, self.shared.lag_ms())
+            .context("the message record cannot be served")?;
+        self.shared
+            .write()
+            .insert_siem(kind.into(), created, stored);
+        Ok(())
+    }
+
+    /// Adds a hand-written click record, indexed by the later of
+    /// `clickTime` and `threatTime`.
+    pub fn add_click(&self, kind: ClickKind, record: Value) -> anyhow::Result<()> {
+        let (created, stored) = store::stored_raw(kind.into(), &record, self.shared.lag_ms())
+            .context("the click record cannot be served")?;
+        self.shared
+            .write()
+            .insert_siem(kind.into(), created, stored);
+        Ok(())
+    }
+
+    /// Adds a typed message record.
+    pub fn add_message_event(&self, kind: MessageKind, event: &MessageEvent) {
+        let (created, stored) = store::stored_message(event, self.shared.lag_ms());
+        self.shared
+            .write()
+            .insert_siem(kind.into(), created, stored);
+    }
+
+    /// Adds a typed click record.
+    pub fn add_click_event(&self, kind: ClickKind, event: &ClickEvent) {
+        let (created, stored) = store::stored_click(event, self.shared.lag_ms());
+        self.shared
+            .write()
+            .insert_siem(kind.into(), created, stored);
+    }
+
+    /// Adds a hand-written `/v2/campaign/{id}` response (replacing one with
+    /// the same `id`).
+    pub fn add_campaign(&self, campaign: Value) -> anyhow::Result<()> {
+        let (id, stored) = store::stored_raw_campaign(&campaign)?;
+        self.shared.write().insert_campaign(id, stored);
+        Ok(())
+    }
+
+    /// Adds a typed campaign.
+    pub fn add_campaign_record(&self, campaign: &Campaign) {
+        self.shared
+            .write()
+            .insert_campaign(campaign.id.clone(), store::stored_campaign(campaign));
+    }
+
+    /// Adds one hand-written report (an element of `reports`) to the
+    /// answers for `scope`.
+    pub fn add_forensics(&self, scope: ForensicsScope, report: Value) -> anyhow::Result<()> {
+        if !report.is_object() {
+            anyhow::bail!(
+                "a forensics report must be a JSON object with scope, id, name and forensics; found {report}"
+            );
+        }
+        self.shared.write().insert_report(scope, report);
+        Ok(())
+    }
+
+    /// Adds one typed report to the answers for `scope`.
+    pub fn add_forensics_report(&self, scope: ForensicsScope, report: &ForensicsReport) {
+        self.shared
+            .write()
+            .insert_report(scope, store::report_json(report));
+    }
+
+    /// Loads every `*.json` file of `dir` (see [`crate::fixtures`]).
+    pub fn load_fixtures(&self, dir: &Path) -> anyhow::Result<()> {
+        fixtures::load_dir(self, dir)
+    }
+
+    /// Switches faults while the simulator runs.
+    pub fn faults(&self) -> FaultsHandle {
+        self.shared.faults.clone()
+    }
+
+    /// Every request answered so far, oldest first.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        lock(&self.shared.requests).clone()
+    }
+
+    pub fn clear_requests(&self) {
+        lock(&self.shared.requests).clear();
+    }
+
+    /// Counts `count` requests against the accepted principal's `pool`
+    /// now, as if made earlier today: tests reach a 429 without making
+    /// 1800 requests.
+    pub fn spend_pool(&self, pool: Pool, count: u32) {
+        let now = self.now();
+        lock(&self.shared.pools).spend(&self.shared.config.principal, pool, count, now);
+    }
+
+    /// Requests the accepted principal made from `pool` in the last 24 hours.
+    pub fn pool_used(&self, pool: Pool) -> u32 {
+        let now = self.now();
+        lock(&self.shared.pools).used(&self.shared.config.principal, pool, now)
+    }
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => {
+                    let shared = Arc::clone(&shared);
+                    connections.spawn(async move {
+                        let service = service_fn(move |request| {
+                            let shared = Arc::clone(&shared);
+                            async move { Ok::<_, Infallible>(handle(&shared, request).await) }
+                        });
+                        // A client hanging up mid-response is its own business.
+                        let _ = http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    });
+                }
+                // Out of file descriptors and the like: pause instead of spinning.
+                Err(_) => tokio::time::sleep(StdDuration::from_millis(50)).await,
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+}
+
+/// Who is calling, by the Basic header.
+enum Caller {
+    Entitled,
+    NotEntitled,
+    Unknown(&'static str),
+}
+
+fn basic_credentials(authorization: Option<&str>) -> Option<(String, String)> {
+    let encoded = authorization?.strip_prefix("Basic ")?;
+    let decoded = BASE64.decode(encoded.trim()).ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (principal, secret) = text.split_once(':')?;
+    Some((principal.to_owned(), secret.to_owned()))
+}
+
+fn identify(config: &TapSimConfig, credentials: Option<&(String, String)>) -> Caller {
+    let Some((principal, secret)) = credentials else {
+        return Caller::Unknown(
+            "Unauthorized: send HTTP Basic credentials (service principal and secret).",
+        );
+    };
+    if *principal == config.principal && *secret == config.secret {
+        return Caller::Entitled;
+    }
+    if let Some(other) = &config.not_entitled {
+        if *principal == other.principal && *secret == other.secret {
+            return Caller::NotEntitled;
+        }
+    }
+    Caller::Unknown("Unauthorized: the service principal or secret is wrong.")
+}
+
+/// What to send and how.
+struct Answer {
+    response: Response<SimBody>,
+    delay: Option<StdDuration>,
+}
+
+impl From<Reply> for Answer {
+    fn from(reply: Reply) -> Answer {
+        let has_body = !reply.body.is_empty();
+        let content_type = if reply.is_json {
+            "application/json"
+        } else {
+            "text/plain; charset=utf-8"
+        };
+        let body = if has_body {
+            body::full(reply.body)
+        } else {
+            body::empty()
+        };
+        let mut response = Response::new(body);
+        *response.status_mut() = reply.status;
+        if has_body {
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        }
+        Answer {
+            response,
+            delay: None,
+        }
+    }
+}
+
+async fn handle(shared: &Shared, request: Request<Incoming>) -> Response<SimBody> {
+    let at = shared.now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let query = request.uri().query().map(str::to_owned);
+    let authorization = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let credentials = basic_credentials(authorization.as_deref());
+
+    let answer = route(
+        shared,
+        &method,
+        &path,
+        query.as_deref(),
+        credentials.as_ref(),
+        at,
+    );
+    let mut response = answer.response;
+    response.headers_mut().insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    lock(&shared.requests).push(RecordedRequest {
+        method: method.to_string(),
+        path,
+        query: query.unwrap_or_default(),
+        authorization,
+        principal: credentials.map(|(p, _)| p),
+        status: response.status().as_u16(),
+        at,
+    });
+    if let Some(delay) = answer.delay {
+        tokio::time::sleep(delay).await;
+    }
+    response
+}
+
+fn route(
+    shared: &Shared,
+    method: &Method,
+    path: &str,
+    query: Option<&str>,
+    credentials: Option<&(String, String)>,
+    now: OffsetDateTime,
+) -> Answer {
+    match identify(&shared.config, credentials) {
+        Caller::Entitled => {}
+        Caller::NotEntitled => return Reply::text(StatusCode::FORBIDDEN, NOT_ENTITLED_TEXT).into(),
+        Caller::Unknown(why) => return Reply::text(StatusCode::UNAUTHORIZED, why).into(),
+    }
+    if method != Method::GET {
+        let mut answer: Answer = Reply::text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Only GET is supported here.",
+        )
+        .into();
+        answer
+            .response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET"));
+        return answer;
+    }
+    let params = Params::parse(query);
+    let principal = shared.config.principal.as_str();
+    if let Some(endpoint) = path.strip_prefix("/v2/siem/") {
+        if let Some(arrays) = siem::arrays_of(endpoint) {
+            return siem_answer(shared, arrays, &params, now);
+        }
+    } else if path == "/v2/campaign/ids" {
+        if !lock(&shared.pools).try_take(principal, Pool::CampaignIds, now) {
+            return throttled();
+        }
+        return campaigns::ids(&shared.read(), &params, now).into();
+    } else if let Some(id) = path.strip_prefix("/v2/campaign/") {
+        if !id.is_empty() && !id.contains('/') {
+            return campaigns::one(&shared.read(), id).into();
+        }
+    } else if path == "/v2/forensics" {
+        let query = match forensics::parse(&params) {
+            Ok(query) => query,
+            Err(text) => return Reply::bad_request(text).into(),
+        };
+        if !lock(&shared.pools).try_take(principal, query.pool(), now) {
+            return throttled();
+        }
+        return forensics::answer(&shared.read(), &query, now).into();
+    }
+    Reply::empty(StatusCode::NOT_FOUND).into()
+}
+
+fn throttled() -> Answer {
+    Reply::text(StatusCode::TOO_MANY_REQUESTS, THROTTLED_TEXT).into()
+}
+
+fn siem_answer(
+    shared: &Shared,
+    arrays: &'static [SiemArray],
+    params: &Params,
+    now: OffsetDateTime,
+) -> Answer {
+    let fault = shared.faults.take_siem_fault();
+    if let Some(SiemFault::Status { status, body }) = &fault {
+        let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return Reply::text(status, body.clone()).into();
+    }
+    let pool = if arrays == [SiemArray::ClicksPermitted] {
+        Pool::ClicksPermitted
+    } else {
+        Pool::Siem
+    };
+    if !lock(&shared.pools).try_take(&shared.config.principal, pool, now) {
+        return throttled();
+    }
+    let request = match siem::parse_request(params, now) {
+        Ok(request) => request,
+        Err(text) => return Reply::bad_request(text).into(),
+    };
+    let rendered = {
+        let store = shared.read();
+        match request.format {
+            Format::Json => siem::render_json(&store, arrays, &request, now, shared.faults.drift()),
+            Format::Syslog => siem::render_syslog(&store, arrays, &request, now),
+        }
+    };
+    let nothing_to_say = rendered.records == 0
+        && (request.format == Format::Syslog || shared.faults.empty_as_no_content());
+    let reply = if nothing_to_say {
+        Reply::empty(StatusCode::NO_CONTENT)
+    } else if request.format == Format::Syslog {
+        Reply::text(StatusCode::OK, rendered.text)
+    } else {
+        Reply::json(rendered.text)
+    };
+    match fault {
+        None | Some(SiemFault::Status { .. }) => reply.into(),
+        Some(SiemFault::NotJson) => {
+            Reply::json(Bytes::from_static(NOT_JSON_BODY.as_bytes())).into()
+        }
+        Some(SiemFault::Oversized { bytes }) => {
+            streamed(body::oversized_json(bytes, &request.query_end))
+        }
+        Some(SiemFault::SlowHeaders(delay)) => Answer {
+            delay: Some(delay),
+            ..reply.into()
+        },
+        Some(SiemFault::StalledBody(stall)) => {
+            let content = reply.body.clone();
+            let mut answer: Answer = reply.into();
+            *answer.response.body_mut() = body::stalled(content, stall);
+            answer
+        }
+    }
+}
+
+fn streamed(body: SimBody) -> Answer {
+    let mut response = Response::new(body);
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Answer {
+        response,
+        delay: None,
+    }
+}
