@@ -1,1 +1,24 @@
-//! placeholder
+//! ThreatQ REST client for the Proofpoint TAP connector.
+//!
+//! [`Client`] logs in with the OAuth password grant and keeps the token,
+//! upserts batches of objects through ThreatQ's consume endpoints and links
+//! them ([`Client::forward`]), and reads the connector's settings from
+//! ThreatQ's UI (a documented guess, see [`ConnectorSettings`]). Transient
+//! failures are retried per [`RetryPolicy`]; every error's message says
+//! what happened and what to do, and never carries the password or a token.
+
+mod connector_settings;
+mod date;
+mod error;
+mod forward;
+mod model;
+mod payload;
+mod retry;
+mod session;
+
+pub use connector_settings::ConnectorSettings;
+pub use date::format_threatq_date;
+pub use error::ThreatqError;
+pub use model::{Batch, Collection, ForwardOptions, ForwardReport, RejectedObject, TqObject};
+pub use retry::{RetryPolicy, Transient};
+pub use session::{Client, ThreatqConfig};

@@ -67,6 +67,8 @@ pub struct RecordedRequest {
     pub body: Bytes,
     pub status: u16,
     pub had_bearer: bool,
+    /// The bearer token sent, so tests can check it never leaks elsewhere.
+    pub bearer: Option<String>,
 }
 
 impl RecordedRequest {

@@ -65,6 +65,7 @@ async fn gatekeeper(State(shared): SharedState, request: Request, next: Next) ->
         body: body.clone(),
         status: 0,
         had_bearer: bearer.is_some(),
+        bearer: bearer.clone(),
     };
 
     let (delay, failure) = {

@@ -1,0 +1,139 @@
+//! The plain data the client forwards and reports, independent of the wasm
+//! contract: the lead converts the component's output into these.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Serialize;
+
+/// The ThreatQ collections this connector writes, in the order `forward`
+/// sends them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Collection {
+    Indicators,
+    Events,
+    Adversaries,
+    Campaign,
+    Malware,
+    AttackPattern,
+}
+
+impl Collection {
+    pub const ALL: [Collection; 6] = [
+        Collection::Indicators,
+        Collection::Events,
+        Collection::Adversaries,
+        Collection::Campaign,
+        Collection::Malware,
+        Collection::AttackPattern,
+    ];
+
+    /// The collection's API name: its URL path segment and its relationship
+    /// key in consume bodies.
+    pub fn api_name(self) -> &'static str {
+        match self {
+            Collection::Indicators => "indicators",
+            Collection::Events => "events",
+            Collection::Adversaries => "adversaries",
+            Collection::Campaign => "campaign",
+            Collection::Malware => "malware",
+            Collection::AttackPattern => "attack_pattern",
+        }
+    }
+
+    /// The field that names an object of this collection (threatq-api.md 2.1).
+    pub fn identity_field(self) -> &'static str {
+        match self {
+            Collection::Events => "title",
+            Collection::Adversaries => "name",
+            Collection::Indicators
+            | Collection::Campaign
+            | Collection::Malware
+            | Collection::AttackPattern => "value",
+        }
+    }
+}
+
+impl fmt::Display for Collection {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(self.api_name())
+    }
+}
+
+/// One object to upsert into ThreatQ.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TqObject {
+    pub collection: Collection,
+    /// The identifying text: an indicator's or custom object's value, an
+    /// adversary's name, an event's title.
+    pub value: String,
+    /// Indicator or event type name, e.g. `URL`, `Spearphish`.
+    pub type_name: Option<String>,
+    /// Events only: `YYYY-MM-DD HH:MM:SS` UTC (see [`crate::format_threatq_date`]).
+    pub happened_at: Option<String>,
+    pub description: Option<String>,
+    /// (name, value) pairs; a name may repeat with different values.
+    pub attributes: Vec<(String, String)>,
+}
+
+impl TqObject {
+    /// How reports name the object: the value, plus what makes it unique
+    /// beside the value (an indicator's type, an event's time).
+    pub fn identity(&self) -> String {
+        match (self.collection, &self.type_name, &self.happened_at) {
+            (Collection::Indicators, Some(type_name), _) => format!("{} ({type_name})", self.value),
+            (Collection::Events, _, Some(happened_at)) => format!("{} @ {happened_at}", self.value),
+            _ => self.value.clone(),
+        }
+    }
+}
+
+/// Objects plus the undirected relations between them, by index into `objects`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Batch {
+    pub objects: Vec<TqObject>,
+    pub relations: Vec<(usize, usize)>,
+}
+
+/// How forwarded objects are attributed and labelled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardOptions {
+    /// Source name on every object and attribute, e.g. `Proofpoint TAP`.
+    pub source: String,
+    /// TLP id on the source: 1 RED, 2 AMBER, 3 GREEN, 4 WHITE.
+    pub tlp_id: Option<u8>,
+    /// Status given to new indicators, e.g. `Review`; existing ones keep theirs.
+    pub indicator_status: String,
+}
+
+/// What a forward achieved.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ForwardReport {
+    /// Objects ThreatQ stored, per collection.
+    pub accepted: BTreeMap<Collection, usize>,
+    /// Objects ThreatQ refused (or that could not be sent), with the reason.
+    pub rejected: Vec<RejectedObject>,
+    /// Relations ThreatQ stored.
+    pub relations: usize,
+    /// Relations not sent because one side was rejected or ThreatQ returned
+    /// no id for it.
+    pub relations_skipped: usize,
+    /// HTTP requests made, retries and token requests included.
+    pub requests: usize,
+}
+
+impl ForwardReport {
+    pub fn accepted_total(&self) -> usize {
+        self.accepted.values().sum()
+    }
+}
+
+/// An object ThreatQ refused, in ThreatQ's words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RejectedObject {
+    pub collection: Collection,
+    /// See [`TqObject::identity`].
+    pub identity: String,
+    pub reason: String,
+}

@@ -1,0 +1,433 @@
+//! The authenticated HTTP session with ThreatQ: OAuth password grant, a
+//! shared token cache, one re-login on 401, retries of transient failures,
+//! and reading ThreatQ's answers (a 2xx that carries `errors` is a failure,
+//! as threatqsdk treats it).
+//!
+//! Token request: `grant_type` and `client_id` in the query string, `email`
+//! and `password` in a JSON body: the encoding of threatqsdk, ThreatQuotient's
+//! own SDK (threatq-api.md 1.2), so the password never sits in a URL.
+
+use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use reqwest::header::{ACCEPT, CONTENT_TYPE};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use url::Url;
+
+use crate::error::{ThreatqError, errors_of, reason_from_body, shorten};
+use crate::retry::RetryPolicy;
+
+/// Where ThreatQ is and who the connector logs in as.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ThreatqConfig {
+    /// `scheme://host[:port]`; any path is ignored.
+    pub base_url: Url,
+    /// The OAuth client id from ThreatQ's *OAuth Management* page.
+    pub client_id: String,
+    /// The ThreatQ user's login (sent as `email`).
+    pub username: String,
+    pub password: String,
+}
+
+impl fmt::Debug for ThreatqConfig {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("ThreatqConfig")
+            .field("base_url", &self.base_url.as_str())
+            .field("client_id", &self.client_id)
+            .field("username", &self.username)
+            .field("password", &"[redacted]")
+            .finish()
+    }
+}
+
+/// Token lifetime assumed when ThreatQ does not state one (threatqsdk's).
+const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(30 * 60);
+/// Renew this long before expiry so a request never leaves with a token
+/// that dies in flight.
+const RENEW_EARLY: Duration = Duration::from_secs(60);
+/// Tokens remembered for scrubbing: the current one and a few before it.
+const REMEMBERED_TOKENS: usize = 4;
+
+struct CachedToken {
+    access: String,
+    renew_at: Instant,
+}
+
+/// A ThreatQ API client. Clones share one connection pool and token cache.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: ThreatqConfig,
+    http: reqwest::Client,
+    retry: RetryPolicy,
+    /// An async mutex: the holder may log in while others wait, so a burst
+    /// of calls with an expired token triggers one login, not many.
+    token: tokio::sync::Mutex<Option<CachedToken>>,
+    issued_tokens: Mutex<Vec<String>>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("Client")
+            .field("config", &self.inner.config)
+            .field("retry", &self.inner.retry)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One API call, described once so every retry sends the same thing.
+pub(crate) struct ApiRequest {
+    pub method: Method,
+    /// Absolute path, e.g. `/api/indicators/consume`.
+    pub path: String,
+    pub query: Vec<(&'static str, String)>,
+    /// A JSON body, already serialised.
+    pub body: Option<Bytes>,
+    /// What the call is for, as error messages say it ("sending 12 events").
+    pub what: String,
+}
+
+impl ApiRequest {
+    pub fn get(path: String, what: impl Into<String>) -> ApiRequest {
+        ApiRequest {
+            method: Method::GET,
+            path,
+            query: Vec::new(),
+            body: None,
+            what: what.into(),
+        }
+    }
+}
+
+impl Client {
+    /// `http` carries the caller's proxy, TLS and timeout choices.
+    pub fn new(config: ThreatqConfig, http: reqwest::Client, retry: RetryPolicy) -> Client {
+        Client {
+            inner: Arc::new(Inner {
+                config,
+                http,
+                retry,
+                token: tokio::sync::Mutex::new(None),
+                issued_tokens: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
+    /// Logs in afresh to check the credentials, keeping the token for later
+    /// calls. A refusal is [`ThreatqError::BadCredentials`].
+    pub async fn login(&self) -> Result<(), ThreatqError> {
+        let counter = AtomicUsize::new(0);
+        let mut cached = self.inner.token.lock().await;
+        let token = self
+            .with_retries("logging in to ThreatQ", || self.request_token(&counter))
+            .await?;
+        *cached = Some(token);
+        Ok(())
+    }
+
+    /// Sends `request` with a valid token, re-logging in once on a 401 and
+    /// retrying transient failures per the policy; returns the JSON body of
+    /// a successful answer. Counts every HTTP request in `counter`.
+    pub(crate) async fn call(
+        &self,
+        request: &ApiRequest,
+        counter: &AtomicUsize,
+    ) -> Result<Value, ThreatqError> {
+        self.with_retries(&request.what, || self.attempt(request, counter))
+            .await
+    }
+
+    async fn with_retries<T, F, Fut>(&self, what: &str, op: F) -> Result<T, ThreatqError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, ThreatqError>>,
+    {
+        let retry = &self.inner.retry;
+        retry.run(what, op).await.map_err(|error| {
+            if error.is_transient() {
+                ThreatqError::GaveUp {
+                    attempts: retry.max_attempts.max(1),
+                    last: Box::new(error),
+                }
+            } else {
+                error
+            }
+        })
+    }
+
+    async fn attempt(
+        &self,
+        request: &ApiRequest,
+        counter: &AtomicUsize,
+    ) -> Result<Value, ThreatqError> {
+        let token = self.bearer(counter).await?;
+        let (mut status, mut body) = self.send(request, &token, counter).await?;
+        if status == StatusCode::UNAUTHORIZED {
+            tracing::debug!(
+                "ThreatQ answered 401 while {}; logging in again",
+                request.what
+            );
+            self.forget(&token).await;
+            let token = self.bearer(counter).await?;
+            (status, body) = self.send(request, &token, counter).await?;
+            if status == StatusCode::UNAUTHORIZED {
+                return Err(ThreatqError::Unauthorized {
+                    what: request.what.clone(),
+                });
+            }
+        }
+        self.interpret(&request.what, status, &body)
+    }
+
+    /// A token that is valid for at least `RENEW_EARLY` more.
+    async fn bearer(&self, counter: &AtomicUsize) -> Result<String, ThreatqError> {
+        let mut cached = self.inner.token.lock().await;
+        if let Some(token) = cached.as_ref()
+            && Instant::now() < token.renew_at
+        {
+            return Ok(token.access.clone());
+        }
+        let token = self.request_token(counter).await?;
+        let access = token.access.clone();
+        *cached = Some(token);
+        Ok(access)
+    }
+
+    /// Drops `token` from the cache unless another caller already replaced it.
+    async fn forget(&self, token: &str) {
+        let mut cached = self.inner.token.lock().await;
+        if cached.as_ref().is_some_and(|held| held.access == token) {
+            *cached = None;
+        }
+    }
+
+    async fn request_token(&self, counter: &AtomicUsize) -> Result<CachedToken, ThreatqError> {
+        let what = "logging in to ThreatQ";
+        let config = &self.inner.config;
+        let url = self.url("/api/token")?;
+        let body = json!({ "email": config.username, "password": config.password });
+        counter.fetch_add(1, Ordering::Relaxed);
+        let response = self
+            .inner
+            .http
+            .post(url)
+            .query(&[("grant_type", "password"), ("client_id", &config.client_id)])
+            .header(ACCEPT, "application/json")
+            .json(&body)
+            .send()
+            .await
+            .map_err(|error| self.unreachable(what, error))?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|error| self.unreachable(what, error))?;
+        tracing::debug!("POST /api/token -> {}", status.as_u16());
+        if matches!(status, StatusCode::BAD_REQUEST | StatusCode::UNAUTHORIZED) {
+            return Err(ThreatqError::BadCredentials {
+                status: status.as_u16(),
+            });
+        }
+        let json = self.interpret(what, status, &body)?;
+        let access = json
+            .get("access_token")
+            .and_then(Value::as_str)
+            .filter(|token| !token.is_empty())
+            .ok_or_else(|| ThreatqError::UnexpectedResponse {
+                what: what.to_owned(),
+                detail: "the token answer has no access_token".to_owned(),
+            })?
+            .to_owned();
+        let lifetime = json
+            .get("expires_in")
+            .and_then(|value| {
+                value
+                    .as_u64()
+                    .or_else(|| value.as_str().and_then(|text| text.trim().parse().ok()))
+            })
+            .map_or(DEFAULT_TOKEN_LIFETIME, Duration::from_secs);
+        // A token shorter-lived than twice the margin is renewed at half-life.
+        let usable = if lifetime > RENEW_EARLY * 2 {
+            lifetime - RENEW_EARLY
+        } else {
+            lifetime / 2
+        };
+        self.remember_token(&access);
+        Ok(CachedToken {
+            access,
+            renew_at: Instant::now() + usable,
+        })
+    }
+
+    async fn send(
+        &self,
+        request: &ApiRequest,
+        token: &str,
+        counter: &AtomicUsize,
+    ) -> Result<(StatusCode, Bytes), ThreatqError> {
+        let started = Instant::now();
+        let mut builder = self
+            .inner
+            .http
+            .request(request.method.clone(), self.url(&request.path)?)
+            .bearer_auth(token)
+            .header(ACCEPT, "application/json");
+        if !request.query.is_empty() {
+            builder = builder.query(&request.query);
+        }
+        if let Some(body) = &request.body {
+            builder = builder
+                .header(CONTENT_TYPE, "application/json")
+                .body(body.clone());
+        }
+        counter.fetch_add(1, Ordering::Relaxed);
+        let response = builder
+            .send()
+            .await
+            .map_err(|error| self.unreachable(&request.what, error))?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|error| self.unreachable(&request.what, error))?;
+        tracing::debug!(
+            "{} {} -> {} ({} bytes sent, {} ms)",
+            request.method,
+            request.path,
+            status.as_u16(),
+            request.body.as_ref().map_or(0, Bytes::len),
+            started.elapsed().as_millis()
+        );
+        Ok((status, body))
+    }
+
+    /// Turns an answer into its JSON body or the matching error.
+    fn interpret(
+        &self,
+        what: &str,
+        status: StatusCode,
+        body: &[u8],
+    ) -> Result<Value, ThreatqError> {
+        if status.is_success() {
+            let json = if body.iter().all(u8::is_ascii_whitespace) {
+                Value::Null
+            } else {
+                serde_json::from_slice(body).map_err(|error| ThreatqError::UnexpectedResponse {
+                    what: what.to_owned(),
+                    detail: format!(
+                        "HTTP {} with a body that is not JSON ({error})",
+                        status.as_u16()
+                    ),
+                })?
+            };
+            return match errors_of(&json) {
+                Some(reason) => Err(ThreatqError::ErrorsInSuccess {
+                    status: status.as_u16(),
+                    what: what.to_owned(),
+                    reason: self.scrub(shorten(reason)),
+                }),
+                None => Ok(json),
+            };
+        }
+        let reason = self.scrub(reason_from_body(body));
+        let transient = status.is_server_error()
+            || status == StatusCode::TOO_MANY_REQUESTS
+            || status == StatusCode::REQUEST_TIMEOUT;
+        Err(if transient {
+            ThreatqError::Unavailable {
+                status: status.as_u16(),
+                what: what.to_owned(),
+                reason,
+            }
+        } else {
+            ThreatqError::Refused {
+                status: status.as_u16(),
+                what: what.to_owned(),
+                reason,
+            }
+        })
+    }
+
+    fn url(&self, path: &str) -> Result<Url, ThreatqError> {
+        self.inner
+            .config
+            .base_url
+            .join(path)
+            .map_err(|_| ThreatqError::InvalidBaseUrl {
+                base_url: self.origin(),
+            })
+    }
+
+    /// The base URL without any user info or path, for messages.
+    fn origin(&self) -> String {
+        self.inner.config.base_url.origin().ascii_serialization()
+    }
+
+    fn unreachable(&self, what: &str, error: reqwest::Error) -> ThreatqError {
+        // Without the URL: the query may hold the client id, and the path is
+        // already named by `what`.
+        let error = error.without_url();
+        let mut detail = String::new();
+        let mut cause: Option<&dyn std::error::Error> = Some(&error);
+        while let Some(current) = cause {
+            let text = current.to_string();
+            if !detail.contains(&text) {
+                if !detail.is_empty() {
+                    detail.push_str(": ");
+                }
+                detail.push_str(&text);
+            }
+            cause = current.source();
+        }
+        ThreatqError::Unreachable {
+            base_url: self.origin(),
+            what: what.to_owned(),
+            detail: self.scrub(detail),
+        }
+    }
+
+    fn remember_token(&self, token: &str) {
+        let mut issued = self
+            .inner
+            .issued_tokens
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        issued.push(token.to_owned());
+        if issued.len() > REMEMBERED_TOKENS {
+            issued.remove(0);
+        }
+    }
+
+    /// Removes the password and any token this client holds from a text
+    /// quoted from ThreatQ or the network stack, in case either echoed it.
+    pub(crate) fn scrub(&self, text: String) -> String {
+        let issued = self
+            .inner
+            .issued_tokens
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let secrets = issued.iter().map(String::as_str).chain([self
+            .inner
+            .config
+            .password
+            .as_str()]);
+        let mut text = text;
+        for secret in secrets {
+            // Very short passwords would blank out ordinary words; such a
+            // password cannot be told apart from the words anyway.
+            if secret.len() >= 4 && text.contains(secret) {
+                text = text.replace(secret, "[redacted]");
+            }
+        }
+        text
+    }
+}
