@@ -1,23 +1,23 @@
+//! Proofpoint TAP knowledge as a WASI 0.2 component: fetch one SIEM window
+//! (plus the campaigns and forensics it names) and map it to ThreatQ
+//! objects. No policy lives here: windows, budgets, credentials and
+//! checkpoints belong to the host.
+//!
+//! Everything except `wasi_http` and `bindings` compiles natively, so the
+//! TAP logic is tested with `cargo test -p tap-component`.
+
+pub mod dates;
+pub mod map;
+pub mod model;
+pub mod sync;
+pub mod tap;
+pub mod transport;
+
 #[cfg(target_arch = "wasm32")]
-mod bindings {
-    wit_bindgen::generate!({
-        world: "tap-connector",
-        path: "../wit",
-        with: {
-            "wasi:http/types@0.2.12": wasip2::http::types,
-            "wasi:http/outgoing-handler@0.2.12": wasip2::http::outgoing_handler,
-            "wasi:io/poll@0.2.12": wasip2::io::poll,
-            "wasi:io/error@0.2.12": wasip2::io::error,
-            "wasi:io/streams@0.2.12": wasip2::io::streams,
-            "wasi:clocks/monotonic-clock@0.2.12": wasip2::clocks::monotonic_clock,
-        },
-    });
-    use exports::proofpoint::tap::connector::*;
-    struct C;
-    impl Guest for C {
-        fn sync(_s: Settings, _w: Window) -> Result<SyncResult, SyncError> {
-            Err(SyncError::InvalidInput("x".into()))
-        }
-    }
-    export!(C);
-}
+mod bindings;
+#[cfg(target_arch = "wasm32")]
+mod wasi_http;
+
+pub use model::*;
+pub use sync::sync;
+pub use transport::{HostServices, LogLevel, Scheme, TapBaseUrl, TapResponse, Transport};

@@ -1,0 +1,159 @@
+//! What TAP records become in ThreatQ (`docs/mapping.md`).
+//!
+//! One module per record kind writes into a shared [`Mapping`], which holds
+//! the graph of objects plus what the kinds need to know about each other:
+//! which threats are false positives, which indicator stands for which
+//! threat, which objects name which campaign, and which message events a
+//! click belongs to.
+
+pub mod campaigns;
+pub mod clicks;
+pub mod forensics;
+pub mod graph;
+pub mod messages;
+pub mod names;
+pub mod threats;
+pub mod values;
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use graph::{Graph, ObjectId};
+
+use crate::model::{Relation, ThreatqObject};
+
+/// Everything mapped so far in one `sync` call.
+#[derive(Debug, Default)]
+pub struct Mapping {
+    pub graph: Graph,
+    /// Lower-cased threat values and ids whose status is falsePositive
+    /// somewhere in this window; they never become indicators.
+    false_positive_values: HashSet<String>,
+    /// Campaign UUID -> campaign object, once known or fetched.
+    campaign_objects: HashMap<String, ObjectId>,
+    /// Objects that name a campaign id, related once the campaign is known.
+    campaign_mentions: Vec<(ObjectId, String)>,
+    /// Threat ID -> the indicator that stands for the threat.
+    threat_indicators: HashMap<String, ObjectId>,
+    /// Campaign ids named by mapped, non-false-positive threats.
+    campaigns_seen: BTreeSet<String>,
+    /// URL and attachment threats without a campaign: candidates for
+    /// forensics by threat id.
+    threats_without_campaign: BTreeSet<String>,
+    /// Message GUID -> its message events (delivered and/or blocked).
+    message_events: HashMap<String, Vec<ObjectId>>,
+    /// Click (or incident) events and the GUID of the message clicked.
+    click_events: Vec<(ObjectId, String)>,
+}
+
+impl Mapping {
+    /// A mapping in which the given threat values and ids (any case) are
+    /// false positives.
+    pub fn new(false_positives: impl IntoIterator<Item = String>) -> Mapping {
+        Mapping {
+            false_positive_values: false_positives
+                .into_iter()
+                .map(|v| v.trim().to_lowercase())
+                .filter(|v| !v.is_empty())
+                .collect(),
+            ..Mapping::default()
+        }
+    }
+
+    /// Whether a threat value or threat id was judged a false positive.
+    pub fn is_false_positive(&self, value: &str) -> bool {
+        self.false_positive_values
+            .contains(&value.trim().to_lowercase())
+    }
+
+    /// The indicator `(type_name, value)`, or `None` when the value is a
+    /// false-positive threat: a false positive never becomes an indicator,
+    /// whichever field it came from.
+    pub fn indicator(&mut self, type_name: &str, value: &str) -> Option<ObjectId> {
+        if self.is_false_positive(value) {
+            return None;
+        }
+        Some(self.graph.indicator(type_name, value))
+    }
+
+    pub fn mention_campaign(&mut self, object: ObjectId, campaign_id: &str) {
+        let id = campaign_id.trim();
+        if !id.is_empty() {
+            self.campaign_mentions.push((object, id.to_string()));
+        }
+    }
+
+    pub fn note_campaign_seen(&mut self, campaign_id: &str) {
+        let id = campaign_id.trim();
+        if !id.is_empty() {
+            self.campaigns_seen.insert(id.to_string());
+        }
+    }
+
+    pub fn note_threat_without_campaign(&mut self, threat_id: &str) {
+        let id = threat_id.trim();
+        if !id.is_empty() {
+            self.threats_without_campaign.insert(id.to_string());
+        }
+    }
+
+    pub fn register_threat(&mut self, threat_id: &str, indicator: ObjectId) {
+        let id = threat_id.trim();
+        if !id.is_empty() {
+            self.threat_indicators
+                .entry(id.to_string())
+                .or_insert(indicator);
+        }
+    }
+
+    pub fn threat_indicator(&self, threat_id: &str) -> Option<ObjectId> {
+        self.threat_indicators.get(threat_id.trim()).copied()
+    }
+
+    pub fn set_campaign_object(&mut self, campaign_id: &str, object: ObjectId) {
+        self.campaign_objects
+            .insert(campaign_id.trim().to_string(), object);
+    }
+
+    pub fn campaign_object(&self, campaign_id: &str) -> Option<ObjectId> {
+        self.campaign_objects.get(campaign_id.trim()).copied()
+    }
+
+    /// Campaign ids named by this window's mapped threats, sorted.
+    pub fn campaigns_seen(&self) -> impl Iterator<Item = &str> {
+        self.campaigns_seen.iter().map(String::as_str)
+    }
+
+    /// URL/attachment threat ids without a campaign, sorted.
+    pub fn threats_without_campaign(&self) -> impl Iterator<Item = &str> {
+        self.threats_without_campaign.iter().map(String::as_str)
+    }
+
+    pub fn add_message_event(&mut self, guid: &str, event: ObjectId) {
+        let events = self.message_events.entry(guid.to_string()).or_default();
+        if !events.contains(&event) {
+            events.push(event);
+        }
+    }
+
+    pub fn add_click_event(&mut self, guid: Option<&str>, event: ObjectId) {
+        if let Some(guid) = values::present(guid) {
+            self.click_events.push((event, guid.to_string()));
+        }
+    }
+
+    /// Resolves what could only be related at the end (clicks to their
+    /// messages, mentions to campaigns) and hands out the result.
+    pub fn finish(mut self) -> (Vec<ThreatqObject>, Vec<Relation>) {
+        for (click, guid) in std::mem::take(&mut self.click_events) {
+            for message in self.message_events.get(&guid).into_iter().flatten() {
+                self.graph.relate(click, *message);
+            }
+        }
+        for (object, campaign_id) in std::mem::take(&mut self.campaign_mentions) {
+            if let Some(campaign) = self.campaign_objects.get(&campaign_id) {
+                self.graph.relate(object, *campaign);
+            }
+        }
+        self.graph.finish()
+    }
+}

@@ -1,0 +1,526 @@
+//! One `sync(settings, window)` call, top to bottom: check the input, read
+//! the SIEM window, decode each record, skip what was already sent, map,
+//! enrich with campaigns and forensics within the allowances, and count.
+
+use std::collections::HashSet;
+
+use serde_json::Value;
+
+use crate::dates::{parse_rfc3339, rfc3339_utc};
+use crate::map::Mapping;
+use crate::map::campaigns::{map_campaign, map_known_campaign};
+use crate::map::clicks::{ClickDisposition, map_clicks};
+use crate::map::forensics::{EvidenceTally, Origin, map_forensics};
+use crate::map::messages::{MessageDisposition, map_messages};
+use crate::map::threats::false_positives;
+use crate::model::{
+    CampaignRef, Counters, RecordKey, Rejection, Settings, SyncError, SyncResult, Window,
+};
+use crate::tap::campaign::parse_campaign;
+use crate::tap::endpoints::{self, SIEM_ALL};
+use crate::tap::errors::{status_error, stops_all_requests, tap_message};
+use crate::tap::forensics::parse_forensics;
+use crate::tap::siem::{
+    Click, Message, SiemEnvelope, decode_click, decode_message, parse_envelope,
+};
+use crate::transport::{HostServices, LogLevel, TapBaseUrl, Transport};
+
+/// Rejections are each returned to the host; only this many are also
+/// logged here, so one broken window cannot flood the log.
+const MAX_LOGGED_REJECTIONS: usize = 20;
+
+/// Runs one call. `connect` builds the transport for the validated base URL.
+pub fn sync<T, H, C>(
+    settings: &Settings,
+    window: &Window,
+    connect: C,
+    host: &mut H,
+) -> Result<SyncResult, SyncError>
+where
+    T: Transport,
+    H: HostServices,
+    C: FnOnce(TapBaseUrl) -> T,
+{
+    let started_ms = host.now_ms();
+    let base = TapBaseUrl::parse(&settings.tap_base_url).map_err(SyncError::InvalidInput)?;
+    let (start, end) = validate_window(window)?;
+    let mut call = Call {
+        transport: connect(base),
+        host,
+        counters: Counters::default(),
+        enrichment_stopped: None,
+    };
+    let envelope = call.fetch_siem(&start, &end)?;
+    let query_end_time = call.query_end_time(&envelope, window);
+    let result = call.map_window(settings, envelope, query_end_time);
+    let elapsed_ms = call.host.now_ms().saturating_sub(started_ms);
+    call.log_summary(window, &result, elapsed_ms);
+    Ok(result)
+}
+
+/// Both bounds RFC 3339, start before end; returned as the UTC `...Z` form
+/// TAP's `interval` takes.
+fn validate_window(window: &Window) -> Result<(String, String), SyncError> {
+    let start = parse_rfc3339(&window.start)
+        .map_err(|e| SyncError::InvalidInput(format!("window.start: {e}")))?;
+    let end = parse_rfc3339(&window.end)
+        .map_err(|e| SyncError::InvalidInput(format!("window.end: {e}")))?;
+    if start >= end {
+        return Err(SyncError::InvalidInput(format!(
+            "window.start `{}` must be before window.end `{}`",
+            window.start, window.end
+        )));
+    }
+    Ok((rfc3339_utc(start), rfc3339_utc(end)))
+}
+
+struct Call<'h, T, H> {
+    transport: T,
+    host: &'h mut H,
+    counters: Counters,
+    /// Set once an enrichment request shows that further requests would
+    /// fail the same way (401/403/429, or no answer at all).
+    enrichment_stopped: Option<String>,
+}
+
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// Decodes the elements of one SIEM array, logging the first rejections.
+struct ArrayReader<'c, 'h, T, H> {
+    call: &'c mut Call<'h, T, H>,
+    rejections: &'c mut Vec<Rejection>,
+}
+
+impl<T: Transport, H: HostServices> ArrayReader<'_, '_, T, H> {
+    fn read<R>(
+        &mut self,
+        array: &str,
+        values: &[Value],
+        decode: fn(&str, usize, &Value) -> Result<R, Rejection>,
+        out: &mut Vec<R>,
+    ) {
+        for (index, value) in values.iter().enumerate() {
+            match decode(array, index, value) {
+                Ok(record) => out.push(record),
+                Err(rejection) => {
+                    if self.rejections.len() < MAX_LOGGED_REJECTIONS {
+                        self.call.log(
+                            LogLevel::Warn,
+                            "TAP record rejected",
+                            &[
+                                ("record", rejection.key.clone()),
+                                ("reason", rejection.reason.clone()),
+                            ],
+                        );
+                    }
+                    self.rejections.push(rejection);
+                }
+            }
+        }
+    }
+}
+
+/// The SIEM records of one window that decoded.
+#[derive(Default)]
+struct Records {
+    delivered: Vec<Message>,
+    blocked: Vec<Message>,
+    permitted: Vec<Click>,
+    clicks_blocked: Vec<Click>,
+}
+
+impl<T: Transport, H: HostServices> Call<'_, T, H> {
+    fn log(&mut self, level: LogLevel, message: &str, fields: &[(&str, String)]) {
+        self.host.log(level, message, fields);
+    }
+
+    fn get(&mut self, path: &str) -> Result<crate::transport::TapResponse, String> {
+        let answer = self.transport.get(path);
+        match &answer {
+            Ok(response) => self.log(
+                LogLevel::Debug,
+                "TAP request",
+                &[
+                    ("path", path.to_string()),
+                    ("status", response.status.to_string()),
+                ],
+            ),
+            Err(e) => self.log(
+                LogLevel::Debug,
+                "TAP request got no answer",
+                &[("path", path.to_string()), ("error", e.clone())],
+            ),
+        }
+        answer
+    }
+
+    fn fetch_siem(&mut self, start: &str, end: &str) -> Result<SiemEnvelope, SyncError> {
+        let path = endpoints::siem_all(start, end);
+        self.counters.siem_requests += 1;
+        let response = self
+            .get(&path)
+            .map_err(|e| SyncError::Transport(format!("GET {SIEM_ALL}: {e}")))?;
+        match response.status {
+            204 => Ok(SiemEnvelope::default()),
+            200..=299 => parse_envelope(&response.body).map_err(|e| {
+                SyncError::BadResponse(format!(
+                    "{SIEM_ALL} answered {} with a body that is not the JSON TAP documents: {e}",
+                    response.status
+                ))
+            }),
+            status => Err(status_error(SIEM_ALL, status, &response.body)),
+        }
+    }
+
+    /// TAP's `queryEndTime`, or the window's end when TAP gave none (a 204,
+    /// or a body without it). A value that is not a timestamp is not used
+    /// as a checkpoint; the requested end is, with a warning.
+    fn query_end_time(&mut self, envelope: &SiemEnvelope, window: &Window) -> String {
+        match &envelope.query_end_time {
+            None | Some(Value::Null) => window.end.clone(),
+            Some(Value::String(s)) if parse_rfc3339(s).is_ok() => s.trim().to_string(),
+            Some(other) => {
+                self.log(
+                    LogLevel::Warn,
+                    "TAP's queryEndTime is not an RFC 3339 timestamp; using the requested window end",
+                    &[("queryEndTime", other.to_string()), ("window_end", window.end.clone())],
+                );
+                window.end.clone()
+            }
+        }
+    }
+
+    fn map_window(
+        &mut self,
+        settings: &Settings,
+        envelope: SiemEnvelope,
+        query_end_time: String,
+    ) -> SyncResult {
+        let mut rejections = Vec::new();
+        let records = self.decode(envelope, &mut rejections);
+        let already_sent: HashSet<&str> =
+            settings.already_sent.iter().map(String::as_str).collect();
+        let mut record_keys = Vec::new();
+        let mut emitted = HashSet::new();
+        let mut keep = |key: &str, created_ms: i64, counters: &mut Counters| -> bool {
+            if already_sent.contains(key) {
+                counters.already_sent_skipped += 1;
+                return false;
+            }
+            if emitted.insert(key.to_string()) {
+                record_keys.push(RecordKey {
+                    key: key.to_string(),
+                    created_ms,
+                });
+            }
+            true
+        };
+        let c = &mut self.counters;
+        let delivered: Vec<&Message> = records
+            .delivered
+            .iter()
+            .filter(|r| keep(&r.key, r.created_ms, c))
+            .collect();
+        let blocked: Vec<&Message> = records
+            .blocked
+            .iter()
+            .filter(|r| keep(&r.key, r.created_ms, c))
+            .collect();
+        let permitted: Vec<&Click> = records
+            .permitted
+            .iter()
+            .filter(|r| keep(&r.key, r.created_ms, c))
+            .collect();
+        let clicks_blocked: Vec<&Click> = records
+            .clicks_blocked
+            .iter()
+            .filter(|r| keep(&r.key, r.created_ms, c))
+            .collect();
+
+        let all_messages: Vec<&Message> = delivered.iter().chain(&blocked).copied().collect();
+        let all_clicks: Vec<&Click> = permitted.iter().chain(&clicks_blocked).copied().collect();
+        let (false_positive_values, false_positive_count) =
+            false_positives(&all_messages, &all_clicks);
+        self.counters.false_positives = false_positive_count;
+
+        let mut m = Mapping::new(false_positive_values);
+        map_messages(&mut m, MessageDisposition::Delivered, &delivered);
+        map_messages(&mut m, MessageDisposition::Blocked, &blocked);
+        map_clicks(
+            &mut m,
+            ClickDisposition::Permitted,
+            &permitted,
+            settings.create_incidents,
+        );
+        map_clicks(
+            &mut m,
+            ClickDisposition::Blocked,
+            &clicks_blocked,
+            settings.create_incidents,
+        );
+
+        let campaigns_fetched = self.enrich_campaigns(&mut m, settings);
+        self.enrich_threats(&mut m, settings);
+
+        let (objects, relations) = m.finish();
+        SyncResult {
+            query_end_time,
+            objects,
+            relations,
+            rejections,
+            record_keys,
+            campaigns_fetched,
+            counters: self.counters,
+        }
+    }
+
+    /// Decodes every array element on its own; the ones that fail become
+    /// rejections. Every element counts as read, mapped or not.
+    fn decode(&mut self, envelope: SiemEnvelope, rejections: &mut Vec<Rejection>) -> Records {
+        let mut records = Records::default();
+        let mut reader = ArrayReader {
+            call: self,
+            rejections,
+        };
+        let c = &mut reader;
+        let delivered = envelope.messages_delivered.unwrap_or_default();
+        let blocked = envelope.messages_blocked.unwrap_or_default();
+        let permitted = envelope.clicks_permitted.unwrap_or_default();
+        let clicks_blocked = envelope.clicks_blocked.unwrap_or_default();
+        c.read(
+            "messagesDelivered",
+            &delivered,
+            decode_message,
+            &mut records.delivered,
+        );
+        c.read(
+            "messagesBlocked",
+            &blocked,
+            decode_message,
+            &mut records.blocked,
+        );
+        c.read(
+            "clicksPermitted",
+            &permitted,
+            decode_click,
+            &mut records.permitted,
+        );
+        c.read(
+            "clicksBlocked",
+            &clicks_blocked,
+            decode_click,
+            &mut records.clicks_blocked,
+        );
+        let counters = &mut self.counters;
+        counters.messages_delivered = count(delivered.len());
+        counters.messages_blocked = count(blocked.len());
+        counters.clicks_permitted = count(permitted.len());
+        counters.clicks_blocked = count(clicks_blocked.len());
+        if rejections.len() > MAX_LOGGED_REJECTIONS {
+            self.log(
+                LogLevel::Warn,
+                "more TAP records rejected than logged individually",
+                &[("rejected", rejections.len().to_string())],
+            );
+        }
+        records
+    }
+
+    /// One enrichment GET. `None` when there is nothing to use: the reason
+    /// is logged; after 401/403/429 or no answer, later enrichment requests
+    /// in this call are skipped (the SIEM data still maps).
+    fn enrichment_get(&mut self, path: &str) -> Option<Vec<u8>> {
+        let endpoint = endpoints::endpoint_of(path).to_string();
+        let response = match self.get(path) {
+            Ok(response) => response,
+            Err(e) => {
+                self.stop_enrichment(&endpoint, format!("no answer: {e}"));
+                return None;
+            }
+        };
+        match response.status {
+            200..=299 => Some(response.body),
+            status => {
+                let message = tap_message(&response.body);
+                if stops_all_requests(status) {
+                    self.stop_enrichment(&endpoint, format!("TAP answered {status} {message}"));
+                } else {
+                    self.log(
+                        LogLevel::Warn,
+                        "TAP enrichment request failed; the SIEM data still maps without it",
+                        &[
+                            ("endpoint", endpoint),
+                            ("status", status.to_string()),
+                            ("message", message),
+                        ],
+                    );
+                }
+                None
+            }
+        }
+    }
+
+    fn stop_enrichment(&mut self, endpoint: &str, reason: String) {
+        self.log(
+            LogLevel::Warn,
+            "TAP enrichment stopped for this window; the SIEM data still maps",
+            &[
+                ("endpoint", endpoint.to_string()),
+                ("reason", reason.clone()),
+            ],
+        );
+        self.enrichment_stopped = Some(reason);
+    }
+
+    /// Known campaigns are related by name; campaigns seen for the first
+    /// time are fetched (campaign, then its forensics) while the allowance
+    /// lasts, in sorted order.
+    fn enrich_campaigns(&mut self, m: &mut Mapping, settings: &Settings) -> Vec<CampaignRef> {
+        let seen: Vec<String> = m.campaigns_seen().map(str::to_string).collect();
+        let mut fetched = Vec::new();
+        let mut allowance = settings.campaign_allowance;
+        let mut left_for_later = 0u32;
+        for id in &seen {
+            if let Some(known) = settings.known_campaigns.iter().find(|k| k.id.trim() == id) {
+                map_known_campaign(m, known);
+                continue;
+            }
+            if self.enrichment_stopped.is_some() || allowance == 0 {
+                left_for_later += 1;
+                continue;
+            }
+            allowance -= 1;
+            self.counters.campaign_requests += 1;
+            if let Some(body) = self.enrichment_get(&endpoints::campaign(id)) {
+                match parse_campaign(&body) {
+                    Ok(campaign) => fetched.push(map_campaign(m, id, &campaign)),
+                    Err(e) => self.log(
+                        LogLevel::Warn,
+                        "TAP campaign answer is not the JSON TAP documents; the Campaign ID attribute is kept",
+                        &[("campaign_id", id.clone()), ("error", e)],
+                    ),
+                }
+            }
+            if self.enrichment_stopped.is_some() {
+                continue;
+            }
+            self.counters.campaign_forensics_requests += 1;
+            let campaign = m.campaign_object(id);
+            self.forensics(
+                m,
+                &endpoints::campaign_forensics(id),
+                Origin::Campaign { campaign },
+            );
+        }
+        if left_for_later > 0 {
+            self.log(
+                LogLevel::Info,
+                "campaigns left for a later call (allowance used up or enrichment stopped)",
+                &[("campaigns", left_for_later.to_string())],
+            );
+        }
+        fetched
+    }
+
+    /// Forensics by threat id for threats without a campaign, sorted, each
+    /// once, while the allowance lasts; the rest are counted as deferred.
+    fn enrich_threats(&mut self, m: &mut Mapping, settings: &Settings) {
+        let threats: Vec<String> = m.threats_without_campaign().map(str::to_string).collect();
+        let mut allowance = settings.threat_forensics_allowance;
+        for threat_id in &threats {
+            if self.enrichment_stopped.is_some() || allowance == 0 {
+                self.counters.threat_forensics_deferred += 1;
+                continue;
+            }
+            allowance -= 1;
+            self.counters.threat_forensics_requests += 1;
+            self.forensics(
+                m,
+                &endpoints::threat_forensics(threat_id),
+                Origin::Threat { threat_id },
+            );
+        }
+    }
+
+    fn forensics(&mut self, m: &mut Mapping, path: &str, origin: Origin<'_>) {
+        let Some(body) = self.enrichment_get(path) else {
+            return;
+        };
+        let answer = match parse_forensics(&body) {
+            Ok(answer) => answer,
+            Err(e) => {
+                self.log(
+                    LogLevel::Warn,
+                    "TAP forensics answer is not the JSON TAP documents; skipped",
+                    &[("path", path.to_string()), ("error", e)],
+                );
+                return;
+            }
+        };
+        let tally = map_forensics(m, &answer, origin);
+        self.record_evidence(path, tally);
+    }
+
+    fn record_evidence(&mut self, path: &str, tally: EvidenceTally) {
+        self.counters.evidence_used += tally.used;
+        self.counters.evidence_dropped += tally.dropped;
+        for (kind, raw) in tally.unknown {
+            self.log(
+                LogLevel::Debug,
+                "forensic evidence of a type not mapped; kept out of ThreatQ",
+                &[
+                    ("path", path.to_string()),
+                    ("type", kind),
+                    ("evidence", raw),
+                ],
+            );
+        }
+        if tally.unreadable > 0 {
+            self.log(
+                LogLevel::Warn,
+                "forensic evidence that is not a JSON object with the documented fields was dropped",
+                &[("path", path.to_string()), ("dropped", tally.unreadable.to_string())],
+            );
+        }
+    }
+
+    fn log_summary(&mut self, window: &Window, result: &SyncResult, elapsed_ms: i64) {
+        let c = result.counters;
+        let fields = [
+            ("window", format!("{}/{}", window.start, window.end)),
+            ("query_end_time", result.query_end_time.clone()),
+            ("messages_delivered", c.messages_delivered.to_string()),
+            ("messages_blocked", c.messages_blocked.to_string()),
+            ("clicks_permitted", c.clicks_permitted.to_string()),
+            ("clicks_blocked", c.clicks_blocked.to_string()),
+            ("already_sent_skipped", c.already_sent_skipped.to_string()),
+            ("rejected", result.rejections.len().to_string()),
+            ("false_positives", c.false_positives.to_string()),
+            ("objects", result.objects.len().to_string()),
+            ("relations", result.relations.len().to_string()),
+            (
+                "campaigns_fetched",
+                result.campaigns_fetched.len().to_string(),
+            ),
+            ("campaign_requests", c.campaign_requests.to_string()),
+            (
+                "campaign_forensics_requests",
+                c.campaign_forensics_requests.to_string(),
+            ),
+            (
+                "threat_forensics_requests",
+                c.threat_forensics_requests.to_string(),
+            ),
+            (
+                "threat_forensics_deferred",
+                c.threat_forensics_deferred.to_string(),
+            ),
+            ("evidence_used", c.evidence_used.to_string()),
+            ("evidence_dropped", c.evidence_dropped.to_string()),
+            ("elapsed_ms", elapsed_ms.to_string()),
+        ];
+        self.log(LogLevel::Info, "TAP window mapped", &fields);
+    }
+}

@@ -1,0 +1,82 @@
+//! Request paths. Every value that goes into a path or query is
+//! percent-encoded, so ids from TAP responses cannot change the request.
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+/// RFC 3986 unreserved characters stay as they are; everything else
+/// (including `:` and `/` in intervals) is encoded.
+const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+pub const SIEM_ALL: &str = "/v2/siem/all";
+pub const FORENSICS: &str = "/v2/forensics";
+
+fn encode(value: &str) -> String {
+    utf8_percent_encode(value, COMPONENT).to_string()
+}
+
+/// `/v2/siem/all?format=json&interval=<start>/<end>`; the bounds are
+/// already RFC 3339 UTC strings.
+pub fn siem_all(start: &str, end: &str) -> String {
+    format!(
+        "{SIEM_ALL}?format=json&interval={}",
+        encode(&format!("{start}/{end}"))
+    )
+}
+
+/// `/v2/campaign/{id}`.
+pub fn campaign(id: &str) -> String {
+    format!("/v2/campaign/{}", encode(id))
+}
+
+/// `/v2/forensics?campaignId={id}` (the 1800-a-day pool).
+pub fn campaign_forensics(campaign_id: &str) -> String {
+    format!("{FORENSICS}?campaignId={}", encode(campaign_id))
+}
+
+/// `/v2/forensics?threatId={id}` (the 50-a-day pool).
+pub fn threat_forensics(threat_id: &str) -> String {
+    format!("{FORENSICS}?threatId={}", encode(threat_id))
+}
+
+/// The path of a request without its query, as reported in `tap-failure`.
+pub fn endpoint_of(path_and_query: &str) -> &str {
+    path_and_query
+        .split_once('?')
+        .map_or(path_and_query, |(path, _)| path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn siem_query_asks_for_json_and_encodes_the_interval() {
+        assert_eq!(
+            siem_all("2026-11-28T10:00:00Z", "2026-11-28T11:00:00Z"),
+            "/v2/siem/all?format=json&interval=2026-11-28T10%3A00%3A00Z%2F2026-11-28T11%3A00%3A00Z"
+        );
+    }
+
+    #[test]
+    fn ids_from_tap_cannot_inject_path_or_query() {
+        assert_eq!(campaign("a/../b?x=1"), "/v2/campaign/a%2F..%2Fb%3Fx%3D1");
+        assert_eq!(
+            threat_forensics("abc&campaignId=1"),
+            "/v2/forensics?threatId=abc%26campaignId%3D1"
+        );
+        assert_eq!(
+            campaign_forensics("46e01b8a-c899"),
+            "/v2/forensics?campaignId=46e01b8a-c899"
+        );
+    }
+
+    #[test]
+    fn endpoint_drops_the_query() {
+        assert_eq!(endpoint_of("/v2/siem/all?format=json"), "/v2/siem/all");
+        assert_eq!(endpoint_of("/v2/campaign/x"), "/v2/campaign/x");
+    }
+}

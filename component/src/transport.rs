@@ -1,0 +1,122 @@
+//! The two things the TAP logic needs from its surroundings: a way to GET a
+//! TAP path, and the host's logger and clock. The wasm build implements them
+//! over `wasi:http` and the `host` import; native tests use in-memory fakes.
+
+/// One HTTP answer from TAP: the status and the raw body bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TapResponse {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+/// Sends GET requests to the TAP API whose base URL the transport was built
+/// for. An `Err` means the request got no HTTP answer at all (refused, reset,
+/// timed out, denied by the host); its text is shown to the operator.
+pub trait Transport {
+    fn get(&mut self, path_and_query: &str) -> Result<TapResponse, String>;
+}
+
+/// Severity of a log line, most severe first (mirrors the WIT `log-level`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+/// What the host offers besides HTTP.
+pub trait HostServices {
+    fn log(&mut self, level: LogLevel, message: &str, fields: &[(&str, String)]);
+    /// Wall-clock milliseconds since the Unix epoch, UTC.
+    fn now_ms(&mut self) -> i64;
+}
+
+/// URL scheme TAP may be reached with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Http,
+    Https,
+}
+
+/// `settings.tap-base-url` after validation: a scheme and an authority and
+/// nothing else, so every request path is ours to build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TapBaseUrl {
+    pub scheme: Scheme,
+    /// `host` or `host:port`, as given.
+    pub authority: String,
+}
+
+impl TapBaseUrl {
+    /// Accepts `https://host[:port]` or `http://host[:port]`, with at most a
+    /// trailing `/`. The error names the setting and the expected form.
+    pub fn parse(raw: &str) -> Result<TapBaseUrl, String> {
+        let trimmed = raw.trim();
+        let expected = "expected scheme and host only, e.g. https://tap-api-v2.proofpoint.com";
+        let (scheme, rest) = if let Some(rest) = strip_prefix_ignore_case(trimmed, "https://") {
+            (Scheme::Https, rest)
+        } else if let Some(rest) = strip_prefix_ignore_case(trimmed, "http://") {
+            (Scheme::Http, rest)
+        } else {
+            return Err(format!(
+                "settings.tap-base-url `{raw}` must start with https:// or http:// ({expected})"
+            ));
+        };
+        let authority = rest.strip_suffix('/').unwrap_or(rest);
+        if authority.is_empty() {
+            return Err(format!(
+                "settings.tap-base-url `{raw}` has no host ({expected})"
+            ));
+        }
+        if let Some(bad) = authority
+            .chars()
+            .find(|c| matches!(c, '/' | '?' | '#' | '@') || c.is_whitespace() || c.is_control())
+        {
+            return Err(format!(
+                "settings.tap-base-url `{raw}` contains `{bad}`: a path, query, user or spaces are not allowed ({expected})"
+            ));
+        }
+        Ok(TapBaseUrl {
+            scheme,
+            authority: authority.to_string(),
+        })
+    }
+}
+
+fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = s.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &s[prefix.len()..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_url_accepts_scheme_and_authority_with_optional_trailing_slash() {
+        let url = TapBaseUrl::parse("https://tap-api-v2.proofpoint.com/").unwrap();
+        assert_eq!(url.scheme, Scheme::Https);
+        assert_eq!(url.authority, "tap-api-v2.proofpoint.com");
+        let url = TapBaseUrl::parse("HTTP://127.0.0.1:8080").unwrap();
+        assert_eq!(url.scheme, Scheme::Http);
+        assert_eq!(url.authority, "127.0.0.1:8080");
+    }
+
+    #[test]
+    fn base_url_with_path_user_or_other_scheme_is_refused_naming_the_setting() {
+        for bad in [
+            "ftp://x",
+            "tap-api-v2.proofpoint.com",
+            "https://",
+            "https://host/v2",
+            "https://user@host",
+            "https://ho st",
+        ] {
+            let err = TapBaseUrl::parse(bad).unwrap_err();
+            assert!(err.contains("settings.tap-base-url"), "{bad}: {err}");
+        }
+    }
+}
