@@ -1,0 +1,33 @@
+# Developer recipes. A convenience only: every recipe is a plain cargo
+# command, and the README's two commands need nothing but cargo.
+
+set export
+
+# The main job on the built-in simulators (same as the README's first command).
+demo *ARGS:
+    cargo run --release -- demo {{ARGS}}
+
+# Every test (same as the README's second command and .ci/run).
+test:
+    cargo test
+
+# The release binary, with the TAP component embedded.
+build:
+    cargo build --release
+
+# The TAP component alone, as a wasm32-wasip2 component.
+component:
+    cargo build -p tap-component --target wasm32-wasip2 --release
+
+# Benchmarks that print figures (ratios measured in one run).
+bench:
+    cargo bench -p e2e-tests
+
+# Formatting and lints for the native crates and the component.
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --all-targets -- -D warnings
+    cargo clippy -p tap-component --target wasm32-wasip2 -- -D warnings
+
+fmt:
+    cargo fmt --all

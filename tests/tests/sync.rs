@@ -1,0 +1,603 @@
+//! End to end: host + sandboxed component + TAP and ThreatQ simulators.
+//! Each test names the rule of `../shared/design/sync.md` (or of the
+//! issue) that it guards.
+
+use e2e_tests::{World, completed, failed, now, tenant};
+use serde_json::{Value, json};
+use tap_sim::{MessageKind, SiemFault, TapSimConfig};
+use threatq_sim::ThreatqSimConfig;
+use time::{Duration, OffsetDateTime};
+use tq_conn::run::{FailureKind, RunOutcome};
+
+fn ts(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+/// A delivered message with one URL threat, in TAP's JSON shape.
+fn message(guid: &str, message_time: OffsetDateTime, threat_time: OffsetDateTime) -> Value {
+    json!({
+        "GUID": guid,
+        "id": format!("{guid}-1"),
+        "QID": "r2FNwRHF004109",
+        "messageTime": ts(message_time),
+        "messageID": format!("<{guid}@mail.example.com>"),
+        "recipient": ["victim@example.com"],
+        "sender": "e99d7ed5580193f36a51f597bc2c0210@evil.zz",
+        "senderIP": "192.0.2.10",
+        "fromAddress": ["billing@evil.zz"],
+        "subject": format!("Invoice {guid}"),
+        "spamScore": 10, "phishScore": 90, "malwareScore": 0, "impostorScore": 0.0,
+        "messageParts": [],
+        "threatsInfoMap": [{
+            "threatID": format!("{:0>64}", guid.len()),
+            "threat": format!("https://evil.zz/{guid}"),
+            "threatType": "url",
+            "threatStatus": "active",
+            "classification": "phish",
+            "threatTime": ts(threat_time),
+            "threatUrl": "https://threatinsight.proofpoint.com/x/threat/email/1",
+            "campaignID": null
+        }]
+    })
+}
+
+fn spearphish_titles_containing(world: &World, needle: &str) -> usize {
+    world
+        .threatq
+        .snapshot()
+        .events_of_type("Spearphish")
+        .iter()
+        .filter(|e| e.value.contains(needle))
+        .count()
+}
+
+#[tokio::test]
+async fn first_run_over_48_hours_lands_what_was_generated_and_the_summary_matches_threatq() {
+    let world = World::start_with(
+        TapSimConfig::default(),
+        ThreatqSimConfig::default(),
+        "history_hours = 48\ncreate_incidents = true\n",
+    )
+    .await;
+    let now = now();
+    let tenant = tenant(1, 48, now);
+    world.load(&tenant);
+    let visible = tenant.summary().visible;
+
+    let summary = completed(world.run_at(now).await);
+
+    assert_eq!(summary.windows_done, summary.windows_planned);
+    assert!(summary.windows_planned >= 48, "{summary}");
+    let landed = world.threatq.snapshot();
+    let spearphish = landed.events_of_type("Spearphish").len();
+    let incidents = landed.events_of_type("Incident").len();
+    assert_eq!(
+        spearphish,
+        visible.distinct_message_guids + visible.clicks_permitted + visible.clicks_blocked,
+        "one event per message GUID and one per click"
+    );
+    assert_eq!(incidents, visible.clicks_permitted, "one incident per permitted click");
+    // Every count in the summary is what ThreatQ now holds.
+    assert_eq!(summary.accepted("events"), spearphish, "{summary}");
+    assert_eq!(summary.accepted("incidents"), incidents);
+    for (kind, collection) in [
+        ("indicators", "indicators"),
+        ("campaigns", "campaign"),
+        ("malware", "malware"),
+        ("adversaries", "adversaries"),
+        ("attack patterns", "attack_pattern"),
+    ] {
+        assert_eq!(
+            summary.accepted(kind),
+            landed.count(collection),
+            "{kind} in the summary vs ThreatQ"
+        );
+    }
+    assert!(landed.count("campaign") > 0, "campaigns were fetched and mapped");
+    assert_eq!(summary.rejected_records, 0);
+    assert_eq!(summary.rejected_objects, 0);
+    assert_eq!(
+        world.state().checkpoint,
+        Some(now - Duration::minutes(2)),
+        "the checkpoint is the last window's queryEndTime"
+    );
+}
+
+#[tokio::test]
+async fn a_generated_hour_of_over_a_thousand_events_maps_through_the_sandbox() {
+    let world = World::start_with(
+        TapSimConfig::default(),
+        ThreatqSimConfig::default(),
+        "history_hours = 1\ncreate_incidents = false\n",
+    )
+    .await;
+    let now = now();
+    let mut spec = tap_sim::TenantSpec::new(
+        7,
+        now - Duration::minutes(55),
+        now - Duration::minutes(5),
+    );
+    spec.messages_per_hour = 900;
+    spec.clicks_per_hour = 300;
+    let tenant = tap_sim::generator::generate(&spec);
+    let visible = tenant.summary().visible;
+    assert!(
+        visible.messages_delivered + visible.messages_blocked + visible.clicks_permitted
+            + visible.clicks_blocked
+            >= 1000
+    );
+    world.load(&tenant);
+
+    let summary = completed(world.run_at(now).await);
+
+    let landed = world.threatq.snapshot();
+    assert_eq!(
+        landed.events_of_type("Spearphish").len(),
+        visible.distinct_message_guids + visible.clicks_permitted + visible.clicks_blocked
+    );
+    assert_eq!(
+        landed.events_of_type("Incident").len(),
+        0,
+        "incidents are off"
+    );
+    assert_eq!(summary.accepted("indicators"), landed.count("indicators"));
+}
+
+#[tokio::test]
+async fn second_run_brings_only_what_is_new_and_sends_no_event_twice() {
+    let world = World::start_with(
+        TapSimConfig::default(),
+        ThreatqSimConfig::default(),
+        "history_hours = 4\ncreate_incidents = true\n",
+    )
+    .await;
+    let now = now();
+    let tenant = tenant(2, 4, now);
+    world.load(&tenant);
+
+    let first = completed(world.run_at(now - Duration::minutes(50)).await);
+    let second = completed(world.run_at(now).await);
+
+    let landed = world.threatq.snapshot();
+    let visible = tenant.summary().visible;
+    assert_eq!(
+        landed.events_of_type("Spearphish").len(),
+        visible.distinct_message_guids + visible.clicks_permitted + visible.clicks_blocked
+    );
+    assert!(
+        second.already_sent_skipped > 0,
+        "the overlap re-read records the first run had sent: {second}"
+    );
+    // Clicks map to one event each: across both runs each was sent once.
+    assert_eq!(
+        first.accepted("incidents") + second.accepted("incidents"),
+        landed.events_of_type("Incident").len(),
+        "no incident sent twice"
+    );
+    assert!(second.windows_planned < first.windows_planned);
+}
+
+#[tokio::test]
+async fn event_indexed_late_is_picked_up_by_the_next_run_through_the_overlap() {
+    let world = World::start().await;
+    let t = now();
+    completed(world.run_at(t).await);
+    // TAP condemns a URL in a three-hour-old message twelve minutes before
+    // the first run's end: TAP files it by the verdict's time, which the
+    // first run had already passed by the time TAP indexed it.
+    world
+        .tap
+        .add_message(
+            MessageKind::Delivered,
+            message("late-guid", t - Duration::hours(3), t - Duration::minutes(12)),
+        )
+        .unwrap();
+
+    completed(world.run_at(t + Duration::minutes(5)).await);
+
+    assert_eq!(spearphish_titles_containing(&world, "late-guid"), 1);
+}
+
+#[tokio::test]
+async fn without_the_overlap_the_late_event_would_be_lost() {
+    // The control for the test above: it proves the overlap is what saves it.
+    let world = World::start_with(
+        TapSimConfig::default(),
+        ThreatqSimConfig::default(),
+        "overlap_minutes = 0\n",
+    )
+    .await;
+    let t = now();
+    completed(world.run_at(t).await);
+    world
+        .tap
+        .add_message(
+            MessageKind::Delivered,
+            message("late-guid", t - Duration::hours(3), t - Duration::minutes(12)),
+        )
+        .unwrap();
+    completed(world.run_at(t + Duration::minutes(5)).await);
+    assert_eq!(spearphish_titles_containing(&world, "late-guid"), 0);
+}
+
+#[tokio::test]
+async fn running_twice_over_the_same_data_makes_no_duplicates_in_threatq() {
+    let world = World::start().await;
+    let now = now();
+    world.load(&tenant(3, 6, now));
+    completed(world.run_at(now).await);
+    let once = world.threatq.snapshot();
+
+    // Forget everything we knew: the same windows are fetched and sent again.
+    std::fs::remove_file(
+        world
+            .config_dir()
+            .join(tq_conn::state::STATE_FILE_NAME),
+    )
+    .unwrap();
+    completed(world.run_at(now).await);
+    let twice = world.threatq.snapshot();
+
+    assert_eq!(once.objects.len(), twice.objects.len());
+    for collection in ["indicators", "events", "campaign", "malware", "adversaries", "attack_pattern"] {
+        assert_eq!(once.count(collection), twice.count(collection), "{collection}");
+    }
+    let attributes = |s: &threatq_sim::Snapshot| -> usize {
+        s.objects.iter().map(|o| o.attributes.len()).sum()
+    };
+    assert_eq!(attributes(&once), attributes(&twice), "attributes are not repeated");
+}
+
+#[tokio::test]
+async fn threatq_answering_503_for_a_while_then_recovering_loses_nothing() {
+    let world = World::start().await;
+    let now = now();
+    let tenant = tenant(4, 3, now);
+    world.load(&tenant);
+    world.threatq.faults().fail_next(3, 503);
+
+    completed(world.run_at(now).await);
+
+    let visible = tenant.summary().visible;
+    assert_eq!(
+        world.threatq.snapshot().events_of_type("Spearphish").len(),
+        visible.distinct_message_guids + visible.clicks_permitted + visible.clicks_blocked
+    );
+}
+
+#[tokio::test]
+async fn tap_500_fails_the_run_at_that_window_and_the_next_run_continues_without_a_gap() {
+    let world = World::start_with(
+        TapSimConfig::default(),
+        ThreatqSimConfig::default(),
+        "history_hours = 6\n",
+    )
+    .await;
+    let now = now();
+    let tenant = tenant(5, 6, now);
+    world.load(&tenant);
+
+    completed(world.run_at(now - Duration::hours(3)).await);
+    let checkpoint = world.state().checkpoint;
+    assert!(checkpoint.is_some());
+    world
+        .tap
+        .faults()
+        .fail_next_siem(3, 500, "The service has encountered an unexpected situation");
+    let failure = failed(world.run_at(now).await);
+    assert_eq!(failure.kind, FailureKind::Tap);
+    assert!(format!("{:#}", failure.error).contains("500"), "{:#}", failure.error);
+    assert_eq!(world.state().checkpoint, checkpoint, "checkpoint intact");
+
+    completed(world.run_at(now).await);
+
+    let visible = tenant.summary().visible;
+    assert_eq!(
+        world.threatq.snapshot().events_of_type("Spearphish").len(),
+        visible.distinct_message_guids + visible.clicks_permitted + visible.clicks_blocked,
+        "nothing lost"
+    );
+}
+
+#[tokio::test]
+async fn tap_500_once_is_retried_within_the_run() {
+    let world = World::start().await;
+    let now = now();
+    world.load(&tenant(6, 2, now));
+    world.tap.faults().fail_next_siem(1, 503, "busy");
+    completed(world.run_at(now).await);
+}
+
+#[tokio::test]
+async fn threatq_token_expiring_mid_run_is_renewed_and_the_run_completes() {
+    let world = World::start_with(
+        TapSimConfig::default(),
+        ThreatqSimConfig::default(),
+        "history_hours = 12\n",
+    )
+    .await;
+    let now = now();
+    let tenant = tenant(7, 12, now);
+    world.load(&tenant);
+    // Expire every token as soon as the first window has been forwarded.
+    let watcher = {
+        let faults = world.threatq.faults();
+        let dir = world.config_dir().to_path_buf();
+        tokio::spawn(async move {
+            for _ in 0..2000 {
+                let state = tq_conn::state::StateFile::in_dir(&dir).load();
+                if state.is_ok_and(|s| s.checkpoint.is_some()) {
+                    faults.expire_all_tokens();
+                    return true;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            false
+        })
+    };
+
+    completed(world.run_at(now).await);
+
+    assert!(watcher.await.unwrap(), "tokens were expired mid-run");
+    let token_requests = world
+        .threatq
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/api/token")
+        .count();
+    assert!(token_requests >= 2, "a new token was fetched");
+    let visible = tenant.summary().visible;
+    assert_eq!(
+        world.threatq.snapshot().events_of_type("Spearphish").len(),
+        visible.distinct_message_guids + visible.clicks_permitted + visible.clicks_blocked
+    );
+}
+
+#[tokio::test]
+async fn object_threatq_rejects_is_reported_and_the_rest_lands() {
+    let world = World::start().await;
+    let t = now();
+    world
+        .tap
+        .add_message(
+            MessageKind::Delivered,
+            message("good-guid", t - Duration::hours(2), t - Duration::hours(2)),
+        )
+        .unwrap();
+    world
+        .tap
+        .add_message(
+            MessageKind::Delivered,
+            message("poison-guid", t - Duration::hours(2), t - Duration::hours(2)),
+        )
+        .unwrap();
+    world.threatq.faults().reject_values_containing("poison-guid");
+
+    let summary = completed(world.run_at(t).await);
+
+    assert!(summary.rejected_objects >= 1, "{summary}");
+    assert_eq!(spearphish_titles_containing(&world, "good-guid"), 1);
+    assert_eq!(spearphish_titles_containing(&world, "poison-guid"), 0);
+    assert!(world.state().checkpoint.is_some(), "the window still counts as forwarded");
+}
+
+#[tokio::test]
+async fn wrong_tap_secret_stops_with_a_credentials_error_and_no_checkpoint() {
+    let mut world = World::start().await;
+    world.tap_config.secret = "not-the-secret".into();
+    world.write_config(true, "");
+
+    let failure = failed(world.run_at(now()).await);
+
+    assert_eq!(failure.kind, FailureKind::TapCredentials);
+    let text = format!("{:#}", failure.error);
+    assert!(text.contains("Principal") && text.contains("Secret"), "{text}");
+    assert!(!text.contains("not-the-secret"), "the secret is never printed");
+    assert_eq!(world.state().checkpoint, None);
+}
+
+#[tokio::test]
+async fn tap_429_stops_cleanly_with_the_checkpoint_intact() {
+    let world = World::start().await;
+    let now = now();
+    completed(world.run_at(now - Duration::hours(2)).await);
+    let checkpoint = world.state().checkpoint;
+    world.tap.spend_pool(tap_sim::Pool::Siem, 1800);
+
+    let failure = failed(world.run_at(now).await);
+
+    assert_eq!(failure.kind, FailureKind::TapRateLimited);
+    assert_eq!(world.state().checkpoint, checkpoint);
+}
+
+#[tokio::test]
+async fn tap_clock_behind_ours_gives_taps_still_current_text_and_a_hint() {
+    let world = World::start().await;
+    world
+        .tap
+        .faults()
+        .set_clock_offset(Duration::minutes(-10));
+
+    let failure = failed(world.run_at(now()).await);
+
+    let text = format!("{:#}", failure.error);
+    assert!(text.contains("The requested interval is still current."), "{text}");
+    assert!(text.contains("NTP"), "{text}");
+    assert_eq!(world.state().checkpoint, None);
+}
+
+#[tokio::test]
+async fn tap_body_that_is_not_json_fails_the_window_clearly() {
+    let world = World::start().await;
+    world.tap.faults().next_siem(1, SiemFault::NotJson);
+
+    let failure = failed(world.run_at(now()).await);
+
+    assert_eq!(failure.kind, FailureKind::Tap);
+    let text = format!("{:#}", failure.error);
+    assert!(text.contains("/v2/siem/all"), "{text}");
+    assert_eq!(world.state().checkpoint, None);
+}
+
+#[tokio::test]
+async fn unmappable_record_is_quarantined_and_the_rest_of_the_window_lands() {
+    let world = World::start().await;
+    let t = now();
+    world
+        .tap
+        .add_message(
+            MessageKind::Delivered,
+            message("good-guid", t - Duration::hours(1), t - Duration::hours(1)),
+        )
+        .unwrap();
+    let mut broken = message("broken-guid", t - Duration::hours(1), t - Duration::hours(1));
+    broken["messageTime"] = json!("not a time");
+    world.tap.add_message(MessageKind::Delivered, broken).unwrap();
+
+    let summary = completed(world.run_at(t).await);
+
+    assert_eq!(summary.rejected_records, 1, "{summary}");
+    assert_eq!(spearphish_titles_containing(&world, "good-guid"), 1);
+    assert!(world.state().checkpoint.is_some());
+}
+
+#[tokio::test]
+async fn empty_hours_and_204_answers_complete_and_move_the_checkpoint() {
+    let world = World::start().await;
+    world.tap.faults().set_empty_as_no_content(true);
+    let now = now();
+
+    let summary = completed(world.run_at(now).await);
+
+    assert_eq!(world.threatq.snapshot().objects.len(), 0);
+    assert_eq!(summary.windows_done, summary.windows_planned);
+    assert_eq!(world.state().checkpoint, Some(now - Duration::minutes(2)));
+}
+
+#[tokio::test]
+async fn a_run_while_another_holds_the_lock_exits_quietly() {
+    let world = World::start().await;
+    let _held = tq_conn::state::RunLock::try_acquire(world.config_dir())
+        .unwrap()
+        .unwrap();
+
+    let outcome = world.run_at(now()).await;
+
+    assert!(matches!(outcome, Ok(RunOutcome::AlreadyRunning)), "{outcome:?}");
+    assert!(world.tap.requests().is_empty());
+}
+
+fn connector_entry(world: &World, active: bool, history_hours: &str) -> Value {
+    json!({
+        "id": 7,
+        "name": "tq-conn-proofpoint-tap",
+        "category": "Labs",
+        "active": active,
+        "options": {
+            "hostname": world.tap.base_url(),
+            "api_principal": world.tap_config.principal,
+            "api_secret": world.tap_config.secret,
+            "history_hours": history_hours,
+            "create_incidents": "Yes"
+        }
+    })
+}
+
+#[tokio::test]
+async fn connector_switched_off_in_threatq_fetches_nothing_and_exits_cleanly() {
+    let world = World::start().await;
+    world.write_config(false, "");
+    world
+        .threatq
+        .set_connector(Some(connector_entry(&world, false, "24")));
+
+    let outcome = world.run_at(now()).await;
+
+    assert!(matches!(outcome, Ok(RunOutcome::Disabled)), "{outcome:?}");
+    assert!(world.tap.requests().is_empty());
+    assert_eq!(world.state().checkpoint, None);
+}
+
+#[tokio::test]
+async fn settings_come_from_threatqs_ui_and_local_values_win() {
+    let world = World::start().await;
+    // Only history_hours is local; the rest comes from ThreatQ's entry.
+    world.write_config(false, "history_hours = 2\n");
+    world
+        .threatq
+        .set_connector(Some(connector_entry(&world, true, "24")));
+    let now = now();
+    world.load(&tenant(8, 2, now));
+
+    let summary = completed(world.run_at(now).await);
+
+    assert_eq!(summary.windows_planned, 2, "the local history_hours wins");
+    assert!(world.threatq.snapshot().events_of_type("Incident").len() > 0, "create_incidents from the UI");
+}
+
+#[tokio::test]
+async fn missing_tap_settings_are_named_with_where_to_set_them() {
+    let world = World::start().await;
+    world.write_config(false, "");
+    world.threatq.faults().set_connectors_missing(true);
+
+    let failure = failed(world.run_at(now()).await);
+
+    assert_eq!(failure.kind, FailureKind::Config);
+    let text = format!("{:#}", failure.error);
+    assert!(text.contains("UI") && text.contains("[tap]"), "{text}");
+}
+
+#[tokio::test]
+async fn dry_run_sends_nothing_moves_no_checkpoint_and_exports_what_it_would_send() {
+    let world = World::start().await;
+    let now = now();
+    world.load(&tenant(9, 2, now));
+    let export = world.config_dir().join("export.jsonl");
+    let mut options = world.options(now);
+    options.dry_run = true;
+    options.export = Some(export.clone());
+
+    let summary = completed(tq_conn::run::run(&options).await);
+
+    assert!(summary.dry_run);
+    assert_eq!(world.threatq.snapshot().objects.len(), 0, "nothing written to ThreatQ");
+    assert_eq!(world.state().checkpoint, None, "no checkpoint moved");
+    let lines = std::fs::read_to_string(&export).unwrap();
+    let objects: Vec<Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(!objects.is_empty());
+    assert!(objects.iter().any(|o| o["collection"] == "events"));
+    assert_eq!(objects.len(), summary.objects_sent());
+}
+
+#[tokio::test]
+async fn export_lists_every_object_sent_with_its_relations() {
+    let world = World::start().await;
+    let t = now();
+    world
+        .tap
+        .add_message(
+            MessageKind::Delivered,
+            message("export-guid", t - Duration::hours(1), t - Duration::hours(1)),
+        )
+        .unwrap();
+    let export = world.config_dir().join("sent.jsonl");
+    let mut options = world.options(t);
+    options.export = Some(export.clone());
+
+    completed(tq_conn::run::run(&options).await);
+
+    let text = std::fs::read_to_string(&export).unwrap();
+    let event: Value = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|o| o["collection"] == "events")
+        .unwrap();
+    assert!(event["value"].as_str().unwrap().contains("export-guid"));
+    let related = event["related"].as_array().unwrap();
+    assert!(related.iter().any(|r| r["type"] == "URL"), "{event}");
+}
