@@ -16,6 +16,14 @@ pub trait Transport {
     fn get(&mut self, path_and_query: &str) -> Result<TapResponse, String>;
 }
 
+/// Lets a caller keep ownership of its transport (tests inspect the
+/// requests afterwards).
+impl<T: Transport + ?Sized> Transport for &mut T {
+    fn get(&mut self, path_and_query: &str) -> Result<TapResponse, String> {
+        (**self).get(path_and_query)
+    }
+}
+
 /// Severity of a log line, most severe first (mirrors the WIT `log-level`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LogLevel {

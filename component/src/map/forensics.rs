@@ -271,3 +271,166 @@ fn apply(
     }
     used
 }
+
+#[cfg(test)]
+mod tests {
+    //! One test per row of the forensics table in docs/mapping.md.
+
+    use super::*;
+    use serde_json::{Value, json};
+
+    fn yield_of(evidence: Value) -> EvidenceYield {
+        evidence_yield(&Evidence::read(&evidence).expect("evidence reads"))
+    }
+
+    fn indicators(y: &EvidenceYield) -> Vec<(&str, &str)> {
+        y.indicators
+            .iter()
+            .map(|i| (i.type_name, i.value.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn only_malicious_evidence_yields_anything() {
+        let what = json!({"url": "http://x.zz/"});
+        assert!(yield_of(json!({"type": "url", "malicious": false, "what": what})).is_empty());
+        assert!(yield_of(json!({"type": "url", "what": what})).is_empty());
+        assert!(!yield_of(json!({"type": "url", "malicious": true, "what": what})).is_empty());
+    }
+
+    #[test]
+    fn url_and_redirect_chain_evidence_become_url() {
+        for kind in ["url", "redirect_chain"] {
+            let y = yield_of(
+                json!({"type": kind, "malicious": true, "what": {"url": "http://x.zz/a"}}),
+            );
+            assert_eq!(indicators(&y), [("URL", "http://x.zz/a")], "{kind}");
+        }
+    }
+
+    #[test]
+    fn dns_evidence_becomes_fqdn_and_an_ip_address_per_ip() {
+        let y = yield_of(
+            json!({"type": "dns", "malicious": true, "what": {"host": "C2.Evil.zz", "ips": ["198.51.100.7", "2001:db8::7"]}}),
+        );
+        assert_eq!(
+            indicators(&y),
+            [
+                ("FQDN", "c2.evil.zz"),
+                ("IP Address", "198.51.100.7"),
+                ("IPv6 Address", "2001:db8::7")
+            ]
+        );
+    }
+
+    #[test]
+    fn network_evidence_becomes_ip_address_with_port_and_protocol() {
+        let y = yield_of(
+            json!({"type": "network", "malicious": true, "what": {"action": "connect", "ip": "203.0.113.9", "port": 443, "type": "tcp"}}),
+        );
+        assert_eq!(indicators(&y), [("IP Address", "203.0.113.9")]);
+        assert_eq!(
+            y.indicators[0].attributes,
+            [("Port", "443".to_string()), ("Protocol", "tcp".to_string())]
+        );
+    }
+
+    #[test]
+    fn file_evidence_becomes_file_path_md5_and_sha256() {
+        let what = json!({"path": "C:\\Users\\a\\evil.exe", "md5": "0f".repeat(16), "sha256": "AB".repeat(32)});
+        let y = yield_of(json!({"type": "file", "malicious": true, "what": what}));
+        assert_eq!(
+            indicators(&y),
+            [
+                ("File Path", "C:\\Users\\a\\evil.exe"),
+                ("MD5", "0f".repeat(16).as_str()),
+                ("SHA-256", "ab".repeat(32).as_str())
+            ]
+        );
+    }
+
+    #[test]
+    fn dropper_evidence_also_becomes_its_url() {
+        let y = yield_of(
+            json!({"type": "dropper", "malicious": true, "what": {"path": "/tmp/x", "url": "http://drop.zz/x"}}),
+        );
+        assert_eq!(
+            indicators(&y),
+            [("File Path", "/tmp/x"), ("URL", "http://drop.zz/x")]
+        );
+    }
+
+    #[test]
+    fn attachment_evidence_becomes_md5_and_sha256() {
+        let y = yield_of(
+            json!({"type": "attachment", "malicious": true, "what": {"md5": "0f".repeat(16), "sha256": "ab".repeat(32), "size": 10}}),
+        );
+        assert_eq!(
+            indicators(&y),
+            [
+                ("MD5", "0f".repeat(16).as_str()),
+                ("SHA-256", "ab".repeat(32).as_str())
+            ]
+        );
+    }
+
+    #[test]
+    fn mutex_evidence_becomes_mutex() {
+        let y = yield_of(
+            json!({"type": "mutex", "malicious": true, "what": {"name": "Global\\m", "path": "x"}}),
+        );
+        assert_eq!(indicators(&y), [("Mutex", "Global\\m")]);
+    }
+
+    #[test]
+    fn registry_evidence_becomes_registry_key() {
+        let y = yield_of(
+            json!({"type": "registry", "malicious": true, "what": {"key": "HKCU\\Run", "name": "x", "value": "y"}}),
+        );
+        assert_eq!(indicators(&y), [("Registry Key", "HKCU\\Run")]);
+    }
+
+    #[test]
+    fn process_evidence_becomes_file_path() {
+        let y = yield_of(
+            json!({"type": "process", "malicious": true, "what": {"action": "create", "path": "C:\\evil.exe"}}),
+        );
+        assert_eq!(indicators(&y), [("File Path", "C:\\evil.exe")]);
+    }
+
+    #[test]
+    fn ids_and_idsrule_evidence_become_an_ids_signature_attribute() {
+        for kind in ["ids", "idsrule"] {
+            let y = yield_of(
+                json!({"type": kind, "malicious": true, "what": {"name": "ET Beacon", "signatureId": 7}}),
+            );
+            assert!(y.indicators.is_empty());
+            assert_eq!(
+                y.threat_attributes,
+                [("IDS Signature", "ET Beacon".to_string())],
+                "{kind}"
+            );
+        }
+    }
+
+    #[test]
+    fn behavior_evidence_becomes_a_behavior_attribute_from_its_note() {
+        let y = yield_of(
+            json!({"type": "behavior", "malicious": true, "note": "Injects code", "what": {"rule": "r"}}),
+        );
+        assert_eq!(
+            y.threat_attributes,
+            [("Behavior", "Injects code".to_string())]
+        );
+    }
+
+    #[test]
+    fn cookie_screenshot_and_unknown_evidence_yield_nothing() {
+        for kind in ["cookie", "screenshot", "brand_new_type"] {
+            let y = yield_of(
+                json!({"type": kind, "malicious": true, "what": {"url": "http://x.zz/", "domain": "x.zz"}}),
+            );
+            assert!(y.is_empty(), "{kind}");
+        }
+    }
+}

@@ -578,3 +578,305 @@ fn raw_str<'a>(value: &'a Value, keys: &[&str]) -> Option<&'a str> {
         .map(str::trim)
         .filter(|s| !s.is_empty())
 }
+
+#[cfg(test)]
+mod tests {
+    //! One test per spelling drift TAP has shown (tap-api.md 2.5, 2.6 and
+    //! 7.9); each fails without the lenient reader it names.
+
+    use super::*;
+    use serde_json::json;
+
+    fn message(extra: Value) -> Message {
+        let mut base = json!({"GUID": "g1", "id": "i1", "messageTime": "2026-11-28T10:00:00.000Z"});
+        if let (Some(b), Some(e)) = (base.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
+        decode_message("messagesDelivered", 0, &base).expect("decodes")
+    }
+
+    fn click(extra: Value) -> Click {
+        let mut base =
+            json!({"id": "c1", "clickTime": "2026-11-28T10:00:00Z", "url": "http://x.zz/"});
+        if let (Some(b), Some(e)) = (base.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
+        decode_click("clicksPermitted", 0, &base).expect("decodes")
+    }
+
+    fn threat(t: Value) -> ThreatInfo {
+        message(json!({ "threatsInfoMap": [t] }))
+            .fields
+            .threats_info_map[0]
+            .clone()
+    }
+
+    #[test]
+    fn threat_id_is_read_as_threat_id_or_threat_id_lower_d() {
+        assert_eq!(
+            threat(json!({"threatID": "A"})).threat_id.as_deref(),
+            Some("A")
+        );
+        assert_eq!(
+            threat(json!({"threatId": "B"})).threat_id.as_deref(),
+            Some("B")
+        );
+        assert_eq!(
+            click(json!({"threatId": "C"})).fields.threat_id.as_deref(),
+            Some("C")
+        );
+    }
+
+    #[test]
+    fn campaign_id_is_read_as_campaign_id_in_either_case() {
+        assert_eq!(
+            threat(json!({"campaignID": "A"})).campaign_id.as_deref(),
+            Some("A")
+        );
+        assert_eq!(
+            threat(json!({"campaignId": "B"})).campaign_id.as_deref(),
+            Some("B")
+        );
+        assert_eq!(
+            click(json!({"campaignID": "C"}))
+                .fields
+                .campaign_id
+                .as_deref(),
+            Some("C")
+        );
+        assert_eq!(
+            click(json!({"campaignId": "D"}))
+                .fields
+                .campaign_id
+                .as_deref(),
+            Some("D")
+        );
+    }
+
+    #[test]
+    fn threat_link_is_read_as_threat_url_or_threat_url_upper() {
+        assert_eq!(
+            threat(json!({"threatUrl": "a"})).threat_url.as_deref(),
+            Some("a")
+        );
+        assert_eq!(
+            threat(json!({"threatURL": "b"})).threat_url.as_deref(),
+            Some("b")
+        );
+        assert_eq!(
+            click(json!({"threatURL": "c"}))
+                .fields
+                .threat_url
+                .as_deref(),
+            Some("c")
+        );
+        assert_eq!(
+            click(json!({"threatUrl": "d"}))
+                .fields
+                .threat_url
+                .as_deref(),
+            Some("d")
+        );
+    }
+
+    #[test]
+    fn cluster_is_read_as_cluster_or_cluster_id() {
+        assert_eq!(
+            message(json!({"cluster": "a"})).fields.cluster.as_deref(),
+            Some("a")
+        );
+        assert_eq!(
+            message(json!({"clusterId": "b"})).fields.cluster.as_deref(),
+            Some("b")
+        );
+    }
+
+    #[test]
+    fn address_lists_are_read_as_a_string_or_an_array() {
+        for field in [
+            "fromAddress",
+            "recipient",
+            "replyToAddress",
+            "toAddresses",
+            "ccAddresses",
+        ] {
+            let single = message(json!({ field: "a@x.zz" })).fields;
+            let many = message(json!({ field: ["a@x.zz", null, "", "b@x.zz"] })).fields;
+            let none = message(json!({ field: null })).fields;
+            let pick = |f: &MessageFields| -> Vec<String> {
+                match field {
+                    "fromAddress" => f.from_address.clone(),
+                    "recipient" => f.recipient.clone(),
+                    "replyToAddress" => f.reply_to_address.clone(),
+                    "toAddresses" => f.to_addresses.clone(),
+                    _ => f.cc_addresses.clone(),
+                }
+            };
+            assert_eq!(pick(&single), ["a@x.zz"], "{field}");
+            assert_eq!(pick(&many), ["a@x.zz", "b@x.zz"], "{field}");
+            assert!(pick(&none).is_empty(), "{field}");
+        }
+        assert_eq!(
+            click(json!({"recipient": ["a@x.zz"]})).fields.recipient,
+            ["a@x.zz"]
+        );
+    }
+
+    #[test]
+    fn completely_rewritten_is_read_as_a_boolean_or_true_false_na_strings() {
+        let read = |v: Value| {
+            message(json!({ "completelyRewritten": v }))
+                .fields
+                .completely_rewritten
+        };
+        assert_eq!(read(json!(true)), Some(Rewritten::Yes));
+        assert_eq!(read(json!(false)), Some(Rewritten::No));
+        assert_eq!(read(json!("true")), Some(Rewritten::Yes));
+        assert_eq!(read(json!("FALSE")), Some(Rewritten::No));
+        assert_eq!(read(json!("na")), Some(Rewritten::NotApplicable));
+        assert_eq!(read(json!(null)), None);
+    }
+
+    #[test]
+    fn enum_values_are_read_in_any_case() {
+        let t = threat(
+            json!({"classification": "MALWARE", "threatType": "URL", "threatStatus": "ACTIVE"}),
+        );
+        assert_eq!(t.classification, Some(Classification::Malware));
+        assert_eq!(t.threat_type, Some(ThreatType::Url));
+        assert_eq!(t.threat_status, Some(ThreatStatus::Active));
+        let t = threat(json!({"classification": "Toad", "threatType": "ATTACHMENT"}));
+        assert_eq!(t.classification, Some(Classification::Toad));
+        assert_eq!(t.threat_type, Some(ThreatType::Attachment));
+        assert_eq!(
+            threat(json!({"threatType": "messageText"})).threat_type,
+            Some(ThreatType::MessageText)
+        );
+        assert_eq!(
+            click(json!({"classification": "Phish"}))
+                .fields
+                .classification,
+            Some(Classification::Phish)
+        );
+    }
+
+    #[test]
+    fn false_positive_status_is_read_in_every_spelling() {
+        for spelling in [
+            "falsePositive",
+            "falsepositive",
+            "FALSEPOSITIVE",
+            "false_positive",
+        ] {
+            assert_eq!(
+                threat(json!({ "threatStatus": spelling })).threat_status,
+                Some(ThreatStatus::FalsePositive),
+                "{spelling}"
+            );
+        }
+        assert_eq!(
+            click(json!({"threatStatus": "falsepositive"}))
+                .fields
+                .threat_status,
+            Some(ThreatStatus::FalsePositive)
+        );
+    }
+
+    #[test]
+    fn sandbox_status_and_disposition_are_read_in_any_case() {
+        let parts = message(json!({"messageParts": [
+            {"sandboxStatus": "NOT_SUPPORTED", "disposition": "ATTACHED"},
+            {"sandboxStatus": "CLEAN", "disposition": "Inline"},
+            {"sandboxStatus": "brand-new-status"}
+        ]}))
+        .fields
+        .message_parts;
+        assert_eq!(parts[0].sandbox_status, Some(SandboxStatus::Unsupported));
+        assert_eq!(parts[0].disposition, Some(PartDisposition::Attached));
+        assert_eq!(parts[1].sandbox_status, Some(SandboxStatus::Clean));
+        assert_eq!(parts[1].disposition, Some(PartDisposition::Inline));
+        assert_eq!(
+            parts[2].sandbox_status,
+            Some(SandboxStatus::Other("brand-new-status".into()))
+        );
+    }
+
+    #[test]
+    fn null_is_accepted_for_every_optional_field() {
+        let m = message(json!({
+            "QID": null, "messageID": null, "subject": null, "sender": null, "senderIP": null,
+            "xmailer": null, "cluster": null, "spamScore": null, "messageSize": null,
+            "quarantineFolder": null, "quarantineRule": null, "policyRoutes": null, "modulesRun": null,
+            "threatsInfoMap": [{"threatID": null, "campaignID": null, "classification": null,
+                "threat": null, "threatStatus": null, "threatTime": null, "threatType": null, "threatUrl": null}],
+            "messageParts": null, "completelyRewritten": null, "headerReplyTo": null
+        }));
+        assert!(m.fields.threats_info_map[0].threat_id.is_none());
+        assert!(m.fields.message_parts.is_empty());
+        let c = click(
+            json!({"campaignId": null, "clickIP": null, "userAgent": null, "threatTime": null, "GUID": null}),
+        );
+        assert!(c.fields.campaign_id.is_none());
+    }
+
+    #[test]
+    fn scores_and_size_are_read_as_numbers_or_numeric_strings() {
+        let f = message(json!({"spamScore": "4", "phishScore": 46, "impostorScore": "0.5", "messageSize": "5295", "malwareScore": ""})).fields;
+        assert_eq!(f.spam_score.map(|n| n.to_string()).as_deref(), Some("4"));
+        assert_eq!(f.phish_score.map(|n| n.to_string()).as_deref(), Some("46"));
+        assert_eq!(
+            f.impostor_score.map(|n| n.to_string()).as_deref(),
+            Some("0.5")
+        );
+        assert_eq!(
+            f.message_size.map(|n| n.to_string()).as_deref(),
+            Some("5295")
+        );
+        assert_eq!(f.malware_score, None);
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored() {
+        let m = message(json!({"brandNewField": {"nested": [1, 2]}, "headerFrom": "x"}));
+        assert_eq!(m.guid, "g1");
+    }
+
+    #[test]
+    fn a_score_that_is_not_a_number_rejects_the_record_naming_the_field() {
+        let value =
+            json!({"GUID": "g1", "messageTime": "2026-11-28T10:00:00Z", "spamScore": "high"});
+        let rejection = decode_message("messagesDelivered", 0, &value).unwrap_err();
+        assert_eq!(rejection.key, "message GUID=g1");
+        assert!(
+            rejection.reason.contains("spamScore"),
+            "{}",
+            rejection.reason
+        );
+    }
+
+    #[test]
+    fn a_record_without_guid_or_time_is_rejected_with_the_reason() {
+        let no_guid = decode_message(
+            "messagesBlocked",
+            3,
+            &json!({"messageTime": "2026-11-28T10:00:00Z"}),
+        )
+        .unwrap_err();
+        assert_eq!(no_guid.key, "messagesBlocked[3]");
+        assert!(no_guid.reason.contains("GUID"));
+        let bad_time = decode_message(
+            "messagesBlocked",
+            0,
+            &json!({"GUID": "g", "messageTime": "12/01/2026"}),
+        )
+        .unwrap_err();
+        assert!(bad_time.reason.contains("messageTime"));
+        let no_id = decode_click(
+            "clicksBlocked",
+            1,
+            &json!({"clickTime": "2026-11-28T10:00:00Z", "url": "http://x/"}),
+        )
+        .unwrap_err();
+        assert_eq!(no_id.key, "clicksBlocked[1]");
+    }
+}
