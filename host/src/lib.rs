@@ -12,3 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod logging;
 pub mod setup;
+
+pub mod http;
+pub mod plan;
+pub mod state;
