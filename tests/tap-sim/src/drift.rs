@@ -47,22 +47,20 @@ fn apply_to_object(drift: Drift, fields: &mut Map<String, Value>) {
     }
     if drift.scalar_addresses {
         for key in ADDRESS_KEYS {
-            if let Some(value) = fields.get_mut(key) {
-                if let Value::Array(items) = value {
-                    if items.len() == 1 {
-                        let only = items.remove(0);
-                        *value = only;
-                    }
-                }
+            if let Some(value) = fields.get_mut(key)
+                && let Value::Array(items) = value
+                && items.len() == 1
+            {
+                let only = items.remove(0);
+                *value = only;
             }
         }
     }
-    if drift.rewritten_as_string {
-        if let Some(value) = fields.get_mut("completelyRewritten") {
-            if let Value::Bool(b) = value {
-                *value = Value::String(b.to_string());
-            }
-        }
+    if drift.rewritten_as_string
+        && let Some(value) = fields.get_mut("completelyRewritten")
+        && let Value::Bool(b) = value
+    {
+        *value = Value::String(b.to_string());
     }
     if drift.upper_case_enums {
         for key in ENUM_KEYS {

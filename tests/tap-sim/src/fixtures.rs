@@ -40,10 +40,10 @@ fn shift_times(value: &mut Value, by: Duration) {
         Value::Object(fields) => {
             for (key, field) in fields.iter_mut() {
                 if let Value::String(text) = field {
-                    if TIME_KEYS.contains(&key.as_str()) {
-                        if let Ok(t) = parse_instant(text) {
-                            *text = format_event_time(t + by);
-                        }
+                    if TIME_KEYS.contains(&key.as_str())
+                        && let Ok(t) = parse_instant(text)
+                    {
+                        *text = format_event_time(t + by);
                     }
                 } else {
                     shift_times(field, by);

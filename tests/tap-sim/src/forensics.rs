@@ -65,10 +65,8 @@ pub fn answer(store: &Store, query: &Query, now: OffsetDateTime) -> Reply {
             if reports.is_empty() {
                 return Reply::text(StatusCode::NOT_FOUND, "threatId not found");
             }
-            if *include_campaign {
-                if let Some(campaign) = store.campaign_of_threat(id) {
-                    reports.extend(store.campaign_scope_reports(campaign));
-                }
+            if *include_campaign && let Some(campaign) = store.campaign_of_threat(id) {
+                reports.extend(store.campaign_scope_reports(campaign));
             }
             reports
         }

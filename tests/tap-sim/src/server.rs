@@ -342,10 +342,11 @@ fn identify(config: &TapSimConfig, credentials: Option<&(String, String)>) -> Ca
     if *principal == config.principal && *secret == config.secret {
         return Caller::Entitled;
     }
-    if let Some(other) = &config.not_entitled {
-        if *principal == other.principal && *secret == other.secret {
-            return Caller::NotEntitled;
-        }
+    if let Some(other) = &config.not_entitled
+        && *principal == other.principal
+        && *secret == other.secret
+    {
+        return Caller::NotEntitled;
     }
     Caller::Unknown("Unauthorized: the service principal or secret is wrong.")
 }

@@ -501,8 +501,7 @@ async fn unknown_paths_are_404_and_other_methods_405() {
         404
     );
     assert_eq!(get(&sim, "/v1/siem/all").await.status, 404);
-    let client = reqwest::Client::new();
-    let post = client
+    let post = client()
         .post(format!("{}/v2/siem/all", sim.base_url()))
         .basic_auth("sim-principal", Some("sim-secret"))
         .send()

@@ -3,7 +3,7 @@
 //! 2001:db8::/32) and example / `.zz` domains.
 
 use rand::seq::IndexedRandom;
-use rand::{Rng, SeedableRng};
+use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use time::{Duration, OffsetDateTime};
 
@@ -11,8 +11,10 @@ pub struct Dice {
     rng: ChaCha8Rng,
 }
 
-const GUID_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-const QID_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+const GUID_ALPHABET: &[u8; 64] =
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+/// Queue ids have no punctuation; the two digits stand in for it.
+const QID_ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789AZ";
 
 impl Dice {
     pub fn new(seed: u64) -> Dice {
@@ -55,17 +57,35 @@ impl Dice {
         from + Duration::seconds(self.rng.random_range(0..span))
     }
 
+    /// `digits` random lower-case hex digits. Sixteen digits per 64-bit
+    /// draw: hashes are most of what the generator writes, and one draw
+    /// per digit made big tenants slow to build.
     pub fn hex(&mut self, digits: usize) -> String {
         const HEX: &[u8] = b"0123456789abcdef";
-        (0..digits)
-            .map(|_| HEX[self.rng.random_range(0..16)] as char)
-            .collect()
+        let mut out = String::with_capacity(digits);
+        let mut bits = 0u64;
+        for i in 0..digits {
+            if i % 16 == 0 {
+                bits = self.rng.next_u64();
+            }
+            out.push(HEX[(bits & 0xf) as usize] as char);
+            bits >>= 4;
+        }
+        out
     }
 
-    fn from_alphabet(&mut self, alphabet: &[u8], len: usize) -> String {
-        (0..len)
-            .map(|_| alphabet[self.rng.random_range(0..alphabet.len())] as char)
-            .collect()
+    /// `len` characters of a 64-character alphabet, ten per 64-bit draw.
+    fn chars_of_alphabet64(&mut self, alphabet: &[u8; 64], len: usize) -> String {
+        let mut out = String::with_capacity(len);
+        let mut bits = 0u64;
+        for i in 0..len {
+            if i % 10 == 0 {
+                bits = self.rng.next_u64();
+            }
+            out.push(alphabet[(bits & 0x3f) as usize] as char);
+            bits >>= 6;
+        }
+        out
     }
 
     pub fn uuid(&mut self) -> String {
@@ -78,12 +98,12 @@ impl Dice {
 
     /// A PPS message GUID such as `N9Q2II2Isp8zHx_j7_qzDLKf80Thg2eM`.
     pub fn message_guid(&mut self) -> String {
-        self.from_alphabet(GUID_ALPHABET, 32)
+        self.chars_of_alphabet64(GUID_ALPHABET, 32)
     }
 
     /// A PPS queue ID such as `r2FNwRHF004109`.
     pub fn qid(&mut self) -> String {
-        let head = self.from_alphabet(QID_ALPHABET, 8);
+        let head = self.chars_of_alphabet64(QID_ALPHABET, 8);
         format!("{head}{:06}", self.between(0, 999_999))
     }
 

@@ -281,16 +281,18 @@ pub fn generate(spec: &TenantSpec) -> Tenant {
     let standalone = spec
         .threats_without_campaign
         .max(u32::from(threats.is_empty()));
-    const STANDALONE_KINDS: [ThreatType; 5] = [
-        ThreatType::Url,
-        ThreatType::Attachment,
-        ThreatType::MessageText,
-        ThreatType::Url,
-        ThreatType::Attachment,
+    use threats::ThreatShape;
+    const STANDALONE_SHAPES: [ThreatShape; 6] = [
+        ThreatShape::Url,
+        ThreatShape::Attachment,
+        ThreatShape::ImpostorAddress,
+        ThreatShape::Url,
+        ThreatShape::Attachment,
+        ThreatShape::CallbackText,
     ];
     for i in 0..standalone as usize {
-        let kind = STANDALONE_KINDS[i % STANDALONE_KINDS.len()];
-        threats.push(threats::threat(&mut dice, kind, &threat_params));
+        let shape = STANDALONE_SHAPES[i % STANDALONE_SHAPES.len()];
+        threats.push(threats::threat(&mut dice, shape, &threat_params));
     }
 
     let message_params = messages::MessageParams {

@@ -23,6 +23,16 @@ pub struct Threat {
     pub detection_type: Option<String>,
 }
 
+/// The kinds of threat the generator makes; message-text threats come as
+/// an impostor's address (an indicator) or as text (an attribute only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThreatShape {
+    Url,
+    Attachment,
+    ImpostorAddress,
+    CallbackText,
+}
+
 pub struct ThreatParams {
     pub start: OffsetDateTime,
     pub end: OffsetDateTime,
@@ -39,9 +49,14 @@ fn status(dice: &mut Dice, false_positive_fraction: f64) -> ThreatStatus {
     }
 }
 
-pub fn threat(dice: &mut Dice, kind: ThreatType, p: &ThreatParams) -> Threat {
-    let (value, md5, classification) = match kind {
-        ThreatType::Url => {
+pub fn threat(dice: &mut Dice, shape: ThreatShape, p: &ThreatParams) -> Threat {
+    let kind = match shape {
+        ThreatShape::Url => ThreatType::Url,
+        ThreatShape::Attachment => ThreatType::Attachment,
+        ThreatShape::ImpostorAddress | ThreatShape::CallbackText => ThreatType::MessageText,
+    };
+    let (value, md5, classification) = match shape {
+        ThreatShape::Url => {
             let domain = dice.pick(dice::HOSTILE_DOMAINS);
             let path = dice.pick(dice::URL_PATHS);
             let token = dice.hex(6);
@@ -52,24 +67,23 @@ pub fn threat(dice: &mut Dice, kind: ThreatType, p: &ThreatParams) -> Threat {
                 classification,
             )
         }
-        ThreatType::Attachment => {
+        ThreatShape::Attachment => {
             let classification = *dice.pick(&["malware", "malware", "phish"]);
             (dice.hex(64), dice.hex(32), classification)
         }
-        ThreatType::MessageText => {
-            if dice.chance(0.5) {
-                let first = dice.pick(dice::FIRST_NAMES);
-                let domain = dice.pick(dice::HOSTILE_DOMAINS);
-                (format!("{first}.ceo@{domain}"), String::new(), "impostor")
-            } else {
-                // Telephone-oriented attack: the text names a callback number.
-                let number = format!("+1 202 555 01{:02}", dice.between(0, 99));
-                (
-                    format!("Call {number} to cancel your renewal"),
-                    String::new(),
-                    "toad",
-                )
-            }
+        ThreatShape::ImpostorAddress => {
+            let first = dice.pick(dice::FIRST_NAMES);
+            let domain = dice.pick(dice::HOSTILE_DOMAINS);
+            (format!("{first}.ceo@{domain}"), String::new(), "impostor")
+        }
+        ThreatShape::CallbackText => {
+            // Telephone-oriented attack: the text names a callback number.
+            let number = format!("+1 202 555 01{:02}", dice.between(0, 99));
+            (
+                format!("Call {number} to cancel your renewal"),
+                String::new(),
+                "toad",
+            )
         }
     };
     let detection_type = match kind {
@@ -111,12 +125,12 @@ pub fn campaign(dice: &mut Dice, p: &ThreatParams) -> (Campaign, Vec<Threat>) {
     let member_count = dice.between(2, 6);
     let mut members = Vec::new();
     for _ in 0..member_count {
-        let kind = if uses_urls == dice.chance(0.8) {
-            ThreatType::Url
+        let shape = if uses_urls == dice.chance(0.8) {
+            ThreatShape::Url
         } else {
-            ThreatType::Attachment
+            ThreatShape::Attachment
         };
-        let mut member = threat(dice, kind, p);
+        let mut member = threat(dice, shape, p);
         member.campaign_id = Some(id.clone());
         members.push(member);
     }

@@ -26,8 +26,21 @@ pub async fn start_with(config: TapSimConfig) -> TapSim {
     TapSim::start(config).await.expect("simulator starts")
 }
 
+/// One client for all tests: building one loads the system's root
+/// certificates, which is slow. No idle pooling, because each test has its
+/// own runtime and a pooled connection would outlive it.
+pub fn client() -> &'static reqwest::Client {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    CLIENT.get_or_init(|| {
+        reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .expect("client builds")
+    })
+}
+
 pub async fn get_as(sim: &TapSim, principal: Option<(&str, &str)>, path_and_query: &str) -> Answer {
-    let client = reqwest::Client::new();
+    let client = client();
     let mut request = client.get(format!("{}{path_and_query}", sim.base_url()));
     if let Some((p, s)) = principal {
         request = request.basic_auth(p, Some(s));
