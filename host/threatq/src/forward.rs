@@ -7,7 +7,7 @@
 //! object costs only itself. Every request is an idempotent upsert, so the
 //! caller may repeat a whole forward after a failure.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
@@ -294,10 +294,15 @@ fn assign_ids(group: &[usize], rows: &[Value], objects: &[TqObject], ids: &mut [
         return;
     };
     let collection = objects[*first].collection;
-    let rows: Vec<(u64, String, Option<String>)> = rows
-        .iter()
-        .filter_map(|row| row_identity(row, collection))
-        .collect();
+    let mut exact: HashMap<String, Vec<(u64, Option<String>)>> = HashMap::new();
+    let mut folded: HashMap<String, Vec<(u64, Option<String>)>> = HashMap::new();
+    for (id, value, qualifier) in rows.iter().filter_map(|row| row_identity(row, collection)) {
+        folded
+            .entry(value.to_ascii_lowercase())
+            .or_default()
+            .push((id, qualifier.clone()));
+        exact.entry(value).or_default().push((id, qualifier));
+    }
     for &index in group {
         let object = &objects[index];
         let wanted = match collection {
@@ -305,19 +310,18 @@ fn assign_ids(group: &[usize], rows: &[Value], objects: &[TqObject], ids: &mut [
             Collection::Events => object.happened_at.as_deref(),
             _ => None,
         };
-        let qualifies = |qualifier: &Option<String>| {
-            qualifier.is_none() || wanted.is_none() || qualifier.as_deref() == wanted
-        };
-        let found = rows
-            .iter()
-            .find(|(_, value, qualifier)| *value == object.value && qualifies(qualifier))
-            .or_else(|| {
-                rows.iter().find(|(_, value, qualifier)| {
-                    value.eq_ignore_ascii_case(&object.value) && qualifies(qualifier)
+        let pick = |candidates: Option<&Vec<(u64, Option<String>)>>| {
+            candidates?
+                .iter()
+                .find(|(_, qualifier)| {
+                    qualifier.is_none() || wanted.is_none() || qualifier.as_deref() == wanted
                 })
-            });
+                .map(|(id, _)| *id)
+        };
+        let found = pick(exact.get(&object.value))
+            .or_else(|| pick(folded.get(&object.value.to_ascii_lowercase())));
         match found {
-            Some((id, _, _)) => ids[index] = Some(*id),
+            Some(id) => ids[index] = Some(id),
             None => tracing::warn!(
                 "ThreatQ stored {} '{}' but returned no row for it; its relations are skipped",
                 collection,
