@@ -67,6 +67,10 @@ pub struct TapSimConfig {
     pub indexing_lag: Duration,
     /// Port on 127.0.0.1; 0 lets the system choose (what tests want).
     pub port: u16,
+    /// Compress whole bodies with gzip when the client accepts it, as real
+    /// TAP does. Off by default: compression is slow in debug builds and
+    /// most tests want to read bodies as sent.
+    pub gzip: bool,
 }
 
 impl Default for TapSimConfig {
@@ -78,6 +82,7 @@ impl Default for TapSimConfig {
             limits: PoolLimits::default(),
             indexing_lag: Duration::ZERO,
             port: 0,
+            gzip: false,
         }
     }
 }

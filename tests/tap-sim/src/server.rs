@@ -1,6 +1,7 @@
 //! The simulator itself: an HTTP server on 127.0.0.1 and what it holds.
 
 use std::convert::Infallible;
+use std::io::Write as _;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -10,6 +11,8 @@ use anyhow::Context;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
+use flate2::Compression;
+use flate2::write::GzEncoder;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -355,6 +358,8 @@ fn identify(config: &TapSimConfig, credentials: Option<&(String, String)>) -> Ca
 struct Answer {
     response: Response<SimBody>,
     delay: Option<StdDuration>,
+    /// The whole body, when it is sent in one piece and may be compressed.
+    whole_body: Option<Bytes>,
 }
 
 impl From<Reply> for Answer {
@@ -365,6 +370,7 @@ impl From<Reply> for Answer {
         } else {
             "text/plain; charset=utf-8"
         };
+        let whole_body = has_body.then(|| reply.body.clone());
         let body = if has_body {
             body::full(reply.body)
         } else {
@@ -380,8 +386,29 @@ impl From<Reply> for Answer {
         Answer {
             response,
             delay: None,
+            whole_body,
         }
     }
+}
+
+/// Compresses a whole body for a client that accepts gzip, as TAP does.
+fn gzip(answer: &mut Answer) {
+    let Some(plain) = answer.whole_body.take() else {
+        return;
+    };
+    let mut encoder = GzEncoder::new(Vec::new(), Compression::fast());
+    let compressed = match encoder.write_all(&plain).and_then(|()| encoder.finish()) {
+        Ok(compressed) => compressed,
+        // Writing to memory does not fail; if it did, plain is still right.
+        Err(_) => return,
+    };
+    *answer.response.body_mut() = body::full(compressed);
+    let headers = answer.response.headers_mut();
+    headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    headers.insert(
+        header::VARY,
+        HeaderValue::from_static("Accept-Encoding, User-Agent"),
+    );
 }
 
 async fn handle(shared: &Shared, request: Request<Incoming>) -> Response<SimBody> {
@@ -395,8 +422,14 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> Response<SimBody
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let credentials = basic_credentials(authorization.as_deref());
+    let accepts_gzip = request
+        .headers()
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.split(',').any(|coding| coding.trim().starts_with("gzip")));
 
-    let answer = route(
+    let mut answer = route(
         shared,
         &method,
         &path,
@@ -404,6 +437,9 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> Response<SimBody
         credentials.as_ref(),
         at,
     );
+    if shared.config.gzip && accepts_gzip {
+        gzip(&mut answer);
+    }
     let mut response = answer.response;
     response.headers_mut().insert(
         "x-content-type-options",
@@ -536,6 +572,7 @@ fn siem_answer(
             let content = reply.body.clone();
             let mut answer: Answer = reply.into();
             *answer.response.body_mut() = body::stalled(content, stall);
+            answer.whole_body = None;
             answer
         }
     }
@@ -550,5 +587,6 @@ fn streamed(body: SimBody) -> Answer {
     Answer {
         response,
         delay: None,
+        whole_body: None,
     }
 }

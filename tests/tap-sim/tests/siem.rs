@@ -586,3 +586,53 @@ async fn hand_written_records_without_a_time_are_refused_with_the_reason() {
         .unwrap_err();
     assert!(format!("{err:#}").contains("clickTime"), "{err:#}");
 }
+
+#[tokio::test]
+async fn with_gzip_on_bodies_are_compressed_for_clients_that_accept_it() {
+    use std::io::Read as _;
+    let sim = start_with(TapSimConfig {
+        gzip: true,
+        ..TapSimConfig::default()
+    })
+    .await;
+    let at = minutes_ago(30);
+    sim.add_message(
+        MessageKind::Delivered,
+        message("z", at, at, "active", "url"),
+    )
+    .unwrap();
+    let url = format!(
+        "{}/v2/siem/all?format=json&{}",
+        sim.base_url(),
+        interval(minutes_ago(60), minutes_ago(1))
+    );
+    let raw_client = reqwest::Client::builder().no_gzip().build().unwrap();
+    let response = raw_client
+        .get(&url)
+        .basic_auth("sim-principal", Some("sim-secret"))
+        .header("accept-encoding", "gzip, deflate")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["content-encoding"], "gzip");
+    let compressed = response.bytes().await.unwrap();
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(&compressed[..])
+        .read_to_string(&mut text)
+        .unwrap();
+    let body: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(body["messagesDelivered"][0]["GUID"], "z");
+    // Without Accept-Encoding the body is sent as is.
+    let plain = raw_client
+        .get(&url)
+        .basic_auth("sim-principal", Some("sim-secret"))
+        .send()
+        .await
+        .unwrap();
+    assert!(plain.headers().get("content-encoding").is_none());
+    assert_eq!(
+        serde_json::from_slice::<Value>(&plain.bytes().await.unwrap()).unwrap()["messagesDelivered"]
+            [0]["GUID"],
+        "z"
+    );
+}
