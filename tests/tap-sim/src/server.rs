@@ -329,7 +329,11 @@ enum Caller {
 }
 
 fn basic_credentials(authorization: Option<&str>) -> Option<(String, String)> {
-    let encoded = authorization?.strip_prefix("Basic ")?;
+    // The scheme name is case-insensitive (RFC 9110 11.1).
+    let (scheme, encoded) = authorization?.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
     let decoded = BASE64.decode(encoded.trim()).ok()?;
     let text = String::from_utf8(decoded).ok()?;
     let (principal, secret) = text.split_once(':')?;

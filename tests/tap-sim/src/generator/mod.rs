@@ -355,7 +355,9 @@ pub fn generate(spec: &TenantSpec) -> Tenant {
                 .filter_map(|t| by_id.get(t.threat_id.as_str()).copied())
                 .filter(|t| t.kind == ThreatType::Url)
                 .collect();
-            let Some(&threat) = urls.get(dice.between(0, urls.len() as u64 - 1) as usize) else {
+            let Some(&threat) =
+                urls.get(dice.between(0, (urls.len() as u64).saturating_sub(1)) as usize)
+            else {
                 continue;
             };
             let at = dice.instant(from.max(sent + Duration::seconds(30)), to);
