@@ -56,6 +56,19 @@ fn messages_to_several_recipients_yield_one_record_per_recipient_with_the_same_g
 }
 
 #[test]
+fn the_summary_reads_as_one_line_with_the_counts() {
+    let summary = generate(&spec(2)).summary();
+    let line = summary.to_string();
+    assert!(!line.contains('\n'));
+    let records = summary.all.messages_delivered + summary.all.messages_blocked;
+    assert!(line.contains(&format!("as {records} records")), "{line}");
+    assert!(
+        line.contains(&format!("{} campaigns", summary.campaigns)),
+        "{line}"
+    );
+}
+
+#[test]
 fn forensics_cover_every_evidence_type_malicious_and_benign() {
     let summary = generate(&spec(2)).summary();
     for kind in EVIDENCE_TYPES {

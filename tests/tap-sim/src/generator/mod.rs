@@ -145,6 +145,34 @@ pub struct TenantSummary {
     pub evidence: BTreeMap<String, EvidenceCount>,
 }
 
+impl std::fmt::Display for TenantSummary {
+    /// One line for people: what was generated, then what TAP shows by default.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (all, visible) = (self.all, self.visible);
+        let evidence: usize = self.evidence.values().map(|c| c.malicious + c.benign).sum();
+        write!(
+            f,
+            "{} messages as {} records ({} delivered, {} blocked), {} clicks ({} permitted, {} blocked), \
+             {} campaigns, {} threats ({} false positive), {} late verdicts, {} forensics reports \
+             with {evidence} pieces of evidence; without falsePositive TAP shows {} messages and {} clicks",
+            all.distinct_message_guids,
+            all.messages_delivered + all.messages_blocked,
+            all.messages_delivered,
+            all.messages_blocked,
+            all.clicks_permitted + all.clicks_blocked,
+            all.clicks_permitted,
+            all.clicks_blocked,
+            self.campaigns,
+            self.threats,
+            self.false_positive_threats,
+            self.late_verdict_records,
+            self.forensics_reports,
+            visible.distinct_message_guids,
+            visible.clicks_permitted + visible.clicks_blocked,
+        )
+    }
+}
+
 impl Tenant {
     pub fn summary(&self) -> TenantSummary {
         let message_tags = |m: &MessageEvent| -> Vec<ThreatTag> {
