@@ -468,3 +468,43 @@ async fn connectors_and_proxy_answer_the_guessed_shapes() {
         "http://proxy.internal:3128"
     );
 }
+
+#[tokio::test]
+async fn a_refresh_token_buys_a_new_access_token_and_a_made_up_one_does_not() {
+    let sim = ThreatqSim::start(ThreatqSimConfig::default())
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    let base = sim.base_url();
+    let first: Value = http
+        .post(format!("{base}/api/token"))
+        .form(&[
+            ("grant_type", "password"),
+            ("client_id", "sim-client"),
+            ("email", "analyst@example.com"),
+            ("password", "sim-password"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let refresh = first["refresh_token"].as_str().unwrap();
+    let renewed = http
+        .post(format!(
+            "{base}/api/token?grant_type=refresh_token&refresh_token={refresh}"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(renewed.status(), StatusCode::OK);
+    let made_up = http
+        .post(format!(
+            "{base}/api/token?grant_type=refresh_token&refresh_token=nope"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made_up.status(), StatusCode::BAD_REQUEST);
+}
