@@ -23,7 +23,7 @@ use crate::tap::forensics::parse_forensics;
 use crate::tap::siem::{
     Click, Message, SiemEnvelope, decode_click, decode_message, parse_envelope,
 };
-use crate::transport::{HostServices, LogLevel, TapBaseUrl, Transport};
+use crate::transport::{HostServices, LogLevel, TapBaseUrl, TapResponse, Transport};
 
 /// Rejections are each returned to the host; only this many are also
 /// logged here, so one broken window cannot flood the log.
@@ -136,7 +136,7 @@ impl<T: Transport, H: HostServices> Call<'_, T, H> {
         self.host.log(level, message, fields);
     }
 
-    fn get(&mut self, path: &str) -> Result<crate::transport::TapResponse, String> {
+    fn get(&mut self, path: &str) -> Result<TapResponse, String> {
         let answer = self.transport.get(path);
         match &answer {
             Ok(response) => self.log(
@@ -383,7 +383,13 @@ impl<T: Transport, H: HostServices> Call<'_, T, H> {
         let mut allowance = settings.campaign_allowance;
         let mut left_for_later = 0u32;
         for id in &seen {
-            if let Some(known) = settings.known_campaigns.iter().find(|k| k.id.trim() == id) {
+            // A known campaign without a name could not be related (the name
+            // is its identity), so it is fetched like a new one.
+            let known = settings
+                .known_campaigns
+                .iter()
+                .find(|k| k.id.trim() == id && !k.name.trim().is_empty());
+            if let Some(known) = known {
                 map_known_campaign(m, known);
                 continue;
             }

@@ -83,6 +83,9 @@ proptest! {
         let (result, _) = run_with(&mut tap, &s);
         let r = result.expect("a well-formed envelope always maps");
         prop_assert_eq!(r.counters.clicks_blocked, 1);
+        for object in &r.objects {
+            prop_assert!(!object.value.trim().is_empty(), "blank object value: {:?}", object);
+        }
         for relation in &r.relations {
             prop_assert!(relation.a != relation.b);
             prop_assert!((relation.b as usize) < r.objects.len());

@@ -496,3 +496,19 @@ fn one_info_line_per_call_and_a_debug_line_per_request() {
         .count();
     assert_eq!(requests, tap.requests.len());
 }
+
+#[test]
+fn a_known_campaign_without_a_name_is_fetched_like_a_new_one() {
+    let s = Settings {
+        known_campaigns: vec![CampaignRef {
+            id: CAMPAIGN_ID.into(),
+            name: " ".into(),
+        }],
+        ..settings()
+    };
+    let mut tap =
+        FakeTap::siem_json(delivered(vec![message()])).campaign(CAMPAIGN_ID, campaign_body());
+    let (r, _) = run_with(&mut tap, &s);
+    assert_eq!(tap.requests_starting("/v2/campaign/").len(), 1);
+    assert_eq!(r.unwrap().campaigns_fetched.len(), 1);
+}

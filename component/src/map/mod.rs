@@ -65,11 +65,11 @@ impl Mapping {
             .contains(&value.trim().to_lowercase())
     }
 
-    /// The indicator `(type_name, value)`, or `None` when the value is a
-    /// false-positive threat: a false positive never becomes an indicator,
-    /// whichever field it came from.
+    /// The indicator `(type_name, value)`, or `None` when the value is
+    /// blank or a false-positive threat: a false positive never becomes an
+    /// indicator, whichever field it came from.
     pub fn indicator(&mut self, type_name: &str, value: &str) -> Option<ObjectId> {
-        if self.is_false_positive(value) {
+        if value.trim().is_empty() || self.is_false_positive(value) {
             return None;
         }
         Some(self.graph.indicator(type_name, value))
