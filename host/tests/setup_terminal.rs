@@ -1,0 +1,169 @@
+//! The interactive first run on a real pseudo-terminal, and the refusal to
+//! prompt when there is no terminal (cron).
+//!
+//! The connector's `main` belongs to another module, so these tests run
+//! `setup::first_run_on_terminal` in a child process: this test binary
+//! itself, started again with only the ignored entry-point test selected.
+
+#![cfg(unix)]
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::anyhow;
+use expectrl::process::unix::WaitStatus;
+use expectrl::{Eof, Expect as _, Session};
+use tq_conn::config;
+use tq_conn::setup::{self, CONFIGURED_MESSAGE};
+
+const CHILD_DIR_ENV: &str = "TQ_CONN_SETUP_TEST_CHILD_DIR";
+const ENTRY_POINT: &str = "child_process_runs_the_first_run_on_its_terminal";
+const GOOD_PASSWORD: &str = "correct-horse-battery";
+const BAD_PASSWORD: &str = "wrong-horse-battery";
+
+#[test]
+#[ignore = "entry point of the child process started by the other tests in this file"]
+fn child_process_runs_the_first_run_on_its_terminal() {
+    let dir = std::env::var_os(CHILD_DIR_ENV).expect("started by the terminal tests");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let verify = async |threatq: &config::ThreatqSection| {
+        if threatq.password.expose() == GOOD_PASSWORD {
+            Ok(())
+        } else {
+            Err(anyhow!("ThreatQ answered 400: invalid_grant"))
+        }
+    };
+    match runtime.block_on(setup::first_run_on_terminal(Path::new(&dir), verify)) {
+        Ok(_) => std::process::exit(0),
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn child_command(dir: &Path) -> Command {
+    let mut command = Command::new(std::env::current_exe().expect("test binary path"));
+    command
+        .args([
+            "--ignored",
+            "--exact",
+            ENTRY_POINT,
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_DIR_ENV, dir);
+    command
+}
+
+/// Waits for `text`, keeping everything the terminal showed in `screen`.
+fn expect(session: &mut expectrl::session::OsSession, screen: &mut String, text: &str) {
+    match session.expect(text) {
+        Ok(captures) => screen.push_str(&String::from_utf8_lossy(captures.as_bytes())),
+        Err(e) => panic!("waiting for `{text}`: {e}\nterminal so far:\n{screen}"),
+    }
+}
+
+/// Reads until the child closes the terminal.
+fn expect_end(session: &mut expectrl::session::OsSession, screen: &mut String) {
+    match session.expect(Eof) {
+        Ok(captures) => screen.push_str(&String::from_utf8_lossy(captures.as_bytes())),
+        Err(e) => panic!("waiting for the child to finish: {e}\nterminal so far:\n{screen}"),
+    }
+}
+
+#[test]
+fn the_first_run_prompts_like_the_legacy_connector_and_hides_the_password() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut session = Session::spawn(child_command(dir.path())).expect("spawn on a pty");
+    session.set_expect_timeout(Some(Duration::from_secs(120)));
+    let mut screen = String::new();
+
+    expect(&mut session, &mut screen, "ThreatQ Host: ");
+    session.send_line("127.0.0.1:8443").expect("send");
+    expect(&mut session, &mut screen, "ThreatQ Client ID: ");
+    session.send_line("client-abc").expect("send");
+    expect(&mut session, &mut screen, "ThreatQ Username: ");
+    session.send_line("analyst@example.com").expect("send");
+    expect(&mut session, &mut screen, "ThreatQ Password: ");
+    session.send_line(BAD_PASSWORD).expect("send");
+    expect(&mut session, &mut screen, "Status [Review]: ");
+    session.send_line("").expect("send");
+
+    // The login fails; the second round offers the earlier answers.
+    expect(&mut session, &mut screen, "invalid_grant");
+    expect(
+        &mut session,
+        &mut screen,
+        "ThreatQ Host [https://127.0.0.1:8443]: ",
+    );
+    session.send_line("").expect("send");
+    expect(
+        &mut session,
+        &mut screen,
+        "ThreatQ Client ID [client-abc]: ",
+    );
+    session.send_line("").expect("send");
+    expect(
+        &mut session,
+        &mut screen,
+        "ThreatQ Username [analyst@example.com]: ",
+    );
+    session.send_line("").expect("send");
+    expect(&mut session, &mut screen, "ThreatQ Password: ");
+    session.send_line(GOOD_PASSWORD).expect("send");
+    expect(&mut session, &mut screen, "Status [Review]: ");
+    session.send_line("Active").expect("send");
+    expect(&mut session, &mut screen, CONFIGURED_MESSAGE);
+    expect_end(&mut session, &mut screen);
+
+    let status = session.get_process().wait().expect("child exits");
+    assert!(
+        matches!(status, WaitStatus::Exited(_, 0)),
+        "{status:?}\n{screen}"
+    );
+    for password in [GOOD_PASSWORD, BAD_PASSWORD] {
+        assert!(
+            !screen.contains(password),
+            "the password was echoed:\n{screen}"
+        );
+    }
+    // Ordinary answers are echoed as typed.
+    assert!(screen.contains("client-abc"), "{screen}");
+
+    let config = config::load(dir.path()).expect("loads").expect("written");
+    assert_eq!(config.threatq.host.base(), "https://127.0.0.1:8443");
+    assert_eq!(config.threatq.client_id, "client-abc");
+    assert_eq!(config.threatq.username, "analyst@example.com");
+    assert_eq!(config.threatq.password.expose(), GOOD_PASSWORD);
+    assert_eq!(config.threatq.status, "Active");
+}
+
+#[test]
+fn without_a_terminal_the_first_run_fails_at_once_saying_how_to_set_up() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let started = Instant::now();
+    let output = child_command(dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("child runs");
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("there is no terminal"), "{stderr}");
+    assert!(
+        stderr.contains("tq-conn-proofpoint-tap setup -c"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--password-file"), "{stderr}");
+    assert!(stderr.contains("TQ_PASSWORD"), "{stderr}");
+    assert!(!config::path(dir.path()).exists());
+}
