@@ -72,13 +72,29 @@ impl Prompter for TerminalPrompter {
 /// What to tell an operator whose connector has no config and no terminal
 /// to ask in (cron, systemd, CI).
 pub fn not_configured_message(dir: &Path) -> String {
-    format!(
+    let mut message = format!(
         "{} does not exist and there is no terminal to ask for the ThreatQ connection. Either \
          run the connector once in a terminal (`tq-conn-proofpoint-tap -c {dir}`), or write the \
          file with `tq-conn-proofpoint-tap setup -c {dir} --host HOST --client-id ID --username \
          USER --password-file FILE` (TQ_HOST, TQ_CLIENT_ID, TQ_USERNAME and TQ_PASSWORD work too)",
         config::path(dir).display(),
         dir = dir.display()
+    );
+    if let Some(legacy) = config::find_legacy_config(dir) {
+        message.push_str(". ");
+        message.push_str(&legacy_note(&legacy));
+    }
+    message
+}
+
+/// Explains that a legacy connector's config was found but is not read.
+fn legacy_note(legacy: &Path) -> String {
+    format!(
+        "{} looks like the previous (Python) connector's configuration; this version does not \
+         read it, because that format is undocumented and may hold the password obfuscated. \
+         Enter the same ThreatQ host, client id, username and password once; the TAP settings \
+         in ThreatQ's UI are used as before. Remove the old file afterwards",
+        legacy.display()
     )
 }
 
@@ -115,6 +131,9 @@ pub async fn first_run(
         dir.display(),
         file.display()
     ))?;
+    if let Some(legacy) = config::find_legacy_config(dir) {
+        io.say(&format!("{}.", legacy_note(&legacy)))?;
+    }
     let mut previous: Option<ThreatqSection> = None;
     let mut attempt = 1;
     loop {
@@ -475,6 +494,46 @@ mod tests {
             "{error:#}"
         );
         assert!(!config::path(dir.path()).exists());
+    }
+
+    #[tokio::test]
+    async fn a_legacy_config_beside_ours_is_pointed_out_before_the_questions() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let legacy = dir.path().join("tq-conn-proofpoint-tap.yml");
+        std::fs::write(&legacy, "host: 10.0.0.1\nclientid: x\npassword: gAAAA==\n").expect("write");
+        assert!(
+            not_configured_message(dir.path()).contains("tq-conn-proofpoint-tap.yml looks like")
+        );
+        let mut io = Scripted::new(&["tq.example.com", "cid", "me", "pw-1", ""]);
+        first_run(dir.path(), &mut io, accept_only("pw-1"))
+            .await
+            .expect("configured");
+        let note = io
+            .transcript
+            .iter()
+            .position(|l| l.contains("previous (Python) connector"))
+            .expect("legacy file mentioned");
+        let first_question = io
+            .transcript
+            .iter()
+            .position(|l| l.starts_with("? "))
+            .expect("asked");
+        assert!(note < first_question);
+    }
+
+    #[test]
+    fn our_own_files_and_other_connectors_configs_are_not_taken_for_the_legacy_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let words = "host=x client_id=y password=***";
+        for name in [
+            "tq-conn-proofpoint-tap.state.json",
+            "tq-conn-proofpoint-tap.log",
+            "tq-conn-proofpoint-tap.lock",
+            "tq-adversary-reader.yml",
+        ] {
+            std::fs::write(dir.path().join(name), words).expect("write");
+        }
+        assert!(!not_configured_message(dir.path()).contains("previous"));
     }
 
     #[tokio::test]
