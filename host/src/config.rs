@@ -276,6 +276,11 @@ pub enum ConfigError {
     )]
     Read { path: PathBuf, source: io::Error },
 
+    #[error(
+        "{path} is not UTF-8 text; write it again with a text editor or `tq-conn-proofpoint-tap setup --force`"
+    )]
+    NotText { path: PathBuf },
+
     #[error("{path} is not valid TOML (line {line}, column {column}): {message}")]
     Syntax {
         path: PathBuf,
@@ -364,6 +369,9 @@ pub fn load(dir: &Path) -> Result<Option<Config>, ConfigError> {
     let text = match fs::read_to_string(&file) {
         Ok(text) => text,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+            return Err(ConfigError::NotText { path: file });
+        }
         Err(source) => return Err(ConfigError::Read { path: file, source }),
     };
     if let Some(warning) = permission_warning(&file) {

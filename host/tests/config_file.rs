@@ -404,3 +404,11 @@ fn writing_into_a_missing_directory_fails_with_the_path() {
         .to_string();
     assert!(message.starts_with("cannot write "), "{message}");
 }
+
+#[test]
+fn a_binary_file_is_reported_as_not_text() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fs::write(dir.path().join(CONFIG_FILE_NAME), [0xff, 0xfe, 0x00, 0x41]).expect("write");
+    let message = config::load(dir.path()).expect_err("binary").to_string();
+    assert!(message.contains("is not UTF-8 text"), "{message}");
+}

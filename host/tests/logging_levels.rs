@@ -116,3 +116,19 @@ fn an_unusable_log_directory_is_reported_with_the_fix() {
     assert!(message.contains("cannot open the log file"), "{message}");
     assert!(message.contains("-ll stdout"), "{message}");
 }
+
+#[cfg(unix)]
+#[test]
+fn a_new_log_file_is_not_readable_by_others() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_subscriber, guard) =
+        logging::build(&LogTarget::Dir(dir.path().to_owned()), Verbosity::Warnings)
+            .expect("builds");
+    drop(guard);
+    let mode = fs::metadata(dir.path().join(LOG_FILE_NAME))
+        .expect("created")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o007, 0, "mode {mode:o}");
+}
