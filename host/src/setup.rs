@@ -229,7 +229,8 @@ fn ask_non_empty(
 
 /// `setup`: builds the config from flags, environment (`TQ_PASSWORD`,
 /// `TAP_SECRET`) and files, logs in with `verify` unless `--no-verify`, and
-/// writes it. Refuses to replace an existing file without `--force`.
+/// writes it. Refuses to replace an existing file without `--force`. With
+/// no password source but a terminal, asks for the password.
 pub async fn run_setup_command(
     dir: &Path,
     args: &SetupArgs,
@@ -243,7 +244,20 @@ pub async fn run_setup_command(
         );
     }
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let config = config_from_args(args, env("TQ_PASSWORD"), env("TAP_SECRET"))?;
+    let mut password = env("TQ_PASSWORD");
+    let others_given = [&args.host, &args.client_id, &args.username]
+        .iter()
+        .all(|value| non_empty(value).is_some());
+    if password.is_none()
+        && args.password_file.is_none()
+        && others_given
+        && io::stdin().is_terminal()
+    {
+        // Someone at a terminal forgot the password source: ask rather than
+        // fail, without echo.
+        password = Some(TerminalPrompter.ask_secret("ThreatQ Password")?);
+    }
+    let config = config_from_args(args, password, env("TAP_SECRET"))?;
     if !args.no_verify {
         verify(&config.threatq).await.context(
             "could not log in to ThreatQ with these values; nothing was written (pass \

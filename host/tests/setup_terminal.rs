@@ -14,10 +14,13 @@ use std::time::{Duration, Instant};
 use anyhow::anyhow;
 use expectrl::process::unix::WaitStatus;
 use expectrl::{Eof, Expect as _, Session};
+use tq_conn::cli::{Command as CliCommand, parse_args};
 use tq_conn::config;
 use tq_conn::setup::{self, CONFIGURED_MESSAGE};
 
 const CHILD_DIR_ENV: &str = "TQ_CONN_SETUP_TEST_CHILD_DIR";
+/// Set to run the `setup` subcommand instead of the first run.
+const CHILD_SETUP_COMMAND_ENV: &str = "TQ_CONN_SETUP_TEST_CHILD_SETUP_COMMAND";
 const ENTRY_POINT: &str = "child_process_runs_the_first_run_on_its_terminal";
 const GOOD_PASSWORD: &str = "correct-horse-battery";
 const BAD_PASSWORD: &str = "wrong-horse-battery";
@@ -37,7 +40,27 @@ fn child_process_runs_the_first_run_on_its_terminal() {
             Err(anyhow!("ThreatQ answered 400: invalid_grant"))
         }
     };
-    match runtime.block_on(setup::first_run_on_terminal(Path::new(&dir), verify)) {
+    let dir = Path::new(&dir);
+    let result = if std::env::var_os(CHILD_SETUP_COMMAND_ENV).is_some() {
+        let cli = parse_args([
+            "tq-conn-proofpoint-tap",
+            "setup",
+            "--host",
+            "tq.example.com",
+            "--client-id",
+            "cid",
+            "--username",
+            "svc@example.com",
+        ])
+        .expect("parses");
+        let Some(CliCommand::Setup(args)) = cli.command else {
+            panic!("expected setup");
+        };
+        runtime.block_on(setup::run_setup_command(dir, &args, verify))
+    } else {
+        runtime.block_on(setup::first_run_on_terminal(dir, verify))
+    };
+    match result {
         Ok(_) => std::process::exit(0),
         Err(error) => {
             eprintln!("error: {error:#}");
@@ -166,4 +189,32 @@ fn without_a_terminal_the_first_run_fails_at_once_saying_how_to_set_up() {
     assert!(stderr.contains("--password-file"), "{stderr}");
     assert!(stderr.contains("TQ_PASSWORD"), "{stderr}");
     assert!(!config::path(dir.path()).exists());
+}
+
+#[test]
+fn setup_without_a_password_source_asks_for_it_on_a_terminal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut command = child_command(dir.path());
+    command
+        .env(CHILD_SETUP_COMMAND_ENV, "1")
+        .env_remove("TQ_PASSWORD");
+    let mut session = Session::spawn(command).expect("spawn on a pty");
+    session.set_expect_timeout(Some(Duration::from_secs(120)));
+    let mut screen = String::new();
+    expect(&mut session, &mut screen, "ThreatQ Password: ");
+    session.send_line(GOOD_PASSWORD).expect("send");
+    expect(&mut session, &mut screen, CONFIGURED_MESSAGE);
+    expect_end(&mut session, &mut screen);
+    let status = session.get_process().wait().expect("child exits");
+    assert!(
+        matches!(status, WaitStatus::Exited(_, 0)),
+        "{status:?}\n{screen}"
+    );
+    assert!(
+        !screen.contains(GOOD_PASSWORD),
+        "the password was echoed:\n{screen}"
+    );
+    let config = config::load(dir.path()).expect("loads").expect("written");
+    assert_eq!(config.threatq.password.expose(), GOOD_PASSWORD);
+    assert_eq!(config.threatq.username, "svc@example.com");
 }
