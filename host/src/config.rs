@@ -315,12 +315,12 @@ pub enum ConfigError {
         hint: String,
     },
 
-    #[error("`{key}` in {path} (line {line}): {message}")]
+    #[error("`{key}` in {path}{}: {message}", line_suffix(.line))]
     WrongValue {
         path: PathBuf,
         /// Dotted, e.g. `tap.history_hours`.
         key: String,
-        line: usize,
+        line: Option<usize>,
         message: String,
     },
 
@@ -400,20 +400,22 @@ pub fn parse(text: &str, file: &Path, dir: &Path) -> Result<Config, ConfigError>
     };
     check_keys(&table, file)?;
 
-    let deserializer = toml::Deserializer::parse(text).map_err(|e| ConfigError::Syntax {
-        path: file.to_owned(),
-        line: 1,
-        column: 1,
-        message: e.message().to_owned(),
+    // The same text parsed again, now keeping the spans that let a type
+    // error name its line.
+    let deserializer = toml::Deserializer::parse(text).map_err(|e| {
+        let (line, column) = e.span().map_or((1, 1), |s| line_and_column(text, s.start));
+        ConfigError::Syntax {
+            path: file.to_owned(),
+            line,
+            column,
+            message: e.message().to_owned(),
+        }
     })?;
     let mut config: Config =
         serde_path_to_error::deserialize(deserializer).map_err(|e| ConfigError::WrongValue {
             path: file.to_owned(),
             key: e.path().to_string(),
-            line: e
-                .inner()
-                .span()
-                .map_or(1, |s| line_and_column(text, s.start).0),
+            line: e.inner().span().map(|s| line_and_column(text, s.start).0),
             message: e.inner().message().to_owned(),
         })?;
     if let Some(ca_file) = &config.threatq.ca_file
@@ -508,7 +510,7 @@ fn check_keys(table: &toml::Table, file: &Path) -> Result<(), ConfigError> {
             return Err(ConfigError::WrongValue {
                 path: file.to_owned(),
                 key: key.clone(),
-                line: 1,
+                line: None,
                 message: format!("must be a section (`[{key}]` on its own line), not a value"),
             });
         }
@@ -612,7 +614,7 @@ fn validate(config: &Config, file: &Path) -> Result<(), ConfigError> {
         check_proxy(proxy).map_err(|message| ConfigError::WrongValue {
             path: file.to_owned(),
             key: "threatq.proxy".to_owned(),
-            line: 1,
+            line: None,
             message,
         })?;
     }
@@ -752,6 +754,11 @@ pub fn find_legacy_config(dir: &Path) -> Option<PathBuf> {
         .collect();
     candidates.sort();
     candidates.into_iter().next()
+}
+
+fn line_suffix(line: &Option<usize>) -> String {
+    line.map(|line| format!(" (line {line})"))
+        .unwrap_or_default()
 }
 
 fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
