@@ -39,6 +39,9 @@ pub const MIN_REGISTERED_SECRET_LEN: usize = 4;
 /// (hyper, reqwest, wasmtime, ...) stays at warnings unless `-v 3`.
 const OUR_TARGETS: &[&str] = &[
     "tq_conn",
+    // The run summary lines, logged under their own target so they can be
+    // filtered or grepped alone.
+    "summary",
     "tq_conn_proofpoint_tap",
     "tap_runtime",
     "tap_component",

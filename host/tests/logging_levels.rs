@@ -71,6 +71,21 @@ fn verbosity_three_writes_everything_of_ours_and_third_party_info() {
 }
 
 #[test]
+fn the_run_summary_target_follows_the_verbosity_like_our_crates() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (subscriber, guard) =
+        logging::build(&LogTarget::Dir(dir.path().to_owned()), Verbosity::Info).expect("builds");
+    tracing::subscriber::with_default(subscriber, || {
+        tracing::info!(target: "summary", "summary: 3 windows forwarded");
+        tracing::info!(target: "tap_component", "component says hello");
+    });
+    drop(guard);
+    let log = fs::read_to_string(dir.path().join(LOG_FILE_NAME)).expect("log");
+    assert!(log.contains("summary: 3 windows forwarded"), "{log}");
+    assert!(log.contains("component says hello"), "{log}");
+}
+
+#[test]
 fn lines_start_with_a_utc_rfc3339_timestamp_and_show_level_and_target() {
     let lines = log_at(Verbosity::Warnings);
     let line = lines
