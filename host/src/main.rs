@@ -1,1 +1,29 @@
-fn main() {}
+//! The `tq-conn-proofpoint-tap` binary: a thin layer over the library that
+//! turns the command line into a run and the run into an exit status.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = match tq_conn::cli::parse_args(std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("tq-conn-proofpoint-tap: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(tq_conn::app::main(cli))
+}

@@ -1,0 +1,142 @@
+//! From a parsed command line to an exit status: logging, first-run set-up,
+//! the normal run, `setup` and `demo`.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use tracing::{error, info, warn};
+
+use crate::cli::{Cli, Command};
+use crate::run::{NetworkFlags, RunOptions, RunOutcome};
+
+pub async fn main(cli: Cli) -> ExitCode {
+    let _log_guard = match crate::logging::init(&cli.log, cli.verbosity) {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("tq-conn-proofpoint-tap: {e:#}");
+            return ExitCode::from(3);
+        }
+    };
+    let component = match &cli.component {
+        Some(path) => tap_runtime::ComponentSource::File(path.clone()),
+        None => tap_runtime::ComponentSource::Embedded,
+    };
+
+    match &cli.command {
+        Some(Command::Demo(args)) => {
+            let options = crate::demo::DemoOptions {
+                hours: args.hours,
+                seed: args.seed.unwrap_or(crate::demo::DEFAULT_SEED),
+                keep: args.keep.clone(),
+                component,
+            };
+            match crate::demo::demo(&options).await {
+                Ok(report) => {
+                    println!("{}", crate::demo::render(&report));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("tq-conn-proofpoint-tap demo: {e:#}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Some(Command::Setup(args)) => match crate::setup::run_setup_command(&cli.config_dir, args, verify_login).await {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("tq-conn-proofpoint-tap setup: {e:#}");
+                ExitCode::from(3)
+            }
+        },
+        None => normal_run(&cli, component).await,
+    }
+}
+
+async fn normal_run(cli: &Cli, component: tap_runtime::ComponentSource) -> ExitCode {
+    match crate::config::load(&cli.config_dir) {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            if std::io::stdin().is_terminal() {
+                return first_run(cli).await;
+            }
+            let message = crate::setup::not_configured_message(&cli.config_dir);
+            error!("{message}");
+            eprintln!("tq-conn-proofpoint-tap: {message}");
+            return ExitCode::from(3);
+        }
+        Err(e) => {
+            error!("{e}");
+            eprintln!("tq-conn-proofpoint-tap: {e}");
+            return ExitCode::from(3);
+        }
+    }
+
+    let mut options = RunOptions::new(cli.config_dir.clone());
+    options.dry_run = cli.dry_run;
+    options.export = cli.export.clone();
+    options.component = component;
+    options.network = NetworkFlags {
+        external_proxy: cli.external_proxy,
+        disable_ssl: cli.disable_ssl,
+        disable_proxy: cli.disable_proxy,
+    };
+    match crate::run::run(&options).await {
+        Ok(RunOutcome::Completed(summary)) => {
+            info!(target: "summary", "{summary}");
+            if cli.dry_run {
+                eprintln!("{summary}");
+            }
+            ExitCode::SUCCESS
+        }
+        Ok(RunOutcome::Disabled) => {
+            warn!(target: "summary", "summary: the connector is switched off in ThreatQ (or enabled = false); nothing was fetched");
+            ExitCode::SUCCESS
+        }
+        Ok(RunOutcome::AlreadyRunning) => {
+            let message = format!(
+                "another run holds the lock on {}; this run exits without doing anything",
+                cli.config_dir.display()
+            );
+            warn!(target: "summary", "{message}");
+            eprintln!("tq-conn-proofpoint-tap: {message}");
+            ExitCode::SUCCESS
+        }
+        Err(failure) => {
+            error!("{:#}", failure.error);
+            error!(target: "summary", "{} (FAILED: exit {})", failure.summary, failure.kind.exit_code());
+            eprintln!("tq-conn-proofpoint-tap: {:#}", failure.error);
+            ExitCode::from(failure.kind.exit_code())
+        }
+    }
+}
+
+async fn first_run(cli: &Cli) -> ExitCode {
+    match crate::setup::first_run_on_terminal(&cli.config_dir, verify_login).await {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tq-conn-proofpoint-tap: {e:#}");
+            ExitCode::from(3)
+        }
+    }
+}
+
+/// Checks ThreatQ connection settings by logging in, as first-run set-up does.
+pub async fn verify_login(threatq: &crate::config::ThreatqSection) -> anyhow::Result<()> {
+    let http = crate::http::build_client(&crate::http::NetworkOptions {
+        verify_tls: threatq.verify_tls,
+        ca_file: threatq.ca_file.clone(),
+        ..crate::http::NetworkOptions::default()
+    })?;
+    let client = threatq_client::Client::new(
+        threatq_client::ThreatqConfig {
+            base_url: threatq.host.url().clone(),
+            client_id: threatq.client_id.clone(),
+            username: threatq.username.clone(),
+            password: threatq.password.expose().to_owned(),
+        },
+        http,
+        threatq_client::RetryPolicy::default(),
+    );
+    client.login().await?;
+    Ok(())
+}

@@ -1,0 +1,240 @@
+//! What a run tells its operator: the one summary line every run ends with,
+//! a progress bar on a terminal (never under cron), and the JSON-lines
+//! export of what was (or, with `--dry-run`, would be) sent.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::fs::File;
+use std::io::{BufWriter, IsTerminal, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+use threatq_client::{Batch, Collection};
+use time::OffsetDateTime;
+
+use crate::state::Pool;
+
+/// Counts of one run. Object counts are of distinct objects (by their
+/// ThreatQ identity) that ThreatQ accepted, so a first run into an empty
+/// ThreatQ reports exactly what ThreatQ then holds.
+#[derive(Debug, Clone, Default)]
+pub struct RunSummary {
+    pub dry_run: bool,
+    pub windows_planned: usize,
+    pub windows_done: usize,
+    pub messages: u64,
+    pub clicks: u64,
+    pub already_sent_skipped: u64,
+    pub rejected_records: u64,
+    pub rejected_objects: u64,
+    /// Distinct identities per kind (events are split into events and incidents).
+    accepted: BTreeMap<&'static str, BTreeSet<String>>,
+    pub budgets_left: BTreeMap<Pool, u32>,
+    pub checkpoint: Option<OffsetDateTime>,
+    /// Seconds of history TAP can no longer give (cursor older than 7 days).
+    pub gap_seconds: i64,
+    pub elapsed: Duration,
+}
+
+/// The kinds in the order the summary prints them.
+pub const KINDS: [&str; 7] = [
+    "events",
+    "incidents",
+    "indicators",
+    "campaigns",
+    "malware",
+    "adversaries",
+    "attack patterns",
+];
+
+impl RunSummary {
+    /// Counts the objects of `batch` that ThreatQ accepted (all but `rejected`,
+    /// given as (collection, identity) pairs).
+    pub fn count_accepted(&mut self, batch: &Batch, rejected: &BTreeSet<(Collection, String)>) {
+        for object in &batch.objects {
+            if rejected.contains(&(object.collection, object.value.clone())) {
+                continue;
+            }
+            let kind = kind_of(object.collection, object.type_name.as_deref());
+            let identity = format!(
+                "{}\u{1f}{}\u{1f}{}",
+                object.type_name.as_deref().unwrap_or(""),
+                object.value,
+                object.happened_at.as_deref().unwrap_or("")
+            );
+            self.accepted.entry(kind).or_default().insert(identity);
+        }
+    }
+
+    pub fn accepted(&self, kind: &str) -> usize {
+        self.accepted.get(kind).map_or(0, BTreeSet::len)
+    }
+
+    pub fn objects_sent(&self) -> usize {
+        self.accepted.values().map(BTreeSet::len).sum()
+    }
+}
+
+pub fn kind_of(collection: Collection, type_name: Option<&str>) -> &'static str {
+    match collection {
+        Collection::Events if type_name == Some("Incident") => "incidents",
+        Collection::Events => "events",
+        Collection::Indicators => "indicators",
+        Collection::Campaign => "campaigns",
+        Collection::Malware => "malware",
+        Collection::Adversaries => "adversaries",
+        Collection::AttackPattern => "attack patterns",
+    }
+}
+
+impl fmt::Display for RunSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "summary{}: windows {}/{}, TAP records {} (messages {}, clicks {}, {} already sent), ",
+            if self.dry_run { " (dry run)" } else { "" },
+            self.windows_done,
+            self.windows_planned,
+            self.messages + self.clicks,
+            self.messages,
+            self.clicks,
+            self.already_sent_skipped,
+        )?;
+        let verb = if self.dry_run { "would send" } else { "sent" };
+        write!(f, "{verb}")?;
+        for (i, kind) in KINDS.iter().enumerate() {
+            let sep = if i == 0 { " " } else { ", " };
+            write!(f, "{sep}{} {kind}", self.accepted(kind))?;
+        }
+        write!(
+            f,
+            "; rejected {} records, {} objects; TAP budget left",
+            self.rejected_records, self.rejected_objects
+        )?;
+        for pool in Pool::ALL {
+            let left = self
+                .budgets_left
+                .get(&pool)
+                .copied()
+                .unwrap_or(pool.daily_limit());
+            write!(f, " {} {}/{}", pool.label(), left, pool.daily_limit())?;
+        }
+        match self.checkpoint {
+            Some(c) => write!(f, "; checkpoint {}", rfc3339(c))?,
+            None => write!(f, "; no checkpoint yet")?,
+        }
+        if self.gap_seconds > 0 {
+            write!(
+                f,
+                "; GAP {} s older than TAP's 7-day limit could not be fetched",
+                self.gap_seconds
+            )?;
+        }
+        write!(f, "; took {:.1} s", self.elapsed.as_secs_f64())
+    }
+}
+
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.to_string())
+}
+
+/// A progress bar on stderr, shown only when stderr is a terminal and the
+/// run has more than a few windows.
+pub struct Progress {
+    bar: Option<ProgressBar>,
+}
+
+impl Progress {
+    pub fn new(windows: usize, enabled: bool) -> Progress {
+        let show = enabled && windows > 3 && std::io::stderr().is_terminal();
+        let bar = show.then(|| {
+            let bar = ProgressBar::new(windows as u64);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} windows {pos}/{len} [{bar:30}] {msg} (ETA {eta})",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            bar
+        });
+        Progress { bar }
+    }
+
+    pub fn window_done(&self, objects_sent: usize) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(format!("{objects_sent} objects sent"));
+            bar.inc(1);
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// Writes what a run sends as JSON lines: one object per line with its
+/// related objects named by identity.
+pub struct Export {
+    out: Box<dyn Write + Send>,
+}
+
+impl Export {
+    pub fn to_file(path: &Path) -> Result<Export> {
+        let file = File::create(path)
+            .with_context(|| format!("cannot create the export file {}", path.display()))?;
+        Ok(Export {
+            out: Box::new(BufWriter::new(file)),
+        })
+    }
+
+    pub fn to_stdout() -> Export {
+        Export {
+            out: Box::new(std::io::stdout()),
+        }
+    }
+
+    pub fn write_batch(&mut self, batch: &Batch) -> Result<()> {
+        let mut related: Vec<Vec<usize>> = vec![Vec::new(); batch.objects.len()];
+        for &(a, b) in &batch.relations {
+            if a < related.len() && b < related.len() {
+                related[a].push(b);
+                related[b].push(a);
+            }
+        }
+        for (i, object) in batch.objects.iter().enumerate() {
+            let links: Vec<_> = related[i]
+                .iter()
+                .map(|&j| {
+                    let other = &batch.objects[j];
+                    json!({
+                        "collection": other.collection.api_name(),
+                        "type": other.type_name,
+                        "value": other.value,
+                    })
+                })
+                .collect();
+            let line = json!({
+                "collection": object.collection.api_name(),
+                "type": object.type_name,
+                "value": object.value,
+                "happened_at": object.happened_at,
+                "description": object.description,
+                "attributes": object.attributes.iter()
+                    .map(|(name, value)| json!({"name": name, "value": value}))
+                    .collect::<Vec<_>>(),
+                "related": links,
+            });
+            serde_json::to_writer(&mut self.out, &line)?;
+            self.out.write_all(b"\n")?;
+        }
+        self.out.flush()?;
+        Ok(())
+    }
+}

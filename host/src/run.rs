@@ -1,0 +1,740 @@
+//! One run: plan the windows, and for each window in order call the
+//! sandboxed TAP component, forward its objects to ThreatQ, and only then
+//! move the checkpoint. A window that fails stops the run with every earlier
+//! window's checkpoint intact, so the next run starts exactly there
+//! (`../shared/design/sync.md`).
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::{Duration as StdDuration, Instant};
+
+use anyhow::anyhow;
+use tap_runtime::{
+    CampaignRef, ComponentSource, Limits, OutboundPolicy, Runtime, RuntimeConfig, RuntimeError,
+    Settings, SyncError, SyncResult, TapFailure, Window as WitWindow,
+};
+use threatq_client::{Client, ForwardOptions, RetryPolicy, ThreatqConfig};
+use time::{Duration, OffsetDateTime};
+use tracing::{debug, info, warn};
+
+use crate::batch::to_batch;
+use crate::config::{self, Config};
+use crate::http::{self, NetworkOptions, ProxyChoice};
+use crate::plan::{self, PlanInput, Window};
+use crate::report::{Export, Progress, RunSummary, rfc3339};
+use crate::settings::{self, CONNECTOR_NAME, Resolved, TapSettings};
+use crate::state::{Pool, RunLock, StateFile};
+
+/// The source every object and attribute carries in ThreatQ.
+pub const SOURCE_NAME: &str = "Proofpoint TAP";
+/// Where compiled copies of the component are cached, inside the config directory.
+pub const CACHE_DIR_NAME: &str = "tq-conn-proofpoint-tap.cache";
+/// Attempts per window for failures worth retrying (TAP 5xx, transport).
+const WINDOW_ATTEMPTS: u32 = 3;
+/// TAP answers a busy hour in one body (no paging): generous limits.
+const TAP_REQUEST_TIMEOUT: StdDuration = StdDuration::from_secs(120);
+const TAP_MAX_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
+/// Record keys are kept this much longer than the overlap, for safety.
+const KEY_HORIZON_SLACK: Duration = Duration::minutes(10);
+
+/// The operator's network flags.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NetworkFlags {
+    /// `-ep`: TAP traffic goes through the proxy configured in ThreatQ.
+    pub external_proxy: bool,
+    /// `-ds`: no TLS certificate checks, on either side.
+    pub disable_ssl: bool,
+    /// `-dp`: no proxy at all, on either side.
+    pub disable_proxy: bool,
+}
+
+/// Everything a run needs besides the config directory's files.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub config_dir: PathBuf,
+    pub dry_run: bool,
+    pub export: Option<PathBuf>,
+    pub component: ComponentSource,
+    pub network: NetworkFlags,
+    pub limits: Limits,
+    pub retry: RetryPolicy,
+    /// The run's "now"; `None` is the system clock. Tests and the demo fix it.
+    pub now: Option<OffsetDateTime>,
+    pub show_progress: bool,
+}
+
+impl RunOptions {
+    pub fn new(config_dir: PathBuf) -> RunOptions {
+        RunOptions {
+            config_dir,
+            dry_run: false,
+            export: None,
+            component: ComponentSource::Embedded,
+            network: NetworkFlags::default(),
+            limits: Limits::default(),
+            retry: RetryPolicy::default(),
+            now: None,
+            show_progress: true,
+        }
+    }
+}
+
+/// How a run that did not fail ended.
+#[derive(Debug)]
+pub enum RunOutcome {
+    Completed(RunSummary),
+    /// The connector is switched off: nothing fetched, checkpoint unchanged.
+    Disabled,
+    /// Another run holds the lock on this config directory.
+    AlreadyRunning,
+}
+
+/// What failed, for the exit status and the operator's next step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The config file or settings are missing or wrong.
+    Config,
+    /// TAP refused the principal or secret (401/403).
+    TapCredentials,
+    /// A TAP request budget is spent (429, or our own count says so).
+    TapRateLimited,
+    /// TAP failed otherwise (5xx, bad request, bad body, transport).
+    Tap,
+    /// ThreatQ could not be reached, refused the login, or failed.
+    Threatq,
+    /// The sandbox stopped the component (memory, CPU, time, trap).
+    Sandbox,
+    /// Local I/O (state file, export file).
+    Local,
+}
+
+impl FailureKind {
+    pub fn exit_code(self) -> u8 {
+        match self {
+            FailureKind::Local => 1,
+            FailureKind::Config => 3,
+            FailureKind::TapCredentials => 4,
+            FailureKind::TapRateLimited => 5,
+            FailureKind::Tap => 6,
+            FailureKind::Threatq => 7,
+            FailureKind::Sandbox => 8,
+        }
+    }
+}
+
+/// A run that stopped early. Every window before the failed one was
+/// forwarded and checkpointed.
+#[derive(Debug)]
+pub struct RunFailure {
+    pub kind: FailureKind,
+    pub error: anyhow::Error,
+    pub summary: RunSummary,
+}
+
+impl std::fmt::Display for RunFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#}", self.error)
+    }
+}
+
+/// Runs the connector once against the config directory in `options`.
+pub async fn run(options: &RunOptions) -> Result<RunOutcome, RunFailure> {
+    let started = Instant::now();
+    let mut summary = RunSummary::default();
+    summary.dry_run = options.dry_run;
+    let result = run_inner(options, &mut summary).await;
+    summary.elapsed = started.elapsed();
+    match result {
+        Ok(Some(())) => Ok(RunOutcome::Completed(summary)),
+        Ok(None) => Ok(RunOutcome::Disabled),
+        Err(Stop::AlreadyRunning) => Ok(RunOutcome::AlreadyRunning),
+        Err(Stop::Failed(kind, error)) => Err(RunFailure {
+            kind,
+            error,
+            summary,
+        }),
+    }
+}
+
+enum Stop {
+    AlreadyRunning,
+    Failed(FailureKind, anyhow::Error),
+}
+
+impl Stop {
+    fn from(kind: FailureKind) -> impl FnOnce(anyhow::Error) -> Stop {
+        move |e| Stop::Failed(kind, e)
+    }
+}
+
+/// `Ok(None)` when the connector is disabled.
+async fn run_inner(options: &RunOptions, summary: &mut RunSummary) -> Result<Option<()>, Stop> {
+    let dir = &options.config_dir;
+    let Some(_lock) = RunLock::try_acquire(dir).map_err(Stop::from(FailureKind::Local))? else {
+        return Err(Stop::AlreadyRunning);
+    };
+
+    let config = config::load(dir)
+        .map_err(|e| Stop::Failed(FailureKind::Config, anyhow!(e)))?
+        .ok_or_else(|| {
+            Stop::Failed(
+                FailureKind::Config,
+                anyhow!(
+                    "no config file in {}: run tq-conn-proofpoint-tap once in a terminal to set it up, \
+                     or use `tq-conn-proofpoint-tap setup`",
+                    dir.display()
+                ),
+            )
+        })?;
+    crate::logging::register_secret(config.threatq.password.expose());
+    if let Some(secret) = &config.tap.secret {
+        crate::logging::register_secret(secret.expose());
+    }
+
+    let threatq = threatq_client(&config, options).map_err(Stop::from(FailureKind::Config))?;
+    let local_complete = settings::local_is_complete(&config.tap);
+    let ui = connector_entry(&threatq, local_complete).await?;
+    let tap = match settings::resolve(&config.tap, ui.as_ref())
+        .map_err(Stop::from(FailureKind::Config))?
+    {
+        Resolved::Run(tap) => *tap,
+        Resolved::Disabled => {
+            info!("the connector is switched off (ThreatQ UI or `enabled = false`): nothing to do");
+            return Ok(None);
+        }
+    };
+    crate::logging::register_secret(&tap.secret);
+
+    let tap_http = tap_http_client(&config, &tap, options, &threatq).await?;
+    let runtime = Runtime::new(RuntimeConfig {
+        component: options.component.clone(),
+        cache_dir: Some(dir.join(CACHE_DIR_NAME)),
+        limits: options.limits.clone(),
+    })
+    .map_err(|e| Stop::Failed(FailureKind::Sandbox, anyhow!(e)))?;
+    let outbound = OutboundPolicy {
+        tap_base_url: tap.base_url.clone(),
+        principal: tap.principal.clone(),
+        secret: tap.secret.clone(),
+        http: tap_http,
+        request_timeout: TAP_REQUEST_TIMEOUT,
+        max_response_bytes: TAP_MAX_RESPONSE_BYTES,
+    };
+
+    let state_file = StateFile::in_dir(dir);
+    let mut state = state_file.load().map_err(Stop::from(FailureKind::Local))?;
+    let now = options.now.unwrap_or_else(OffsetDateTime::now_utc);
+    state.budgets.prune(now);
+
+    let plan = plan::plan(&PlanInput {
+        now,
+        cursor: state.checkpoint,
+        history_hours: tap.history_hours,
+        overlap: tap.overlap,
+        safety_margin: tap.safety_margin,
+    });
+    summary.windows_planned = plan.windows.len();
+    summary.checkpoint = state.checkpoint;
+    if let Some(gap) = plan.clamped_gap {
+        summary.gap_seconds = gap.len().whole_seconds();
+        warn!(
+            from = %rfc3339(gap.start),
+            to = %rfc3339(gap.end),
+            "the checkpoint is older than TAP's 7-day look-back: this span can no longer be fetched"
+        );
+    }
+    info!(
+        windows = plan.windows.len(),
+        from = %plan.windows.first().map(|w| rfc3339(w.start)).unwrap_or_default(),
+        to = %plan.windows.last().map(|w| rfc3339(w.end)).unwrap_or_default(),
+        dry_run = options.dry_run,
+        "run planned"
+    );
+
+    let mut export = match (&options.export, options.dry_run) {
+        (Some(path), _) => Some(Export::to_file(path).map_err(Stop::from(FailureKind::Local))?),
+        (None, true) => Some(Export::to_stdout()),
+        (None, false) => None,
+    };
+    let forward_options = ForwardOptions {
+        source: SOURCE_NAME.to_owned(),
+        tlp_id: None,
+        indicator_status: config.threatq.status.clone(),
+    };
+    let progress = Progress::new(plan.windows.len(), options.show_progress);
+    let mut known_campaigns: Vec<CampaignRef> = Vec::new();
+    let key_horizon = tap.overlap + KEY_HORIZON_SLACK;
+
+    for (index, window) in plan.windows.iter().enumerate() {
+        let windows_left = (plan.windows.len() - index) as u32;
+        let clock = options.now.unwrap_or_else(OffsetDateTime::now_utc);
+        let settings = component_settings(&tap, &state, &known_campaigns, windows_left, clock)?;
+        let result = fetch_window(&runtime, &outbound, &settings, window, options, &mut state, summary)
+            .await;
+        // Budgets are facts whatever happened next: keep them even when the
+        // window failed.
+        summary.budgets_left = budgets_left(&state, clock);
+        let result = match result {
+            Ok(result) => result,
+            Err(stop) => {
+                save_state(&state_file, &state);
+                progress.finish();
+                return Err(stop);
+            }
+        };
+
+        let batch = to_batch(&result);
+        for rejection in &result.rejections {
+            warn!(record = %rejection.key, reason = %rejection.reason, "TAP record quarantined");
+        }
+        summary.rejected_records += result.rejections.len() as u64;
+        let counters = &result.counters;
+        summary.messages += u64::from(counters.messages_delivered + counters.messages_blocked);
+        summary.clicks += u64::from(counters.clicks_permitted + counters.clicks_blocked);
+        summary.already_sent_skipped += u64::from(counters.already_sent_skipped);
+
+        let mut rejected = BTreeSet::new();
+        if !options.dry_run {
+            let report = threatq.forward(&batch, &forward_options).await.map_err(|e| {
+                save_state(&state_file, &state);
+                progress.finish();
+                Stop::Failed(
+                    FailureKind::Threatq,
+                    anyhow!(e).context(format!(
+                        "ThreatQ did not accept window {}; the checkpoint stays at {}",
+                        describe(window),
+                        state.checkpoint.map(rfc3339).unwrap_or_else(|| "the start".into())
+                    )),
+                )
+            })?;
+            for object in &report.rejected {
+                warn!(
+                    collection = %object.collection.api_name(),
+                    object = %object.identity,
+                    reason = %object.reason,
+                    "ThreatQ rejected an object"
+                );
+                rejected.insert((object.collection, object.identity.clone()));
+            }
+            summary.rejected_objects += report.rejected.len() as u64;
+        }
+        if let Some(export) = export.as_mut() {
+            export
+                .write_batch(&batch)
+                .map_err(Stop::from(FailureKind::Local))?;
+        }
+        summary.count_accepted(&batch, &rejected);
+
+        let query_end = checkpoint_for(&result, window);
+        if !options.dry_run {
+            state.accept_window(
+                query_end,
+                result
+                    .record_keys
+                    .iter()
+                    .map(|k| (k.key.clone(), k.created_ms)),
+                key_horizon,
+            );
+            summary.checkpoint = state.checkpoint;
+        }
+        state_file
+            .save(&state)
+            .map_err(Stop::from(FailureKind::Local))?;
+        for campaign in &result.campaigns_fetched {
+            if !known_campaigns.iter().any(|c| c.id == campaign.id) {
+                known_campaigns.push(campaign.clone());
+            }
+        }
+        summary.windows_done += 1;
+        info!(
+            window = %describe(window),
+            messages = counters.messages_delivered + counters.messages_blocked,
+            clicks = counters.clicks_permitted + counters.clicks_blocked,
+            objects = batch.objects.len(),
+            relations = batch.relations.len(),
+            rejected = result.rejections.len() + rejected.len(),
+            checkpoint = %rfc3339(query_end),
+            "window forwarded"
+        );
+        progress.window_done(summary.objects_sent());
+    }
+    progress.finish();
+    summary.budgets_left = budgets_left(&state, options.now.unwrap_or_else(OffsetDateTime::now_utc));
+    Ok(Some(()))
+}
+
+fn threatq_client(config: &Config, options: &RunOptions) -> anyhow::Result<Client> {
+    let network = NetworkOptions {
+        // ThreatQ is usually this very machine; only -dp changes its route.
+        proxy: if options.network.disable_proxy {
+            ProxyChoice::Direct
+        } else {
+            ProxyChoice::System
+        },
+        verify_tls: config.threatq.verify_tls && !options.network.disable_ssl,
+        ca_file: config.threatq.ca_file.clone(),
+        ..NetworkOptions::default()
+    };
+    let http = http::build_client(&network)?;
+    Ok(Client::new(
+        ThreatqConfig {
+            base_url: config.threatq.host.url().clone(),
+            client_id: config.threatq.client_id.clone(),
+            username: config.threatq.username.clone(),
+            password: config.threatq.password.expose().to_owned(),
+        },
+        http,
+        options.retry.clone(),
+    ))
+}
+
+/// Reads the connector's entry in ThreatQ's UI. When the local file sets
+/// every TAP setting, the entry is optional: a failure is logged and the run
+/// goes on with the local values.
+async fn connector_entry(
+    threatq: &Client,
+    local_complete: bool,
+) -> Result<Option<threatq_client::ConnectorSettings>, Stop> {
+    match threatq.connector_settings(CONNECTOR_NAME).await {
+        Ok(Some(entry)) => Ok(Some(entry)),
+        Ok(None) if local_complete => {
+            info!("ThreatQ has no connector entry; using the TAP settings of the local config file");
+            Ok(None)
+        }
+        Ok(None) => Err(Stop::Failed(
+            FailureKind::Config,
+            anyhow!(
+                "ThreatQ has no settings for {CONNECTOR_NAME}: set them in ThreatQ's UI \
+                 (Incoming Feeds, Labs) or under [tap] in the config file"
+            ),
+        )),
+        Err(e) if local_complete && !e.is_transient() => {
+            info!(error = %e, "cannot read the connector entry from ThreatQ; using the local TAP settings");
+            Ok(None)
+        }
+        Err(e) => Err(Stop::Failed(FailureKind::Threatq, anyhow!(e))),
+    }
+}
+
+async fn tap_http_client(
+    config: &Config,
+    tap: &TapSettings,
+    options: &RunOptions,
+    threatq: &Client,
+) -> Result<reqwest::Client, Stop> {
+    let proxy = if options.network.disable_proxy {
+        ProxyChoice::Direct
+    } else if options.network.external_proxy {
+        let from_ui = threatq
+            .proxy_setting()
+            .await
+            .map_err(|e| Stop::Failed(FailureKind::Threatq, anyhow!(e)))?;
+        match from_ui.or_else(|| config.threatq.proxy.clone()) {
+            Some(proxy) => ProxyChoice::Explicit(proxy),
+            None => {
+                warn!("-ep was given but neither ThreatQ nor the config file names a proxy; using the system's");
+                ProxyChoice::System
+            }
+        }
+    } else {
+        config
+            .threatq
+            .proxy
+            .clone()
+            .map_or(ProxyChoice::System, ProxyChoice::Explicit)
+    };
+    debug!(tap = %tap.base_url, ?proxy, "TAP network route");
+    http::build_client(&NetworkOptions {
+        proxy,
+        verify_tls: config.threatq.verify_tls && !options.network.disable_ssl,
+        ca_file: config.threatq.ca_file.clone(),
+        ..NetworkOptions::default()
+    })
+    .map_err(Stop::from(FailureKind::Config))
+}
+
+/// The component's settings for one window, with its share of the budgets.
+fn component_settings(
+    tap: &TapSettings,
+    state: &crate::state::State,
+    known_campaigns: &[CampaignRef],
+    windows_left: u32,
+    now: OffsetDateTime,
+) -> Result<Settings, Stop> {
+    let siem_left = state.budgets.remaining(Pool::Siem, now);
+    if siem_left == 0 {
+        let release = state
+            .budgets
+            .next_release(Pool::Siem, now)
+            .map(rfc3339)
+            .unwrap_or_else(|| "within 24 hours".into());
+        return Err(Stop::Failed(
+            FailureKind::TapRateLimited,
+            anyhow!(
+                "the TAP SIEM budget (1800 requests in 24 hours) is spent; the next request is \
+                 free at {release}. The checkpoint is kept; run again after that"
+            ),
+        ));
+    }
+    // Spread the small per-threat forensics budget over the rest of the run
+    // instead of letting the first window spend it all.
+    let threat_left = state.budgets.remaining(Pool::ThreatForensics, now);
+    let threat_share = threat_left.div_ceil(windows_left.max(1));
+    let campaign_left = state
+        .budgets
+        .remaining(Pool::Campaign, now)
+        .min(state.budgets.remaining(Pool::CampaignForensics, now));
+    Ok(Settings {
+        tap_base_url: tap.base_url.as_str().trim_end_matches('/').to_owned(),
+        create_incidents: tap.create_incidents,
+        known_campaigns: known_campaigns.to_vec(),
+        already_sent: state.sent_keys(),
+        campaign_allowance: campaign_left,
+        threat_forensics_allowance: threat_share,
+    })
+}
+
+/// Calls the component for one window, retrying what is worth retrying.
+async fn fetch_window(
+    runtime: &Runtime,
+    outbound: &OutboundPolicy,
+    settings: &Settings,
+    window: &Window,
+    options: &RunOptions,
+    state: &mut crate::state::State,
+    summary: &RunSummary,
+) -> Result<SyncResult, Stop> {
+    let wit_window = WitWindow {
+        start: rfc3339(window.start),
+        end: rfc3339(window.end),
+    };
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let answer = runtime.sync(outbound, settings, &wit_window).await;
+        let clock = options.now.unwrap_or_else(OffsetDateTime::now_utc);
+        let error = match answer {
+            Ok(Ok(result)) => {
+                record_requests(state, &result, clock);
+                return Ok(result);
+            }
+            Ok(Err(error)) => {
+                // The SIEM request was made (or at least attempted).
+                state.budgets.record(Pool::Siem, clock, 1);
+                classify_tap_error(error, window)
+            }
+            Err(error) => classify_runtime_error(error, window),
+        };
+        let (kind, error, transient) = error;
+        if transient && attempt < WINDOW_ATTEMPTS {
+            let delay = backoff(&options.retry, attempt);
+            warn!(
+                window = %describe(window),
+                attempt,
+                retry_in_ms = delay.as_millis() as u64,
+                error = %format!("{error:#}"),
+                "TAP window failed; retrying"
+            );
+            tokio::time::sleep(delay).await;
+            continue;
+        }
+        let checkpoint = summary
+            .checkpoint
+            .map(rfc3339)
+            .unwrap_or_else(|| "unset (first run)".into());
+        return Err(Stop::Failed(
+            kind,
+            error.context(format!(
+                "window {} failed; the checkpoint stays at {checkpoint}",
+                describe(window)
+            )),
+        ));
+    }
+}
+
+fn record_requests(state: &mut crate::state::State, result: &SyncResult, at: OffsetDateTime) {
+    let c = &result.counters;
+    state.budgets.record(Pool::Siem, at, c.siem_requests);
+    state.budgets.record(Pool::Campaign, at, c.campaign_requests);
+    state
+        .budgets
+        .record(Pool::CampaignForensics, at, c.campaign_forensics_requests);
+    state
+        .budgets
+        .record(Pool::ThreatForensics, at, c.threat_forensics_requests);
+}
+
+/// (kind, error for the operator, worth retrying)
+fn classify_tap_error(error: SyncError, window: &Window) -> (FailureKind, anyhow::Error, bool) {
+    let said = |f: &TapFailure| {
+        if f.message.is_empty() {
+            format!("HTTP {} from {}", f.status, f.endpoint)
+        } else {
+            format!("HTTP {} from {}: {}", f.status, f.endpoint, f.message)
+        }
+    };
+    match error {
+        SyncError::Unauthorized(f) => (
+            FailureKind::TapCredentials,
+            anyhow!(
+                "TAP refused the credentials ({}): check the API Principal and Secret in ThreatQ's UI or [tap] in the config",
+                said(&f)
+            ),
+            false,
+        ),
+        SyncError::Forbidden(f) => (
+            FailureKind::TapCredentials,
+            anyhow!(
+                "TAP says this principal is not entitled to the data ({}): ask your Proofpoint admin to grant the service credential SIEM, Campaign and Forensics access",
+                said(&f)
+            ),
+            false,
+        ),
+        SyncError::RateLimited(f) => (
+            FailureKind::TapRateLimited,
+            anyhow!(
+                "TAP throttled this credential ({}): its rolling 24-hour budget is spent. The checkpoint is kept; the next run continues from it",
+                said(&f)
+            ),
+            false,
+        ),
+        SyncError::BadRequest(f) => {
+            let hint = if f.message.contains("still current") {
+                ": TAP's clock is behind this machine's; check NTP on this host or raise safety_margin_seconds under [tap]"
+            } else if f.message.contains("too far into the past") {
+                ": the window is older than TAP keeps data (7 days)"
+            } else {
+                ""
+            };
+            (
+                FailureKind::Tap,
+                anyhow!("TAP rejected the request for {} ({}){hint}", describe(window), said(&f)),
+                false,
+            )
+        }
+        SyncError::ServerError(f) => (
+            FailureKind::Tap,
+            anyhow!("TAP failed ({})", said(&f)),
+            true,
+        ),
+        SyncError::BadResponse(what) => (
+            FailureKind::Tap,
+            anyhow!("TAP answered with a body we cannot read: {what}"),
+            false,
+        ),
+        SyncError::Transport(what) => (
+            FailureKind::Tap,
+            anyhow!("cannot reach TAP: {what}"),
+            true,
+        ),
+        SyncError::InvalidInput(what) => (
+            FailureKind::Config,
+            anyhow!("the TAP component refused its input: {what}"),
+            false,
+        ),
+    }
+}
+
+fn classify_runtime_error(
+    error: RuntimeError,
+    _window: &Window,
+) -> (FailureKind, anyhow::Error, bool) {
+    (FailureKind::Sandbox, anyhow!(error), false)
+}
+
+/// Exponential backoff with full jitter, bounded by the policy.
+fn backoff(policy: &RetryPolicy, attempt: u32) -> StdDuration {
+    let exp = policy
+        .base_delay
+        .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)));
+    let cap = exp.min(policy.max_delay);
+    let jitter = rand::random_range(0.0..=1.0);
+    cap.mul_f64(jitter)
+}
+
+/// The checkpoint a forwarded window earns: TAP's `queryEndTime`, but never
+/// past the end we asked for (a later value would skip data).
+fn checkpoint_for(result: &SyncResult, window: &Window) -> OffsetDateTime {
+    OffsetDateTime::parse(
+        &result.query_end_time,
+        &time::format_description::well_known::Rfc3339,
+    )
+    .map(|t| t.min(window.end))
+    .unwrap_or(window.end)
+}
+
+fn budgets_left(
+    state: &crate::state::State,
+    now: OffsetDateTime,
+) -> std::collections::BTreeMap<Pool, u32> {
+    Pool::ALL
+        .into_iter()
+        .map(|pool| (pool, state.budgets.remaining(pool, now)))
+        .collect()
+}
+
+/// Saves what we have when a window failed (budgets); the checkpoint in it
+/// is the last accepted one. A failure to save is logged, not raised, since
+/// the run is already failing for a better reason.
+fn save_state(file: &StateFile, state: &crate::state::State) {
+    if let Err(e) = file.save(state) {
+        warn!(error = %format!("{e:#}"), "could not save the run state");
+    }
+}
+
+fn describe(window: &Window) -> String {
+    format!("{} .. {}", rfc3339(window.start), rfc3339(window.end))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_are_distinct_per_failure_kind() {
+        let kinds = [
+            FailureKind::Config,
+            FailureKind::TapCredentials,
+            FailureKind::TapRateLimited,
+            FailureKind::Tap,
+            FailureKind::Threatq,
+            FailureKind::Sandbox,
+            FailureKind::Local,
+        ];
+        let codes: BTreeSet<u8> = kinds.iter().map(|k| k.exit_code()).collect();
+        assert_eq!(codes.len(), kinds.len());
+        assert!(!codes.contains(&0) && !codes.contains(&2));
+    }
+
+    #[test]
+    fn still_current_answer_points_at_the_clock() {
+        let window = Window {
+            start: OffsetDateTime::UNIX_EPOCH,
+            end: OffsetDateTime::UNIX_EPOCH + Duration::hours(1),
+        };
+        let (kind, error, transient) = classify_tap_error(
+            SyncError::BadRequest(TapFailure {
+                endpoint: "/v2/siem/all".into(),
+                status: 400,
+                message: "The requested interval is still current.".into(),
+            }),
+            &window,
+        );
+        assert_eq!(kind, FailureKind::Tap);
+        assert!(!transient);
+        let text = format!("{error:#}");
+        assert!(text.contains("still current") && text.contains("NTP"), "{text}");
+    }
+
+    #[test]
+    fn backoff_never_exceeds_the_policy_cap() {
+        let policy = RetryPolicy {
+            max_attempts: 5,
+            base_delay: StdDuration::from_millis(100),
+            max_delay: StdDuration::from_millis(250),
+        };
+        for attempt in 1..10 {
+            assert!(backoff(&policy, attempt) <= StdDuration::from_millis(250));
+        }
+    }
+}
