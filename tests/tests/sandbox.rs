@@ -132,9 +132,8 @@ async fn serve(
         Reply::Text(text) => (200, String::new(), text.as_bytes().to_vec()),
         Reply::Bytes(bytes) => (200, String::new(), bytes),
         Reply::Gzip(compressed) => {
-            let head =
-                format!("HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nConnection: close\r\n\r\n");
-            let _ = stream.write_all(head.as_bytes()).await;
+            let head = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nConnection: close\r\n\r\n";
+            let _ = stream.write_all(head).await;
             let _ = stream.write_all(&compressed).await;
             let _ = stream.shutdown().await;
             return;
