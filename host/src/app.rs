@@ -10,6 +10,10 @@ use crate::cli::{Cli, Command};
 use crate::run::{NetworkFlags, RunOptions, RunOutcome};
 
 pub async fn main(cli: Cli) -> ExitCode {
+    if let Err(e) = cli.check_dirs() {
+        eprintln!("tq-conn-proofpoint-tap: {e}");
+        return ExitCode::from(3);
+    }
     let _log_guard = match crate::logging::init(&cli.log, cli.verbosity) {
         Ok(guard) => guard,
         Err(e) => {
@@ -41,7 +45,13 @@ pub async fn main(cli: Cli) -> ExitCode {
                 }
             }
         }
-        Some(Command::Setup(args)) => match crate::setup::run_setup_command(&cli.config_dir, args, verify_login).await {
+        Some(Command::Setup(args)) => match crate::setup::run_setup_command(
+            &cli.config_dir,
+            args,
+            async |threatq: &crate::config::ThreatqSection| verify_login(threatq, &cli).await,
+        )
+        .await
+        {
             Ok(_) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("tq-conn-proofpoint-tap setup: {e:#}");
@@ -53,22 +63,16 @@ pub async fn main(cli: Cli) -> ExitCode {
 }
 
 async fn normal_run(cli: &Cli, component: tap_runtime::ComponentSource) -> ExitCode {
-    match crate::config::load(&cli.config_dir) {
-        Ok(Some(_)) => {}
-        Ok(None) => {
-            if std::io::stdin().is_terminal() {
-                return first_run(cli).await;
-            }
-            let message = crate::setup::not_configured_message(&cli.config_dir);
-            error!("{message}");
-            eprintln!("tq-conn-proofpoint-tap: {message}");
-            return ExitCode::from(3);
+    // The run itself loads and checks the file; here only its absence
+    // matters, which means a first run.
+    if !crate::config::path(&cli.config_dir).exists() {
+        if std::io::stdin().is_terminal() {
+            return first_run(cli).await;
         }
-        Err(e) => {
-            error!("{e}");
-            eprintln!("tq-conn-proofpoint-tap: {e}");
-            return ExitCode::from(3);
-        }
+        let message = crate::setup::not_configured_message(&cli.config_dir);
+        error!("{message}");
+        eprintln!("tq-conn-proofpoint-tap: {message}");
+        return ExitCode::from(3);
     }
 
     let mut options = RunOptions::new(cli.config_dir.clone());
@@ -111,7 +115,8 @@ async fn normal_run(cli: &Cli, component: tap_runtime::ComponentSource) -> ExitC
 }
 
 async fn first_run(cli: &Cli) -> ExitCode {
-    match crate::setup::first_run_on_terminal(&cli.config_dir, verify_login).await {
+    let verify = async |threatq: &crate::config::ThreatqSection| verify_login(threatq, cli).await;
+    match crate::setup::first_run_on_terminal(&cli.config_dir, verify).await {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tq-conn-proofpoint-tap: {e:#}");
@@ -120,10 +125,19 @@ async fn first_run(cli: &Cli) -> ExitCode {
     }
 }
 
-/// Checks ThreatQ connection settings by logging in, as first-run set-up does.
-pub async fn verify_login(threatq: &crate::config::ThreatqSection) -> anyhow::Result<()> {
+/// Checks ThreatQ connection settings by logging in, as first-run set-up
+/// does, over the same route a run would take (`-ds`, `-dp`).
+pub async fn verify_login(
+    threatq: &crate::config::ThreatqSection,
+    cli: &Cli,
+) -> anyhow::Result<()> {
     let http = crate::http::build_client(&crate::http::NetworkOptions {
-        verify_tls: threatq.verify_tls,
+        proxy: if cli.disable_proxy {
+            crate::http::ProxyChoice::Direct
+        } else {
+            crate::http::ProxyChoice::System
+        },
+        verify_tls: threatq.verify_tls && !cli.disable_ssl,
         ca_file: threatq.ca_file.clone(),
         ..crate::http::NetworkOptions::default()
     })?;

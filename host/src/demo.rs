@@ -78,10 +78,16 @@ pub async fn demo(options: &DemoOptions) -> Result<DemoReport> {
         &threatq.base_url(),
         &threatq_config,
         Some((&tap.base_url(), &tap_config)),
-        &format!("history_hours = {}\ncreate_incidents = true\n", options.hours),
+        &format!(
+            "history_hours = {}\ncreate_incidents = true\n",
+            options.hours
+        ),
     );
-    crate::state::write_atomically(&dir.join(crate::config::CONFIG_FILE_NAME), config.as_bytes())
-        .context("cannot write the demo config")?;
+    crate::state::write_atomically(
+        &dir.join(crate::config::CONFIG_FILE_NAME),
+        config.as_bytes(),
+    )
+    .context("cannot write the demo config")?;
 
     let mut run_options = RunOptions::new(dir.clone());
     run_options.component = options.component.clone();

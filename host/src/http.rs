@@ -47,7 +47,10 @@ impl Default for NetworkOptions {
 /// Builds a client for one side.
 pub fn build_client(options: &NetworkOptions) -> Result<reqwest::Client> {
     let mut builder = reqwest::Client::builder()
-        .user_agent(concat!("tq-conn-proofpoint-tap/", env!("CARGO_PKG_VERSION")))
+        .user_agent(concat!(
+            "tq-conn-proofpoint-tap/",
+            env!("CARGO_PKG_VERSION")
+        ))
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(options.connect_timeout)
         .danger_accept_invalid_certs(!options.verify_tls);
@@ -55,9 +58,11 @@ pub fn build_client(options: &NetworkOptions) -> Result<reqwest::Client> {
         // reqwest reads the system (environment) proxy settings by default.
         ProxyChoice::System => builder,
         ProxyChoice::Direct => builder.no_proxy(),
-        ProxyChoice::Explicit(url) => builder.proxy(reqwest::Proxy::all(url).with_context(
-            || format!("the proxy `{url}` is not a valid proxy URL (expected http://host:port)"),
-        )?),
+        ProxyChoice::Explicit(url) => {
+            builder.proxy(reqwest::Proxy::all(url).with_context(|| {
+                format!("the proxy `{url}` is not a valid proxy URL (expected http://host:port)")
+            })?)
+        }
     };
     if let Some(path) = &options.ca_file {
         for cert in read_ca_file(path)? {

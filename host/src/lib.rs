@@ -13,12 +13,12 @@ pub mod config;
 pub mod logging;
 pub mod setup;
 
+pub mod app;
+pub mod batch;
+pub mod demo;
 pub mod http;
 pub mod plan;
-pub mod state;
-pub mod settings;
-pub mod batch;
-pub mod run;
 pub mod report;
-pub mod demo;
-pub mod app;
+pub mod run;
+pub mod settings;
+pub mod state;

@@ -39,9 +39,6 @@ pub const MIN_REGISTERED_SECRET_LEN: usize = 4;
 /// (hyper, reqwest, wasmtime, ...) stays at warnings unless `-v 3`.
 const OUR_TARGETS: &[&str] = &[
     "tq_conn",
-    // The run summary lines, logged under their own target so they can be
-    // filtered or grepped alone.
-    "summary",
     "tq_conn_proofpoint_tap",
     "tap_runtime",
     "tap_component",
@@ -170,8 +167,16 @@ pub fn filter_for(verbosity: Verbosity) -> EnvFilter {
         Verbosity::Info => ("info", "warn"),
         Verbosity::Everything => ("trace", "info"),
     };
+    // Every run ends with one summary line (target `summary`), whatever the
+    // verbosity: it is what cron mail and monitoring read.
+    let summary = if verbosity == Verbosity::Everything {
+        "summary=trace"
+    } else {
+        "summary=info"
+    };
     let directives: Vec<String> = std::iter::once(theirs.to_owned())
         .chain(OUR_TARGETS.iter().map(|target| format!("{target}={ours}")))
+        .chain(std::iter::once(summary.to_owned()))
         .collect();
     EnvFilter::new(directives.join(","))
 }

@@ -150,7 +150,10 @@ mod tests {
         let now = datetime!(2026-11-28 12:00:00 UTC);
         let plan = plan(&input(now, None));
         assert_legal(&plan);
-        assert_eq!(plan.windows.first().unwrap().start, now - Duration::hours(24));
+        assert_eq!(
+            plan.windows.first().unwrap().start,
+            now - Duration::hours(24)
+        );
         assert_eq!(plan.windows.last().unwrap().end, now - Duration::minutes(2));
         assert_eq!(plan.windows.len(), 24);
         assert_eq!(plan.clamped_gap, None);
@@ -179,7 +182,10 @@ mod tests {
     #[test]
     fn span_shorter_than_thirty_seconds_is_left_for_the_next_run() {
         let now = datetime!(2026-11-28 12:00:00 UTC);
-        let mut i = input(now, Some(now - Duration::minutes(2) - Duration::seconds(10)));
+        let mut i = input(
+            now,
+            Some(now - Duration::minutes(2) - Duration::seconds(10)),
+        );
         i.overlap = Duration::ZERO;
         assert!(plan(&i).windows.is_empty());
     }
@@ -213,7 +219,9 @@ mod tests {
     #[test]
     fn every_span_splits_into_legal_contiguous_windows() {
         let start = datetime!(2026-11-28 00:00:00 UTC);
-        for secs in [30, 31, 59, 3600, 3601, 3629, 3630, 3631, 7199, 7200, 7229, 172_800, 172_829] {
+        for secs in [
+            30, 31, 59, 3600, 3601, 3629, 3630, 3631, 7199, 7200, 7229, 172_800, 172_829,
+        ] {
             let end = start + Duration::seconds(secs);
             let windows = split(start, end);
             let plan = Plan {

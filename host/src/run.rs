@@ -13,7 +13,7 @@ use tap_runtime::{
     CampaignRef, ComponentSource, Limits, OutboundPolicy, Runtime, RuntimeConfig, RuntimeError,
     Settings, SyncError, SyncResult, TapFailure, Window as WitWindow,
 };
-use threatq_client::{Client, ForwardOptions, RetryPolicy, ThreatqConfig};
+use threatq_client::{Client, ForwardOptions, RetryPolicy, ThreatqConfig, ThreatqError};
 use time::{Duration, OffsetDateTime};
 use tracing::{debug, info, warn};
 
@@ -265,12 +265,13 @@ async fn run_inner(options: &RunOptions, summary: &mut RunSummary) -> Result<Opt
     let mut known_campaigns: Vec<CampaignRef> = Vec::new();
     let key_horizon = tap.overlap + KEY_HORIZON_SLACK;
 
-    for (index, window) in plan.windows.iter().enumerate() {
-        let windows_left = (plan.windows.len() - index) as u32;
+    for window in &plan.windows {
         let clock = options.now.unwrap_or_else(OffsetDateTime::now_utc);
-        let settings = component_settings(&tap, &state, &known_campaigns, windows_left, clock)?;
-        let result = fetch_window(&runtime, &outbound, &settings, window, options, &mut state, summary)
-            .await;
+        let settings = component_settings(&tap, &state, &known_campaigns, clock)?;
+        let result = fetch_window(
+            &runtime, &outbound, &settings, window, options, &mut state, summary,
+        )
+        .await;
         // Budgets are facts whatever happened next: keep them even when the
         // window failed.
         summary.budgets_left = budgets_left(&state, clock);
@@ -295,18 +296,24 @@ async fn run_inner(options: &RunOptions, summary: &mut RunSummary) -> Result<Opt
 
         let mut rejected = BTreeSet::new();
         if !options.dry_run {
-            let report = threatq.forward(&batch, &forward_options).await.map_err(|e| {
-                save_state(&state_file, &state);
-                progress.finish();
-                Stop::Failed(
-                    FailureKind::Threatq,
-                    anyhow!(e).context(format!(
-                        "ThreatQ did not accept window {}; the checkpoint stays at {}",
-                        describe(window),
-                        state.checkpoint.map(rfc3339).unwrap_or_else(|| "the start".into())
-                    )),
-                )
-            })?;
+            let report = threatq
+                .forward(&batch, &forward_options)
+                .await
+                .map_err(|e| {
+                    save_state(&state_file, &state);
+                    progress.finish();
+                    Stop::Failed(
+                        FailureKind::Threatq,
+                        anyhow!(e).context(format!(
+                            "ThreatQ did not accept window {}; the checkpoint stays at {}",
+                            describe(window),
+                            state
+                                .checkpoint
+                                .map(rfc3339)
+                                .unwrap_or_else(|| "the start".into())
+                        )),
+                    )
+                })?;
             for object in &report.rejected {
                 warn!(
                     collection = %object.collection.api_name(),
@@ -359,7 +366,8 @@ async fn run_inner(options: &RunOptions, summary: &mut RunSummary) -> Result<Opt
         progress.window_done(summary.objects_sent());
     }
     progress.finish();
-    summary.budgets_left = budgets_left(&state, options.now.unwrap_or_else(OffsetDateTime::now_utc));
+    summary.budgets_left =
+        budgets_left(&state, options.now.unwrap_or_else(OffsetDateTime::now_utc));
     Ok(Some(()))
 }
 
@@ -398,7 +406,9 @@ async fn connector_entry(
     match threatq.connector_settings(CONNECTOR_NAME).await {
         Ok(Some(entry)) => Ok(Some(entry)),
         Ok(None) if local_complete => {
-            info!("ThreatQ has no connector entry; using the TAP settings of the local config file");
+            info!(
+                "ThreatQ has no connector entry; using the TAP settings of the local config file"
+            );
             Ok(None)
         }
         Ok(None) => Err(Stop::Failed(
@@ -408,7 +418,19 @@ async fn connector_entry(
                  (Incoming Feeds, Labs) or under [tap] in the config file"
             ),
         )),
-        Err(e) if local_complete && !e.is_transient() => {
+        // ThreatQ itself is unusable (login refused, down): say so now,
+        // before any TAP budget is spent on data that could not be sent.
+        Err(
+            e @ (ThreatqError::BadCredentials { .. }
+            | ThreatqError::Unauthorized { .. }
+            | ThreatqError::Unreachable { .. }
+            | ThreatqError::Unavailable { .. }
+            | ThreatqError::GaveUp { .. }
+            | ThreatqError::InvalidBaseUrl { .. }),
+        ) => Err(Stop::Failed(FailureKind::Threatq, anyhow!(e))),
+        // Only the connector entry is unreadable (our guess at its API does
+        // not match this ThreatQ): the local settings are enough.
+        Err(e) if local_complete => {
             info!(error = %e, "cannot read the connector entry from ThreatQ; using the local TAP settings");
             Ok(None)
         }
@@ -432,7 +454,9 @@ async fn tap_http_client(
         match from_ui.or_else(|| config.threatq.proxy.clone()) {
             Some(proxy) => ProxyChoice::Explicit(proxy),
             None => {
-                warn!("-ep was given but neither ThreatQ nor the config file names a proxy; using the system's");
+                warn!(
+                    "-ep was given but neither ThreatQ nor the config file names a proxy; using the system's"
+                );
                 ProxyChoice::System
             }
         }
@@ -458,7 +482,6 @@ fn component_settings(
     tap: &TapSettings,
     state: &crate::state::State,
     known_campaigns: &[CampaignRef],
-    windows_left: u32,
     now: OffsetDateTime,
 ) -> Result<Settings, Stop> {
     let siem_left = state.budgets.remaining(Pool::Siem, now);
@@ -476,10 +499,10 @@ fn component_settings(
             ),
         ));
     }
-    // Spread the small per-threat forensics budget over the rest of the run
-    // instead of letting the first window spend it all.
+    // Threats are served in time order, first come first served: the result
+    // then does not depend on where a run was cut into windows or
+    // interrupted (a share per window would pick different threats).
     let threat_left = state.budgets.remaining(Pool::ThreatForensics, now);
-    let threat_share = threat_left.div_ceil(windows_left.max(1));
     let campaign_left = state
         .budgets
         .remaining(Pool::Campaign, now)
@@ -490,7 +513,7 @@ fn component_settings(
         known_campaigns: known_campaigns.to_vec(),
         already_sent: state.sent_keys(),
         campaign_allowance: campaign_left,
-        threat_forensics_allowance: threat_share,
+        threat_forensics_allowance: threat_left,
     })
 }
 
@@ -555,7 +578,9 @@ async fn fetch_window(
 fn record_requests(state: &mut crate::state::State, result: &SyncResult, at: OffsetDateTime) {
     let c = &result.counters;
     state.budgets.record(Pool::Siem, at, c.siem_requests);
-    state.budgets.record(Pool::Campaign, at, c.campaign_requests);
+    state
+        .budgets
+        .record(Pool::Campaign, at, c.campaign_requests);
     state
         .budgets
         .record(Pool::CampaignForensics, at, c.campaign_forensics_requests);
@@ -608,25 +633,21 @@ fn classify_tap_error(error: SyncError, window: &Window) -> (FailureKind, anyhow
             };
             (
                 FailureKind::Tap,
-                anyhow!("TAP rejected the request for {} ({}){hint}", describe(window), said(&f)),
+                anyhow!(
+                    "TAP rejected the request for {} ({}){hint}",
+                    describe(window),
+                    said(&f)
+                ),
                 false,
             )
         }
-        SyncError::ServerError(f) => (
-            FailureKind::Tap,
-            anyhow!("TAP failed ({})", said(&f)),
-            true,
-        ),
+        SyncError::ServerError(f) => (FailureKind::Tap, anyhow!("TAP failed ({})", said(&f)), true),
         SyncError::BadResponse(what) => (
             FailureKind::Tap,
             anyhow!("TAP answered with a body we cannot read: {what}"),
             false,
         ),
-        SyncError::Transport(what) => (
-            FailureKind::Tap,
-            anyhow!("cannot reach TAP: {what}"),
-            true,
-        ),
+        SyncError::Transport(what) => (FailureKind::Tap, anyhow!("cannot reach TAP: {what}"), true),
         SyncError::InvalidInput(what) => (
             FailureKind::Config,
             anyhow!("the TAP component refused its input: {what}"),
@@ -723,7 +744,10 @@ mod tests {
         assert_eq!(kind, FailureKind::Tap);
         assert!(!transient);
         let text = format!("{error:#}");
-        assert!(text.contains("still current") && text.contains("NTP"), "{text}");
+        assert!(
+            text.contains("still current") && text.contains("NTP"),
+            "{text}"
+        );
     }
 
     #[test]

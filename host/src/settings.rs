@@ -77,7 +77,8 @@ pub fn resolve(local: &TapSection, ui: Option<&ConnectorSettings>) -> Result<Res
 
     let principal = principal.filter(|p| !p.is_empty());
     let secret = secret.filter(|s| !s.is_empty());
-    let (Some(base_url), Some(principal), Some(secret)) = (hostname.clone(), principal.clone(), secret.clone())
+    let (Some(base_url), Some(principal), Some(secret)) =
+        (hostname.clone(), principal.clone(), secret.clone())
     else {
         let missing: Vec<&str> = [
             ("hostname", hostname.is_none()),

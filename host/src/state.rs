@@ -177,9 +177,8 @@ impl StateFile {
                 });
             }
             Err(e) => {
-                return Err(e).with_context(|| {
-                    format!("cannot read the run state {}", self.path.display())
-                });
+                return Err(e)
+                    .with_context(|| format!("cannot read the run state {}", self.path.display()));
             }
         };
         let state: State = serde_json::from_str(&text).with_context(|| {

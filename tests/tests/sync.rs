@@ -77,7 +77,10 @@ async fn first_run_over_48_hours_lands_what_was_generated_and_the_summary_matche
         visible.distinct_message_guids + visible.clicks_permitted + visible.clicks_blocked,
         "one event per message GUID and one per click"
     );
-    assert_eq!(incidents, visible.clicks_permitted, "one incident per permitted click");
+    assert_eq!(
+        incidents, visible.clicks_permitted,
+        "one incident per permitted click"
+    );
     // Every count in the summary is what ThreatQ now holds.
     assert_eq!(summary.accepted("events"), spearphish, "{summary}");
     assert_eq!(summary.accepted("incidents"), incidents);
@@ -94,7 +97,10 @@ async fn first_run_over_48_hours_lands_what_was_generated_and_the_summary_matche
             "{kind} in the summary vs ThreatQ"
         );
     }
-    assert!(landed.count("campaign") > 0, "campaigns were fetched and mapped");
+    assert!(
+        landed.count("campaign") > 0,
+        "campaigns were fetched and mapped"
+    );
     assert_eq!(summary.rejected_records, 0);
     assert_eq!(summary.rejected_objects, 0);
     assert_eq!(
@@ -113,17 +119,16 @@ async fn a_generated_hour_of_over_a_thousand_events_maps_through_the_sandbox() {
     )
     .await;
     let now = now();
-    let mut spec = tap_sim::TenantSpec::new(
-        7,
-        now - Duration::minutes(55),
-        now - Duration::minutes(5),
-    );
+    let mut spec =
+        tap_sim::TenantSpec::new(7, now - Duration::minutes(55), now - Duration::minutes(5));
     spec.messages_per_hour = 900;
     spec.clicks_per_hour = 300;
     let tenant = tap_sim::generator::generate(&spec);
     let visible = tenant.summary().visible;
     assert!(
-        visible.messages_delivered + visible.messages_blocked + visible.clicks_permitted
+        visible.messages_delivered
+            + visible.messages_blocked
+            + visible.clicks_permitted
             + visible.clicks_blocked
             >= 1000
     );
@@ -191,7 +196,11 @@ async fn event_indexed_late_is_picked_up_by_the_next_run_through_the_overlap() {
         .tap
         .add_message(
             MessageKind::Delivered,
-            message("late-guid", t - Duration::hours(3), t - Duration::minutes(20)),
+            message(
+                "late-guid",
+                t - Duration::hours(3),
+                t - Duration::minutes(20),
+            ),
         )
         .unwrap();
 
@@ -215,7 +224,11 @@ async fn without_the_overlap_the_late_event_would_be_lost() {
         .tap
         .add_message(
             MessageKind::Delivered,
-            message("late-guid", t - Duration::hours(3), t - Duration::minutes(20)),
+            message(
+                "late-guid",
+                t - Duration::hours(3),
+                t - Duration::minutes(20),
+            ),
         )
         .unwrap();
     completed(world.run_at(t).await);
@@ -231,23 +244,32 @@ async fn running_twice_over_the_same_data_makes_no_duplicates_in_threatq() {
     let once = world.threatq.snapshot();
 
     // Forget everything we knew: the same windows are fetched and sent again.
-    std::fs::remove_file(
-        world
-            .config_dir()
-            .join(tq_conn::state::STATE_FILE_NAME),
-    )
-    .unwrap();
+    std::fs::remove_file(world.config_dir().join(tq_conn::state::STATE_FILE_NAME)).unwrap();
     completed(world.run_at(now).await);
     let twice = world.threatq.snapshot();
 
     assert_eq!(once.objects.len(), twice.objects.len());
-    for collection in ["indicators", "events", "campaign", "malware", "adversaries", "attack_pattern"] {
-        assert_eq!(once.count(collection), twice.count(collection), "{collection}");
+    for collection in [
+        "indicators",
+        "events",
+        "campaign",
+        "malware",
+        "adversaries",
+        "attack_pattern",
+    ] {
+        assert_eq!(
+            once.count(collection),
+            twice.count(collection),
+            "{collection}"
+        );
     }
-    let attributes = |s: &threatq_sim::Snapshot| -> usize {
-        s.objects.iter().map(|o| o.attributes.len()).sum()
-    };
-    assert_eq!(attributes(&once), attributes(&twice), "attributes are not repeated");
+    let attributes =
+        |s: &threatq_sim::Snapshot| -> usize { s.objects.iter().map(|o| o.attributes.len()).sum() };
+    assert_eq!(
+        attributes(&once),
+        attributes(&twice),
+        "attributes are not repeated"
+    );
 }
 
 #[tokio::test]
@@ -282,13 +304,18 @@ async fn tap_500_fails_the_run_at_that_window_and_the_next_run_continues_without
     completed(world.run_at(now - Duration::hours(3)).await);
     let checkpoint = world.state().checkpoint;
     assert!(checkpoint.is_some());
-    world
-        .tap
-        .faults()
-        .fail_next_siem(3, 500, "The service has encountered an unexpected situation");
+    world.tap.faults().fail_next_siem(
+        3,
+        500,
+        "The service has encountered an unexpected situation",
+    );
     let failure = failed(world.run_at(now).await);
     assert_eq!(failure.kind, FailureKind::Tap);
-    assert!(format!("{:#}", failure.error).contains("500"), "{:#}", failure.error);
+    assert!(
+        format!("{:#}", failure.error).contains("500"),
+        "{:#}",
+        failure.error
+    );
     assert_eq!(world.state().checkpoint, checkpoint, "checkpoint intact");
 
     completed(world.run_at(now).await);
@@ -370,17 +397,27 @@ async fn object_threatq_rejects_is_reported_and_the_rest_lands() {
         .tap
         .add_message(
             MessageKind::Delivered,
-            message("poison-guid", t - Duration::hours(2), t - Duration::hours(2)),
+            message(
+                "poison-guid",
+                t - Duration::hours(2),
+                t - Duration::hours(2),
+            ),
         )
         .unwrap();
-    world.threatq.faults().reject_values_containing("poison-guid");
+    world
+        .threatq
+        .faults()
+        .reject_values_containing("poison-guid");
 
     let summary = completed(world.run_at(t).await);
 
     assert!(summary.rejected_objects >= 1, "{summary}");
     assert_eq!(spearphish_titles_containing(&world, "good-guid"), 1);
     assert_eq!(spearphish_titles_containing(&world, "poison-guid"), 0);
-    assert!(world.state().checkpoint.is_some(), "the window still counts as forwarded");
+    assert!(
+        world.state().checkpoint.is_some(),
+        "the window still counts as forwarded"
+    );
 }
 
 #[tokio::test]
@@ -393,8 +430,14 @@ async fn wrong_tap_secret_stops_with_a_credentials_error_and_no_checkpoint() {
 
     assert_eq!(failure.kind, FailureKind::TapCredentials);
     let text = format!("{:#}", failure.error);
-    assert!(text.contains("Principal") && text.contains("Secret"), "{text}");
-    assert!(!text.contains("not-the-secret"), "the secret is never printed");
+    assert!(
+        text.contains("Principal") && text.contains("Secret"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("not-the-secret"),
+        "the secret is never printed"
+    );
     assert_eq!(world.state().checkpoint, None);
 }
 
@@ -415,20 +458,23 @@ async fn tap_429_stops_cleanly_with_the_checkpoint_intact() {
 #[tokio::test]
 async fn tap_clock_behind_ours_gives_taps_still_current_text_and_a_hint() {
     let world = World::start().await;
-    world
-        .tap
-        .faults()
-        .set_clock_offset(Duration::minutes(-10));
+    world.tap.faults().set_clock_offset(Duration::minutes(-10));
 
     let t = now();
     let failure = failed(world.run_at(t).await);
 
     let text = format!("{:#}", failure.error);
-    assert!(text.contains("The requested interval is still current."), "{text}");
+    assert!(
+        text.contains("The requested interval is still current."),
+        "{text}"
+    );
     assert!(text.contains("NTP"), "{text}");
     // TAP accepts the older windows; the run stops at the first one TAP
     // calls current, and the checkpoint stays before it.
-    let checkpoint = world.state().checkpoint.expect("earlier windows were forwarded");
+    let checkpoint = world
+        .state()
+        .checkpoint
+        .expect("earlier windows were forwarded");
     assert!(checkpoint <= t - Duration::minutes(10), "{checkpoint}");
 }
 
@@ -456,11 +502,18 @@ async fn unmappable_record_is_quarantined_and_the_rest_of_the_window_lands() {
             message("good-guid", t - Duration::hours(1), t - Duration::hours(1)),
         )
         .unwrap();
-    let mut broken = message("broken-guid", t - Duration::hours(1), t - Duration::hours(1));
+    let mut broken = message(
+        "broken-guid",
+        t - Duration::hours(1),
+        t - Duration::hours(1),
+    );
     // Every field TAP's own rules need is there, but not the GUID that
     // names the message: the record cannot become an event.
     broken.as_object_mut().unwrap().remove("GUID");
-    world.tap.add_message(MessageKind::Delivered, broken).unwrap();
+    world
+        .tap
+        .add_message(MessageKind::Delivered, broken)
+        .unwrap();
 
     let summary = completed(world.run_at(t).await);
 
@@ -491,7 +544,10 @@ async fn a_run_while_another_holds_the_lock_exits_quietly() {
 
     let outcome = world.run_at(now()).await;
 
-    assert!(matches!(outcome, Ok(RunOutcome::AlreadyRunning)), "{outcome:?}");
+    assert!(
+        matches!(outcome, Ok(RunOutcome::AlreadyRunning)),
+        "{outcome:?}"
+    );
     assert!(world.tap.requests().is_empty());
 }
 
@@ -540,7 +596,10 @@ async fn settings_come_from_threatqs_ui_and_local_values_win() {
     let summary = completed(world.run_at(now).await);
 
     assert_eq!(summary.windows_planned, 2, "the local history_hours wins");
-    assert!(world.threatq.snapshot().events_of_type("Incident").len() > 0, "create_incidents from the UI");
+    assert!(
+        world.threatq.snapshot().events_of_type("Incident").len() > 0,
+        "create_incidents from the UI"
+    );
 }
 
 #[tokio::test]
@@ -569,7 +628,11 @@ async fn dry_run_sends_nothing_moves_no_checkpoint_and_exports_what_it_would_sen
     let summary = completed(tq_conn::run::run(&options).await);
 
     assert!(summary.dry_run);
-    assert_eq!(world.threatq.snapshot().objects.len(), 0, "nothing written to ThreatQ");
+    assert_eq!(
+        world.threatq.snapshot().objects.len(),
+        0,
+        "nothing written to ThreatQ"
+    );
     assert_eq!(world.state().checkpoint, None, "no checkpoint moved");
     let lines = std::fs::read_to_string(&export).unwrap();
     let objects: Vec<Value> = lines
@@ -582,7 +645,12 @@ async fn dry_run_sends_nothing_moves_no_checkpoint_and_exports_what_it_would_sen
     // twice); the summary counts distinct objects.
     let distinct: std::collections::BTreeSet<String> = objects
         .iter()
-        .map(|o| format!("{}|{}|{}|{}", o["collection"], o["type"], o["value"], o["happened_at"]))
+        .map(|o| {
+            format!(
+                "{}|{}|{}|{}",
+                o["collection"], o["type"], o["value"], o["happened_at"]
+            )
+        })
         .collect();
     assert_eq!(distinct.len(), summary.objects_sent());
 }
@@ -595,7 +663,11 @@ async fn export_lists_every_object_sent_with_its_relations() {
         .tap
         .add_message(
             MessageKind::Delivered,
-            message("export-guid", t - Duration::hours(1), t - Duration::hours(1)),
+            message(
+                "export-guid",
+                t - Duration::hours(1),
+                t - Duration::hours(1),
+            ),
         )
         .unwrap();
     let export = world.config_dir().join("sent.jsonl");
@@ -613,4 +685,22 @@ async fn export_lists_every_object_sent_with_its_relations() {
     assert!(event["value"].as_str().unwrap().contains("export-guid"));
     let related = event["related"].as_array().unwrap();
     assert!(related.iter().any(|r| r["type"] == "URL"), "{event}");
+}
+
+#[tokio::test]
+async fn wrong_threatq_password_stops_before_any_tap_request() {
+    let mut world = World::start().await;
+    world.threatq_config.password = "not-the-password".into();
+    world.write_config(true, "");
+
+    let failure = failed(world.run_at(now()).await);
+
+    assert_eq!(failure.kind, FailureKind::Threatq);
+    let text = format!("{:#}", failure.error);
+    assert!(text.contains("[threatq]"), "{text}");
+    assert!(
+        !text.contains("not-the-password"),
+        "the password is never printed"
+    );
+    assert!(world.tap.requests().is_empty(), "no TAP budget spent");
 }

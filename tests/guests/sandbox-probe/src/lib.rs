@@ -151,7 +151,10 @@ mod probe {
         for index in (0..bytes).step_by(4096) {
             block[index] = 1;
         }
-        let touched = std::hint::black_box(&block).iter().filter(|b| **b == 1).count();
+        let touched = std::hint::black_box(&block)
+            .iter()
+            .filter(|b| **b == 1)
+            .count();
         vec![attribute("touched_pages", touched.to_string())]
     }
 
@@ -258,9 +261,8 @@ mod probe {
                 Ok(chunk) => body.extend_from_slice(&chunk),
                 Err(StreamError::Closed) => break,
                 Err(StreamError::LastOperationFailed(err)) => {
-                    return Err(wasip2::http::types::http_error_code(&err).unwrap_or_else(|| {
-                        ErrorCode::InternalError(Some(err.to_debug_string()))
-                    }));
+                    return Err(wasip2::http::types::http_error_code(&err)
+                        .unwrap_or_else(|| ErrorCode::InternalError(Some(err.to_debug_string()))));
                 }
             }
         }
