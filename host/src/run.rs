@@ -209,7 +209,7 @@ async fn run_inner(options: &RunOptions, summary: &mut RunSummary) -> Result<Opt
     let runtime = Runtime::new(RuntimeConfig {
         component: options.component.clone(),
         cache_dir: Some(dir.join(CACHE_DIR_NAME)),
-        limits: options.limits.clone(),
+        limits: options.limits,
     })
     .map_err(|e| Stop::Failed(FailureKind::Sandbox, anyhow!(e)))?;
     let outbound = OutboundPolicy {

@@ -46,6 +46,16 @@ async fn sims(hours: u32, messages_per_hour: u32) -> Sims {
     }
 }
 
+/// A child process that is killed and reaped however the test ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn connector(dir: &Path) -> Command {
     let mut command = Command::new(BIN);
     command
@@ -92,6 +102,12 @@ async fn the_old_crontab_line_runs_unchanged_and_logs_a_summary_without_secrets(
         assert!(!log.contains(secret), "the log shows `{secret}`");
     }
     assert!(sims.threatq.snapshot().count("events") > 0);
+    let tap_requests = sims.tap.requests();
+    assert!(!tap_requests.is_empty());
+    assert!(
+        tap_requests.iter().all(|r| r.status < 400),
+        "every TAP request was authenticated and legal"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -103,29 +119,32 @@ async fn a_run_killed_mid_way_loses_and_duplicates_nothing_when_run_again() {
         .set_delay(Some(Duration::from_millis(40)));
     let state_file = sims.dir.path().join(tq_conn::state::STATE_FILE_NAME);
 
-    let mut child = connector(sims.dir.path())
-        .args(["-c", "."])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = KillOnDrop(
+        connector(sims.dir.path())
+            .args(["-c", "."])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut killed_mid_run = false;
     while Instant::now() < deadline {
-        if child.try_wait().unwrap().is_some() {
+        if child.0.try_wait().unwrap().is_some() {
             break;
         }
         let checkpointed = std::fs::read_to_string(&state_file)
             .map(|s| s.contains("\"checkpoint\": \""))
             .unwrap_or(false);
         if checkpointed {
-            child.kill().unwrap(); // SIGKILL
-            child.wait().unwrap();
+            child.0.kill().unwrap(); // SIGKILL
+            child.0.wait().unwrap();
             killed_mid_run = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    drop(child);
     assert!(killed_mid_run, "the run ended before it could be killed");
     let state = tq_conn::state::StateFile::in_dir(sims.dir.path())
         .load()

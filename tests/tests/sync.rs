@@ -597,7 +597,11 @@ async fn settings_come_from_threatqs_ui_and_local_values_win() {
 
     assert_eq!(summary.windows_planned, 2, "the local history_hours wins");
     assert!(
-        world.threatq.snapshot().events_of_type("Incident").len() > 0,
+        !world
+            .threatq
+            .snapshot()
+            .events_of_type("Incident")
+            .is_empty(),
         "create_incidents from the UI"
     );
 }
