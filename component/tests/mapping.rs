@@ -1,5 +1,5 @@
-//! One test per rule of `docs/mapping.md` (design/mapping.md), run through
-//! `sync` with a fake TAP so each rule is checked end to end.
+//! One test per rule of `docs/mapping.md`, run through `sync` with a fake
+//! TAP so each rule is checked end to end.
 
 mod common;
 

@@ -2,7 +2,7 @@
 //!
 //! TAP's SIEM API answers at most one hour per request, at least 30 seconds,
 //! never older than 7 days and never a window that is "still current"
-//! (`../shared/design/sync.md`, tap-api.md §7 items 1-3). A run covers
+//! (docs/sync.md, "Windows"; docs/tap-api.md, "Window rules"). A run covers
 //! `[cursor - overlap, now - safety margin)` cut into windows of at most one
 //! hour; a tail shorter than 30 s is merged into the window before it, or
 //! left for the next run when there is no window before it.

@@ -1,6 +1,6 @@
 //! The TAP settings a run uses: the connector's entry in ThreatQ's UI, with
 //! every value the local config file sets winning over it
-//! (`../shared/design/sync.md`, "Settings").
+//! (docs/sync.md, "Settings").
 
 use anyhow::{Result, bail};
 use threatq_client::ConnectorSettings;

@@ -5,7 +5,7 @@
 //! The state file is rewritten atomically (temporary file, fsync, rename,
 //! fsync of the directory) with owner-only permissions, and only after
 //! ThreatQ accepted a window, so a crash at any point leaves either the old
-//! or the new state, never a torn one (`../shared/design/sync.md`).
+//! or the new state, never a torn one (docs/sync.md, "Checkpoints").
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -22,7 +22,8 @@ const STATE_VERSION: u32 = 1;
 const BUDGET_PERIOD: Duration = Duration::hours(24);
 
 /// TAP's request pools, each throttled over a rolling 24 hours per
-/// credential (tap-api.md §6.1).
+/// credential (docs/tap-api.md, "Rate limits"; how we count them:
+/// docs/sync.md, "TAP budgets and pools").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Pool {

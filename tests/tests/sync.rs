@@ -1,6 +1,6 @@
 //! End to end: host + sandboxed component + TAP and ThreatQ simulators.
-//! Each test names the rule of `../shared/design/sync.md` (or of the
-//! issue) that it guards.
+//! Each test names the rule of `docs/sync.md` (or of the issue) that it
+//! guards.
 
 use e2e_tests::{World, completed, failed, now, tenant};
 use serde_json::{Value, json};

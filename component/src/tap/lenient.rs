@@ -1,7 +1,8 @@
 //! Deserializers that accept every shape TAP has been seen to send for a
-//! field (tap-api.md section 7 item 9): `null` for anything optional,
-//! strings or arrays for address lists, booleans or strings for flags,
-//! numbers or strings for scores, and enum values in any case.
+//! field (docs/tap-api.md, "Spelling drift we tolerate"): `null` for
+//! anything optional, strings or arrays for address lists, booleans or
+//! strings for flags, numbers or strings for scores, and enum values in any
+//! case.
 //!
 //! Use with `#[serde(default, deserialize_with = "...")]`.
 

@@ -33,9 +33,10 @@ pub struct SiemEnvelope {
 }
 
 /// Parses a 200 body. Always read as UTF-8, replacing invalid bytes, since
-/// TAP has sent subjects in other encodings (tap-api.md section 7 item 10)
-/// and one odd subject must not fail the window. A body of only whitespace
-/// is an empty window, like a 204. The error gives serde's line and column.
+/// TAP has sent subjects in other encodings (docs/tap-api.md, "Response
+/// envelope and empty windows") and one odd subject must not fail the
+/// window. A body of only whitespace is an empty window, like a 204. The
+/// error gives serde's line and column.
 pub fn parse_envelope(body: &[u8]) -> Result<SiemEnvelope, String> {
     let text = String::from_utf8_lossy(body);
     let text = text.trim_start_matches('\u{feff}');
@@ -581,8 +582,9 @@ fn raw_str<'a>(value: &'a Value, keys: &[&str]) -> Option<&'a str> {
 
 #[cfg(test)]
 mod tests {
-    //! One test per spelling drift TAP has shown (tap-api.md 2.5, 2.6 and
-    //! 7.9); each fails without the lenient reader it names.
+    //! One test per spelling drift TAP has shown (docs/tap-api.md, "Message
+    //! records", "Click records" and "Spelling drift we tolerate"); each
+    //! fails without the lenient reader it names.
 
     use super::*;
     use serde_json::json;

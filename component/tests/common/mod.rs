@@ -174,8 +174,9 @@ pub fn map_siem_with(body: Value, settings: &Settings) -> SyncResult {
     result.expect("the window maps")
 }
 
-/// A delivered message as real TAP sends it (tap-api.md 2.5), with one URL
-/// threat in a campaign, an attachment and a body part.
+/// A delivered message as real TAP sends it (docs/tap-api.md, "Message
+/// records"), with one URL threat in a campaign, an attachment and a body
+/// part.
 pub fn message() -> Value {
     json!({
         "GUID": GUID,
@@ -237,7 +238,8 @@ pub fn message() -> Value {
     })
 }
 
-/// A permitted click on the message's URL threat (tap-api.md 2.6).
+/// A permitted click on the message's URL threat (docs/tap-api.md, "Click
+/// records").
 pub fn click() -> Value {
     json!({
         "id": "8c8b4895-a277-449f-9797-547e3c89b25a",

@@ -1,9 +1,10 @@
 //! The connector's settings and the proxy as ThreatQ's UI keeps them.
 //!
 //! **This module is a documented guess.** How ThreatQ stores a legacy
-//! connector's settings is not public (threatq-api.md section 4): ThreatQ's
-//! own QA scripts show connector rows under `/api/connectors`, but not their
-//! fields. The shapes read here are:
+//! connector's settings is not public (docs/threatq-api.md, "Connector
+//! settings (a documented guess)"): ThreatQ's own QA scripts show connector
+//! rows under `/api/connectors`, but not their fields. The shapes read here
+//! are:
 //!
 //! ```text
 //! GET /api/connectors?name=<name>

@@ -3,7 +3,7 @@
 use time::{OffsetDateTime, UtcOffset};
 
 /// `YYYY-MM-DD HH:MM:SS` in UTC: the only date format ThreatQ accepts
-/// (threatq-api.md 3.0). Sub-seconds are dropped.
+/// (docs/threatq-api.md, "Conventions"). Sub-seconds are dropped.
 pub fn format_threatq_date(at: OffsetDateTime) -> String {
     let utc = at.to_offset(UtcOffset::UTC);
     // Written by hand rather than with a format description so there is no

@@ -111,9 +111,10 @@ impl Transient for ThreatqError {
 const MAX_REASON_CHARS: usize = 600;
 
 /// ThreatQ's own words from an error body, in any of the shapes seen
-/// (threatq-api.md 5): `{"errors": {field: [msg]}}`, `{"data": {"errors":
-/// ...}}`, `{"errors": [msg, [msg, msg]]}`, `{"message": ..}`,
-/// `{"error": .., "error_description": ..}`; else the raw text.
+/// (docs/threatq-api.md, "Errors"): `{"errors": {field: [msg]}}`,
+/// `{"data": {"errors": ...}}`, `{"errors": [msg, [msg, msg]]}`,
+/// `{"message": ..}`, `{"error": .., "error_description": ..}`; else the
+/// raw text.
 pub(crate) fn reason_from_body(body: &[u8]) -> String {
     let text = match serde_json::from_slice::<Value>(body) {
         Ok(json) => errors_of(&json)

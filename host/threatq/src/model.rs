@@ -42,7 +42,8 @@ impl Collection {
         }
     }
 
-    /// The field that names an object of this collection (threatq-api.md 2.1).
+    /// The field that names an object of this collection
+    /// (docs/threatq-api.md, "Collections and identity").
     pub fn identity_field(self) -> &'static str {
         match self {
             Collection::Events => "title",

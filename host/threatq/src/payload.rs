@@ -1,6 +1,7 @@
 //! The JSON ThreatQ's consume endpoint takes for each object
-//! (threatq-api.md 3.1), including its quirks: adversary descriptions as
-//! `[{"value": ..}]`, type and status by name, sources on every attribute.
+//! (docs/threatq-api.md, "What we send"), including its quirks: adversary
+//! descriptions as `[{"value": ..}]`, type and status by name, sources on
+//! every attribute.
 
 use serde_json::{Map, Value, json};
 

@@ -5,7 +5,8 @@
 //!
 //! Token request: `grant_type` and `client_id` in the query string, `email`
 //! and `password` in a JSON body: the encoding of threatqsdk, ThreatQuotient's
-//! own SDK (threatq-api.md 1.2), so the password never sits in a URL.
+//! own SDK (docs/threatq-api.md, "OAuth token"), so the password never
+//! sits in a URL.
 
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -10,7 +10,8 @@ pub struct Credentials {
 }
 
 /// Requests allowed per credential in any rolling 24 hours, per TAP pool
-/// (tap-api.md 6.1). `/v2/campaign/{id}` is not throttled by TAP.
+/// (docs/tap-api.md, "Rate limits"). `/v2/campaign/{id}` is not throttled
+/// by TAP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolLimits {
     /// `/v2/siem/all`, `/issues`, `/clicks/blocked`, `/messages/blocked`, `/messages/delivered`.
@@ -61,9 +62,10 @@ pub struct TapSimConfig {
     pub not_entitled: Option<Credentials>,
     pub limits: PoolLimits,
     /// How long after its creation time a SIEM record becomes visible.
-    /// TAP indexes events up to ~30 minutes late (tap-api.md 7.6), so a
-    /// window queried too soon misses records that a later query of the
-    /// same window returns. Zero makes every record visible at once.
+    /// TAP indexes events up to ~30 minutes late (docs/tap-api.md, "Late
+    /// and retroactive events"), so a window queried too soon misses
+    /// records that a later query of the same window returns. Zero makes
+    /// every record visible at once.
     pub indexing_lag: Duration,
     /// Port on 127.0.0.1; 0 lets the system choose (what tests want).
     pub port: u16,

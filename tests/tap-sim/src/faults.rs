@@ -4,10 +4,11 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration as StdDuration;
 
-/// Field-spelling drift seen in real TAP data (tap-api.md 7.9). Each flag
-/// swaps one spelling for its other form in SIEM records as they are
-/// served: records stored as `threatID` go out as `threatId` and the other
-/// way round, so drift exercises whichever spelling the data does not use.
+/// Field-spelling drift seen in real TAP data (docs/tap-api.md, "Spelling
+/// drift we tolerate"). Each flag swaps one spelling for its other form in
+/// SIEM records as they are served: records stored as `threatID` go out as
+/// `threatId` and the other way round, so drift exercises whichever
+/// spelling the data does not use.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Drift {
     /// `threatID` <-> `threatId`, `campaignID` <-> `campaignId`.

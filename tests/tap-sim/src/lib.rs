@@ -1,11 +1,12 @@
 //! A strict Proofpoint TAP API simulator and a seeded tenant generator.
 //!
 //! [`TapSim`] serves the SIEM, Campaign and Forensics endpoints on
-//! 127.0.0.1 the way real TAP does (tap-api.md section 8): Basic auth,
-//! TAP's window rules and their exact 400 texts, records selected by
-//! creation time, rolling 24-hour pools, and faults switched at run time
-//! through [`FaultsHandle`]. [`generator::generate`] builds a realistic,
-//! deterministic tenant to load into it.
+//! 127.0.0.1 the way real TAP does (docs/tap-api.md, "What the TAP
+//! simulator reproduces"): Basic auth, TAP's window rules and their exact
+//! 400 texts, records selected by creation time, rolling 24-hour pools, and
+//! faults switched at run time through [`FaultsHandle`].
+//! [`generator::generate`] builds a realistic, deterministic tenant to load
+//! into it.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {

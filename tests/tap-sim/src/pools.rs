@@ -1,6 +1,6 @@
 //! TAP's rolling 24-hour request pools, counted per credential
-//! (tap-api.md 6.1): once a pool is spent, requests get 429 until the
-//! oldest counted request is 24 hours old.
+//! (docs/tap-api.md, "Rate limits"): once a pool is spent, requests get 429
+//! until the oldest counted request is 24 hours old.
 
 use std::collections::{HashMap, VecDeque};
 

@@ -1,7 +1,8 @@
 //! TAP's record shapes, typed, in the spelling real TAP responses use
 //! (`threatID`, `campaignID`, `cluster`, address arrays, boolean
-//! `completelyRewritten`; tap-api.md 2.5-4.2). The generator produces
-//! these; the simulator serialises them once when they are loaded.
+//! `completelyRewritten`; docs/tap-api.md, "Message records" through
+//! "Forensics API"). The generator produces these; the simulator
+//! serialises them once when they are loaded.
 
 use serde::{Serialize, Serializer};
 use time::OffsetDateTime;
@@ -229,7 +230,7 @@ pub struct Platform {
 }
 
 /// One piece of forensic evidence. `what` depends on `type`
-/// (tap-api.md 4.2), so it stays JSON.
+/// (docs/tap-api.md, "Forensics API"), so it stays JSON.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Evidence {
     #[serde(rename = "type")]

@@ -37,7 +37,7 @@ use crate::siem::{self, Format};
 use crate::store::{self, SiemArray, Store};
 use crate::{campaigns, fixtures, forensics};
 
-/// TAP's 403 text (tap-api.md 6.2).
+/// TAP's 403 text (docs/tap-api.md, "Status codes and error texts").
 const NOT_ENTITLED_TEXT: &str = "The user is authenticated for the service but is not authorized to access data for the given customer.";
 
 /// What a [`SiemFault::NotJson`] answer looks like: a proxy's error page

@@ -14,7 +14,7 @@ use crate::times::{
     format_event_time, format_query_end, parse_instant, parse_interval, round_to_minute, unix_ms,
 };
 
-/// TAP's own 400 texts (tap-api.md 6.2).
+/// TAP's own 400 texts (docs/tap-api.md, "Status codes and error texts").
 pub const TOO_SHORT: &str =
     "The requested interval is too short. Requests must be for at least 30.00s of data";
 pub const TOO_FAR_IN_THE_PAST: &str = "The requested start time is too far into the past. Requests for information up to 7.00d are accepted";

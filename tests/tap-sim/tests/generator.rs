@@ -366,7 +366,7 @@ async fn a_48_hour_tenant_serves_each_hour_quickly() {
     );
 }
 
-/// The benchmark size from the brief (~2,800 records an hour); run with
+/// The project's benchmark size (~2,800 records an hour); run with
 /// `cargo test -p tap-sim --release --test generator -- --ignored --nocapture`.
 #[tokio::test]
 #[ignore = "benchmark-sized; slow in debug builds"]

@@ -1,6 +1,7 @@
-//! OAuth tokens as ThreatQ issues them (threatq-api.md 1.2-1.6): the
-//! password grant in any of the three encodings clients use, plus the
-//! refresh grant; bearer tokens expire after the configured lifetime.
+//! OAuth tokens as ThreatQ issues them (docs/threatq-api.md, "OAuth
+//! token"): the password grant in any of the three encodings clients use,
+//! plus the refresh grant; bearer tokens expire after the configured
+//! lifetime.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

@@ -1,7 +1,8 @@
-//! ThreatQ's default reference data (threatq-api.md 2.1-2.3): the collections
-//! the simulator serves and the type and status names it accepts, so a client
-//! that misspells one (`User-Agent` for `User-agent`) fails here as it would
-//! on a real instance.
+//! ThreatQ's default reference data (docs/threatq-api.md, "Collections and
+//! identity" and "Types and statuses"): the collections the simulator
+//! serves and the type and status names it accepts, so a client that
+//! misspells one (`User-Agent` for `User-agent`) fails here as it would on
+//! a real instance.
 
 /// Indicator type names, spelled exactly as ThreatQ's mapping file has them.
 pub const INDICATOR_TYPES: &[&str] = &[
@@ -86,7 +87,8 @@ const CUSTOM_OBJECTS: &[&str] = &[
 /// Longest description ThreatQ stores (MariaDB TEXT, as threatqsdk cuts it).
 pub const MAX_DESCRIPTION_CHARS: usize = 65_500;
 
-/// How a collection names its objects (threatq-api.md 2.1).
+/// How a collection names its objects (docs/threatq-api.md, "Collections
+/// and identity").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IdentityField {
     Value,

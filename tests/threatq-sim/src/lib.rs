@@ -1,9 +1,10 @@
 //! A ThreatQ API simulator for tests, benchmarks and the demo.
 //!
 //! It serves the slice of ThreatQ's REST API a forwarding connector uses
-//! (threatq-api.md 3.7) on 127.0.0.1 with an ephemeral port: OAuth tokens,
-//! consume upserts with ThreatQ's merge and validation rules, lookups, the
-//! reference lists, and the guessed connector-settings and proxy endpoints.
+//! (docs/threatq-api.md, "What the ThreatQ simulator serves") on 127.0.0.1
+//! with an ephemeral port: OAuth tokens, consume upserts with ThreatQ's
+//! merge and validation rules, lookups, the reference lists, and the
+//! guessed connector-settings and proxy endpoints.
 //! Tests inspect what arrived through [`ThreatqSim::snapshot`] and
 //! [`ThreatqSim::requests`], and break things through [`ThreatqSim::faults`].
 

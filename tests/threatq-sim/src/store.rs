@@ -1,13 +1,14 @@
 //! The simulator's object store and ThreatQ's consume (upsert) rules.
 //!
-//! Rules (threatq-api.md 3.1, and the brief's choices where ThreatQ's are
-//! not public): indicators are unique on (value, type name), events on
-//! (title, happened_at), adversaries on name, custom objects on value. An
-//! existing indicator keeps its status; attributes are merged without
-//! duplicate (name, value) pairs; sources are merged; relations are
-//! symmetric and stored once. A request with any invalid item changes
-//! nothing and answers with every problem, keyed like Laravel's validator
-//! (`"3.type.name"`), because that is what makes a client bisect.
+//! Rules (docs/threatq-api.md, "Merge rules", and the inferences marked
+//! there where ThreatQ's own are not public): indicators are unique on
+//! (value, type name), events on (title, happened_at), adversaries on name,
+//! custom objects on value. An existing indicator keeps its status;
+//! attributes are merged without duplicate (name, value) pairs; sources are
+//! merged; relations are symmetric and stored once. A request with any
+//! invalid item changes nothing and answers with every problem, keyed like
+//! Laravel's validator (`"3.type.name"`), because that is what makes a
+//! client bisect.
 
 use std::collections::{BTreeMap, HashMap};
 

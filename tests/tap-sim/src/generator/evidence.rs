@@ -1,5 +1,6 @@
-//! Forensic evidence of every type TAP sends (tap-api.md 4.2), malicious
-//! and benign, including types the mapping ignores and undocumented ones.
+//! Forensic evidence of every type TAP sends (docs/tap-api.md, "Forensics
+//! API"), malicious and benign, including types the mapping ignores and
+//! undocumented ones.
 
 use serde_json::{Value, json};
 
