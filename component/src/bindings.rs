@@ -18,7 +18,7 @@ use exports::proofpoint::tap::connector as wit;
 use proofpoint::tap::host;
 
 use crate::model;
-use crate::transport::{HostServices, LogLevel};
+use crate::transport::{HostServices, LogLevel, basic_authorization};
 use crate::wasi_http::WasiHttpTransport;
 
 struct Component;
@@ -28,6 +28,13 @@ impl wit::Guest for Component {
         settings: wit::Settings,
         window: wit::Window,
     ) -> Result<wit::SyncResult, wit::SyncError> {
+        let authorization = match &settings.credentials {
+            Some(c) => Some(
+                basic_authorization(&c.principal, &c.secret)
+                    .map_err(wit::SyncError::InvalidInput)?,
+            ),
+            None => None,
+        };
         let settings = model::Settings {
             tap_base_url: settings.tap_base_url,
             create_incidents: settings.create_incidents,
@@ -47,7 +54,8 @@ impl wit::Guest for Component {
             start: window.start,
             end: window.end,
         };
-        crate::sync::sync(&settings, &window, WasiHttpTransport::new, &mut WitHost)
+        let connect = |base| WasiHttpTransport::new(base, authorization);
+        crate::sync::sync(&settings, &window, connect, &mut WitHost)
             .map(result_to_wit)
             .map_err(error_to_wit)
     }

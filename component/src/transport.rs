@@ -93,6 +93,34 @@ impl TapBaseUrl {
     }
 }
 
+/// The `Authorization` header value for a TAP service credential, for hosts
+/// that hand the component `settings.credentials` instead of adding the
+/// header below it. The error names the setting and the rule it breaks.
+pub fn basic_authorization(principal: &str, secret: &str) -> Result<String, String> {
+    use base64::Engine as _;
+    if principal.is_empty() {
+        return Err(
+            "settings.credentials.principal is empty: give the TAP service principal".into(),
+        );
+    }
+    // RFC 7617: the user-id of Basic auth cannot contain a colon.
+    if principal.contains(':') {
+        return Err("settings.credentials.principal contains `:`, which HTTP Basic cannot carry: check that principal and secret are not swapped or joined".into());
+    }
+    if let Some(bad) = principal
+        .chars()
+        .chain(secret.chars())
+        .find(|c| c.is_control())
+    {
+        return Err(format!(
+            "settings.credentials contains a control character (U+{:04X}): copy the principal and secret again without line breaks",
+            u32::from(bad)
+        ));
+    }
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{principal}:{secret}"));
+    Ok(format!("Basic {encoded}"))
+}
+
 fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
     let head = s.get(..prefix.len())?;
     head.eq_ignore_ascii_case(prefix)
@@ -102,6 +130,32 @@ fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn basic_authorization_encodes_principal_colon_secret() {
+        // RFC 7617's example credential.
+        assert_eq!(
+            basic_authorization("Aladdin", "open sesame").unwrap(),
+            "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
+        );
+        // A secret may itself contain a colon; only the principal may not.
+        assert_eq!(basic_authorization("p", "a:b").unwrap(), "Basic cDphOmI=");
+    }
+
+    #[test]
+    fn basic_authorization_refuses_what_basic_cannot_carry_naming_the_setting() {
+        let empty = basic_authorization("", "s").unwrap_err();
+        assert!(
+            empty.contains("settings.credentials.principal is empty"),
+            "{empty}"
+        );
+        let colon = basic_authorization("a:b", "s").unwrap_err();
+        assert!(colon.contains("contains `:`"), "{colon}");
+        let newline = basic_authorization("p", "secret\n").unwrap_err();
+        assert!(newline.contains("control character (U+000A)"), "{newline}");
+        // The secret itself is never echoed in the error.
+        assert!(!newline.contains("secret\n"));
+    }
 
     #[test]
     fn base_url_accepts_scheme_and_authority_with_optional_trailing_slash() {

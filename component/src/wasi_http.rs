@@ -3,9 +3,9 @@
 //!
 //! Raw `wasip2` rather than `wstd`: `wstd` sends the request and finishes
 //! its body concurrently, so a host denial reaches the guest as "connection
-//! reset" and quick-closing servers race (wasmtime-notes.md section 3).
-//! Here the empty body is finished before `handle`, and every error code
-//! reaches the operator by name.
+//! reset" and quick-closing servers race (docs/sandbox.md, "Why raw
+//! `wasip2`, not `wstd`"). Here the empty body is finished before `handle`,
+//! and every error code reaches the operator by name.
 
 use wasip2::http::outgoing_handler;
 use wasip2::http::types::{
@@ -24,11 +24,17 @@ const MAX_BODY_BYTES: usize = 256 * 1024 * 1024;
 
 pub struct WasiHttpTransport {
     base: TapBaseUrl,
+    /// `Authorization` value when the embedder handed us the credential;
+    /// `None` when the host adds the header below the component.
+    authorization: Option<String>,
 }
 
 impl WasiHttpTransport {
-    pub fn new(base: TapBaseUrl) -> WasiHttpTransport {
-        WasiHttpTransport { base }
+    pub fn new(base: TapBaseUrl, authorization: Option<String>) -> WasiHttpTransport {
+        WasiHttpTransport {
+            base,
+            authorization,
+        }
     }
 }
 
@@ -38,6 +44,11 @@ impl Transport for WasiHttpTransport {
         headers
             .append("accept", b"application/json")
             .map_err(|e| format!("could not set the Accept header: {e:?}"))?;
+        if let Some(authorization) = &self.authorization {
+            headers
+                .append("authorization", authorization.as_bytes())
+                .map_err(|e| format!("could not set the Authorization header: {e:?}"))?;
+        }
         let request = OutgoingRequest::new(headers);
         let scheme = match self.base.scheme {
             Scheme::Http => WasiScheme::Http,

@@ -2,7 +2,7 @@
 //! sandboxed TAP component, forward its objects to ThreatQ, and only then
 //! move the checkpoint. A window that fails stops the run with every earlier
 //! window's checkpoint intact, so the next run starts exactly there
-//! (`../shared/design/sync.md`).
+//! (docs/sync.md, "Checkpoints" and "Failures").
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -514,6 +514,9 @@ fn component_settings(
         already_sent: state.sent_keys(),
         campaign_allowance: campaign_left,
         threat_forensics_allowance: threat_left,
+        // Our outbound hook adds `Authorization`; the secret stays out of
+        // the sandbox.
+        credentials: None,
     })
 }
 

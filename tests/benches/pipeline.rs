@@ -99,6 +99,7 @@ async fn mapping_native_vs_sandboxed() {
         already_sent: Vec::new(),
         campaign_allowance: 1000,
         threat_forensics_allowance: 0,
+        credentials: None,
     };
     let window = tap_runtime::Window {
         start: window_start.clone(),

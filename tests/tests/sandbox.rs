@@ -208,6 +208,7 @@ fn settings_for(server: &TestServer) -> Settings {
         already_sent: Vec::new(),
         campaign_allowance: 0,
         threat_forensics_allowance: 0,
+        credentials: None,
     }
 }
 

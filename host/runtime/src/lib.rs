@@ -24,8 +24,8 @@ use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Engine, Store, UpdateDeadline};
 
 pub use bindings::{
-    Attribute, CampaignRef, Counters, ObjectKind, RecordKey, Rejection, Relation, Settings,
-    SyncError, SyncResult, TapFailure, ThreatqObject, Window,
+    Attribute, CampaignRef, Counters, Credentials, ObjectKind, RecordKey, Rejection, Relation,
+    Settings, SyncError, SyncResult, TapFailure, ThreatqObject, Window,
 };
 pub use error::RuntimeError;
 pub use limits::Limits;
@@ -90,7 +90,7 @@ impl Runtime {
             .and_then(TapConnectorPre::new)
             .map_err(|err| {
                 link_error(format!(
-                    "{err:#} (is it a build of the TAP component for contract proofpoint:tap@0.1?)"
+                    "{err:#} (is it a build of the TAP component for contract proofpoint:tap@0.2?)"
                 ))
             })?;
 
