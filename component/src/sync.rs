@@ -5,6 +5,7 @@
 use std::collections::HashSet;
 
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::dates::{parse_rfc3339, rfc3339_utc};
 use crate::map::Mapping;
@@ -97,8 +98,8 @@ impl<T: Transport, H: HostServices> ArrayReader<'_, '_, T, H> {
     fn read<R>(
         &mut self,
         array: &str,
-        values: &[Value],
-        decode: fn(&str, usize, &Value) -> Result<R, Rejection>,
+        values: &[Box<RawValue>],
+        decode: fn(&str, usize, &RawValue) -> Result<R, Rejection>,
         out: &mut Vec<R>,
     ) {
         for (index, value) in values.iter().enumerate() {

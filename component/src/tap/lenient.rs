@@ -6,49 +6,172 @@
 //!
 //! Use with `#[serde(default, deserialize_with = "...")]`.
 
-use serde::de::Error as _;
+use std::fmt;
+
+use serde::de::{self, Error as _, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
+
+// The readers below are serde visitors rather than "parse a `Value`, then
+// look at it": a busy TAP hour is tens of MiB, and building a `Value` per
+// field costs more than the whole typed decode (docs/performance.md).
+
+/// A JSON scalar as TAP sent it, with strings borrowed from the body where
+/// serde can (no escapes) and copied otherwise.
+enum Scalar<'de> {
+    Null,
+    Text(std::borrow::Cow<'de, str>),
+    Number(f64, String),
+    Bool(bool),
+}
+
+impl Scalar<'_> {
+    /// Strings as they are, numbers and booleans written out (a `QID` sent
+    /// as a number is still a QID).
+    fn into_text(self) -> Option<String> {
+        match self {
+            Scalar::Null => None,
+            Scalar::Text(s) => Some(s.into_owned()),
+            Scalar::Number(_, written) => Some(written),
+            Scalar::Bool(b) => Some(b.to_string()),
+        }
+    }
+}
+
+/// Reads one scalar; arrays and objects are refused with `expected`.
+struct ScalarVisitor {
+    expected: &'static str,
+}
+
+impl<'de> Visitor<'de> for ScalarVisitor {
+    type Value = Scalar<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.expected)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Scalar::Null)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Scalar::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_bool<E: de::Error>(self, b: bool) -> Result<Self::Value, E> {
+        Ok(Scalar::Bool(b))
+    }
+    fn visit_i64<E: de::Error>(self, n: i64) -> Result<Self::Value, E> {
+        Ok(Scalar::Number(n as f64, n.to_string()))
+    }
+    fn visit_u64<E: de::Error>(self, n: u64) -> Result<Self::Value, E> {
+        Ok(Scalar::Number(n as f64, n.to_string()))
+    }
+    fn visit_f64<E: de::Error>(self, n: f64) -> Result<Self::Value, E> {
+        // Written as serde_json writes a float, so `5.0` stays `5.0`.
+        let written =
+            serde_json::Number::from_f64(n).map_or_else(|| n.to_string(), |j| j.to_string());
+        Ok(Scalar::Number(n, written))
+    }
+    fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Self::Value, E> {
+        Ok(Scalar::Text(std::borrow::Cow::Borrowed(s)))
+    }
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+        Ok(Scalar::Text(std::borrow::Cow::Owned(s.to_owned())))
+    }
+    fn visit_string<E: de::Error>(self, s: String) -> Result<Self::Value, E> {
+        Ok(Scalar::Text(std::borrow::Cow::Owned(s)))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
+        Err(A::Error::custom(format!(
+            "{}, found an array",
+            self.expected
+        )))
+    }
+    fn visit_map<A: de::MapAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
+        Err(A::Error::custom(format!(
+            "{}, found an object",
+            self.expected
+        )))
+    }
+}
+
+fn scalar<'de, D: Deserializer<'de>>(
+    d: D,
+    expected: &'static str,
+) -> Result<Scalar<'de>, D::Error> {
+    d.deserialize_any(ScalarVisitor { expected })
+}
 
 /// A scalar as text: strings as they are, numbers and booleans written out
 /// (a `QID` sent as a number is still a QID). Arrays and objects are errors.
 pub fn opt_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    match Option::<Value>::deserialize(d)? {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => scalar_text(&v).map(Some).map_err(D::Error::custom),
-    }
+    Ok(scalar(d, "expected a string")?.into_text())
 }
 
 /// A list of strings that TAP sometimes sends as a single string, sometimes
 /// as an array, sometimes as `null`. Empty strings and `null` elements are
 /// dropped.
 pub fn text_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    let values = match Option::<Value>::deserialize(d)? {
-        None | Some(Value::Null) => return Ok(Vec::new()),
-        Some(Value::Array(items)) => items,
-        Some(single) => vec![single],
-    };
-    let mut out = Vec::with_capacity(values.len());
-    for v in values {
-        if v.is_null() {
-            continue;
+    struct ListVisitor;
+    impl<'de> Visitor<'de> for ListVisitor {
+        type Value = Vec<String>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string or a list of strings")
         }
-        let text = scalar_text(&v).map_err(D::Error::custom)?;
-        if !text.trim().is_empty() {
-            out.push(text);
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(self)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+            while let Some(item) = seq.next_element_seed(TextSeed)? {
+                out.extend(item.filter(|t| !t.trim().is_empty()));
+            }
+            Ok(out)
+        }
+        fn visit_map<A: de::MapAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
+            Err(A::Error::custom("expected a string, found an object"))
+        }
+        fn visit_bool<E: de::Error>(self, b: bool) -> Result<Self::Value, E> {
+            Ok(vec![b.to_string()])
+        }
+        fn visit_i64<E: de::Error>(self, n: i64) -> Result<Self::Value, E> {
+            Ok(vec![n.to_string()])
+        }
+        fn visit_u64<E: de::Error>(self, n: u64) -> Result<Self::Value, E> {
+            Ok(vec![n.to_string()])
+        }
+        fn visit_f64<E: de::Error>(self, n: f64) -> Result<Self::Value, E> {
+            ScalarVisitor {
+                expected: "expected a string",
+            }
+            .visit_f64(n)
+            .map(|s| s.into_text().into_iter().collect())
+        }
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+            Ok(if s.trim().is_empty() {
+                Vec::new()
+            } else {
+                vec![s.to_owned()]
+            })
         }
     }
-    Ok(out)
+    d.deserialize_any(ListVisitor)
 }
 
-fn scalar_text(v: &Value) -> Result<String, String> {
-    match v {
-        Value::String(s) => Ok(s.clone()),
-        Value::Number(n) => Ok(n.to_string()),
-        Value::Bool(b) => Ok(b.to_string()),
-        Value::Null => Ok(String::new()),
-        Value::Array(_) => Err("expected a string, found an array".to_string()),
-        Value::Object(_) => Err("expected a string, found an object".to_string()),
+/// One element of a text list: a scalar, or an error for nested lists.
+struct TextSeed;
+
+impl<'de> de::DeserializeSeed<'de> for TextSeed {
+    type Value = Option<String>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        opt_text(d)
     }
 }
 
@@ -69,16 +192,13 @@ impl std::fmt::Display for Number {
 }
 
 pub fn opt_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Number>, D::Error> {
-    let parsed = match Option::<Value>::deserialize(d)? {
-        None | Some(Value::Null) => return Ok(None),
-        Some(Value::Number(n)) => n.as_f64(),
-        Some(Value::String(s)) if s.trim().is_empty() => return Ok(None),
-        Some(Value::String(s)) => s.trim().parse::<f64>().ok(),
-        Some(other) => {
-            return Err(D::Error::custom(format!(
-                "expected a number, found {}",
-                json_kind(&other)
-            )));
+    let parsed = match scalar(d, "expected a number")? {
+        Scalar::Null => return Ok(None),
+        Scalar::Number(n, _) => Some(n),
+        Scalar::Text(s) if s.trim().is_empty() => return Ok(None),
+        Scalar::Text(s) => s.trim().parse::<f64>().ok(),
+        Scalar::Bool(_) => {
+            return Err(D::Error::custom("expected a number, found a boolean"));
         }
     };
     match parsed {
@@ -89,28 +209,24 @@ pub fn opt_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Number>, D::
 
 /// A yes/no flag sent as a boolean, `"true"`/`"false"` in any case, or 0/1.
 pub fn opt_flag<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
-    match Option::<Value>::deserialize(d)? {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Bool(b)) => Ok(Some(b)),
-        Some(Value::Number(n)) => match n.as_i64() {
-            Some(0) => Ok(Some(false)),
-            Some(1) => Ok(Some(true)),
-            _ => Err(D::Error::custom(format!(
-                "expected true or false, found {n}"
-            ))),
+    flag_of(scalar(d, "expected true or false")?).map_err(D::Error::custom)
+}
+
+fn flag_of(value: Scalar<'_>) -> Result<Option<bool>, String> {
+    match value {
+        Scalar::Null => Ok(None),
+        Scalar::Bool(b) => Ok(Some(b)),
+        Scalar::Number(n, written) => match n {
+            0.0 => Ok(Some(false)),
+            1.0 => Ok(Some(true)),
+            _ => Err(format!("expected true or false, found {written}")),
         },
-        Some(Value::String(s)) => match s.trim().to_ascii_lowercase().as_str() {
+        Scalar::Text(s) => match s.trim().to_ascii_lowercase().as_str() {
             "true" | "yes" | "1" => Ok(Some(true)),
             "false" | "no" | "0" => Ok(Some(false)),
             "" => Ok(None),
-            _ => Err(D::Error::custom(format!(
-                "expected true or false, found `{s}`"
-            ))),
+            _ => Err(format!("expected true or false, found `{s}`")),
         },
-        Some(other) => Err(D::Error::custom(format!(
-            "expected true or false, found {}",
-            json_kind(&other)
-        ))),
     }
 }
 
@@ -135,14 +251,14 @@ impl Rewritten {
 }
 
 pub fn opt_rewritten<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Rewritten>, D::Error> {
-    let value = Option::<Value>::deserialize(d)?;
-    if let Some(Value::String(s)) = &value {
+    let value = scalar(d, "expected true or false")?;
+    if let Scalar::Text(s) = &value {
         let key = s.trim().to_ascii_lowercase();
         if key == "na" || key == "n/a" {
             return Ok(Some(Rewritten::NotApplicable));
         }
     }
-    let flag = opt_flag(value.unwrap_or(Value::Null)).map_err(D::Error::custom)?;
+    let flag = flag_of(value).map_err(D::Error::custom)?;
     Ok(flag.map(|yes| if yes { Rewritten::Yes } else { Rewritten::No }))
 }
 
@@ -162,9 +278,10 @@ pub fn enum_key(raw: &str) -> String {
 }
 
 pub fn opt_enum<'de, D: Deserializer<'de>, T: FromTap>(d: D) -> Result<Option<T>, D::Error> {
-    Ok(opt_text(d)?
-        .filter(|s| !s.trim().is_empty())
-        .map(|s| T::from_tap(s.trim())))
+    Ok(match scalar(d, "expected a string")? {
+        Scalar::Text(s) => Some(s.trim()).filter(|s| !s.is_empty()).map(T::from_tap),
+        other => other.into_text().map(|s| T::from_tap(s.trim())),
+    })
 }
 
 /// An array that may be `null`.
