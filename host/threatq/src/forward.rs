@@ -5,12 +5,14 @@
 //! A consume request that ThreatQ refuses as invalid (400/413/422) is split
 //! in halves and resent until each bad object stands alone, so one bad
 //! object costs only itself. Every request is an idempotent upsert, so the
-//! caller may repeat a whole forward after a failure.
+//! caller may repeat a whole forward after a failure, and the requests of
+//! one collection may be in flight together.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use reqwest::Method;
 use serde_json::Value;
 
@@ -19,6 +21,12 @@ use crate::model::{Batch, Collection, ForwardOptions, ForwardReport, RejectedObj
 use crate::payload;
 use crate::session::{ApiRequest, Client};
 
+/// Consume requests of one collection in flight at once. Upserts of one
+/// collection do not depend on each other, so their order does not matter;
+/// collections still go one after another, and relations only after every
+/// object has its id. Four keeps a busy window's requests overlapping
+/// without crowding a ThreatQ appliance (docs/performance.md).
+const REQUESTS_IN_FLIGHT: usize = 4;
 /// Objects per consume request (threatqsdk's batch size).
 const MAX_OBJECTS_PER_REQUEST: usize = 500;
 /// Request body bytes, so 500 long descriptions do not make one huge body.
@@ -143,7 +151,8 @@ impl Client {
     }
 
     /// Sends `elements` to `/api/<collection>/consume` in bounded requests,
-    /// bisecting any request ThreatQ refuses as invalid.
+    /// up to [`REQUESTS_IN_FLIGHT`] at a time, bisecting any request ThreatQ
+    /// refuses as invalid.
     async fn consume(
         &self,
         collection: Collection,
@@ -155,16 +164,20 @@ impl Client {
         // Processed from the end, so push groups in reverse to keep order.
         let mut pending: Vec<Vec<Element>> = chunk(elements);
         pending.reverse();
-        while let Some(group) = pending.pop() {
-            let request = ApiRequest {
-                method: Method::POST,
-                path: format!("/api/{}/consume", collection.api_name()),
-                query: Vec::new(),
-                body: Some(json_array(&group)),
-                what: format!("{verb} {} {collection}", group.len()),
+        let mut in_flight = FuturesUnordered::new();
+        loop {
+            while in_flight.len() < REQUESTS_IN_FLIGHT {
+                let Some(group) = pending.pop() else { break };
+                in_flight.push(self.send_group(collection, group, verb, counter));
+            }
+            // An error below returns at once; dropping `in_flight` cancels
+            // the other requests, which is safe: every one is an idempotent
+            // upsert that the caller's retry of the window sends again.
+            let Some((group, answer)) = in_flight.next().await else {
+                break;
             };
             let indices: Vec<usize> = group.iter().map(|element| element.index).collect();
-            match self.call(&request, counter).await {
+            match answer {
                 Ok(body) => {
                     let rows = match body.get("data") {
                         Some(Value::Array(rows)) => rows.clone(),
@@ -201,7 +214,30 @@ impl Client {
                 Err(error) => return Err(error),
             }
         }
+        // Answers arrive in any order; the report lists rejections in the
+        // batch's order, so it is the same from run to run.
+        outcome.rejected.sort_by_key(|(index, _)| *index);
         Ok(outcome)
+    }
+
+    /// One consume request for `group`; the group comes back with the answer
+    /// so the caller can bisect it.
+    async fn send_group(
+        &self,
+        collection: Collection,
+        group: Vec<Element>,
+        verb: &str,
+        counter: &AtomicUsize,
+    ) -> (Vec<Element>, Result<Value, ThreatqError>) {
+        let request = ApiRequest {
+            method: Method::POST,
+            path: format!("/api/{}/consume", collection.api_name()),
+            query: Vec::new(),
+            body: Some(json_array(&group)),
+            what: format!("{verb} {} {collection}", group.len()),
+        };
+        let answer = self.call(&request, counter).await;
+        (group, answer)
     }
 }
 
