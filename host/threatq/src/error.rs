@@ -115,19 +115,25 @@ const MAX_REASON_CHARS: usize = 600;
 /// `{"data": {"errors": ...}}`, `{"errors": [msg, [msg, msg]]}`,
 /// `{"message": ..}`, `{"error": .., "error_description": ..}`; else the
 /// raw text.
+#[cfg(test)]
 pub(crate) fn reason_from_body(body: &[u8]) -> String {
+    shorten(full_reason_from_body(body))
+}
+
+/// [`reason_from_body`] before shortening: secrets must be scrubbed from
+/// the whole text first, or one echoed across the cut would leave its head.
+pub(crate) fn full_reason_from_body(body: &[u8]) -> String {
     let text = match serde_json::from_slice::<Value>(body) {
         Ok(json) => errors_of(&json)
             .or_else(|| message_of(&json))
             .unwrap_or_else(|| json.to_string()),
         Err(_) => String::from_utf8_lossy(body).trim().to_owned(),
     };
-    let text = if text.is_empty() {
+    if text.is_empty() {
         "(empty answer)".to_owned()
     } else {
         text
-    };
-    shorten(text)
+    }
 }
 
 /// The `errors` member of a body (top level or under `data`), flattened,
@@ -138,7 +144,15 @@ pub(crate) fn errors_of(body: &Value) -> Option<String> {
         .or_else(|| body.get("data").and_then(|data| data.get("errors")))?;
     let mut parts = Vec::new();
     flatten(errors, None, &mut parts);
-    (!parts.is_empty()).then(|| parts.join("; "))
+    if parts.is_empty() {
+        return None;
+    }
+    // `{"errors": ""}` still says something went wrong; quote it rather
+    // than fail with an empty reason.
+    if parts.iter().all(|part| part.trim().is_empty()) {
+        return Some(format!("errors: {errors}"));
+    }
+    Some(parts.join("; "))
 }
 
 fn message_of(body: &Value) -> Option<String> {
@@ -180,6 +194,16 @@ pub(crate) fn shorten(text: String) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn blank_errors_in_a_success_are_still_errors_with_a_reason() {
+        assert_eq!(
+            errors_of(&serde_json::json!({"errors": ""})).as_deref(),
+            Some(r#"errors: """#)
+        );
+        assert_eq!(errors_of(&serde_json::json!({"errors": []})), None);
+        assert_eq!(errors_of(&serde_json::json!({"errors": null})), None);
+    }
 
     #[test]
     fn reasons_are_read_from_every_error_shape_threatq_uses() {

@@ -19,7 +19,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use url::Url;
 
-use crate::error::{ThreatqError, errors_of, reason_from_body, shorten};
+use crate::error::{ThreatqError, errors_of, full_reason_from_body, shorten};
 use crate::retry::RetryPolicy;
 
 /// Where ThreatQ is and who the connector logs in as.
@@ -334,12 +334,12 @@ impl Client {
                 Some(reason) => Err(ThreatqError::ErrorsInSuccess {
                     status: status.as_u16(),
                     what: what.to_owned(),
-                    reason: self.scrub(shorten(reason)),
+                    reason: shorten(self.scrub(reason)),
                 }),
                 None => Ok(json),
             };
         }
-        let reason = self.scrub(reason_from_body(body));
+        let reason = shorten(self.scrub(full_reason_from_body(body)));
         let transient = status.is_server_error()
             || status == StatusCode::TOO_MANY_REQUESTS
             || status == StatusCode::REQUEST_TIMEOUT;
@@ -425,8 +425,17 @@ impl Client {
         for secret in secrets {
             // Very short passwords would blank out ordinary words; such a
             // password cannot be told apart from the words anyway.
-            if secret.len() >= 4 && text.contains(secret) {
-                text = text.replace(secret, "[redacted]");
+            if secret.len() < 4 {
+                continue;
+            }
+            // As sent, and as it reads inside re-serialised JSON (a `"` or
+            // `\` in the password comes back escaped).
+            let escaped = serde_json::to_string(secret).unwrap_or_default();
+            let escaped = escaped.trim_matches('"');
+            for form in [secret, escaped] {
+                if text.contains(form) {
+                    text = text.replace(form, "[redacted]");
+                }
             }
         }
         text
