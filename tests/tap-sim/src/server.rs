@@ -57,6 +57,9 @@ pub struct RecordedRequest {
     /// The principal of a well-formed Basic header, whether or not accepted.
     pub principal: Option<String>,
     pub status: u16,
+    /// Size of the response body as sent (after gzip, if any); `None` for
+    /// streamed bodies, whose size is not known up front.
+    pub body_bytes: Option<u64>,
     /// The simulator's clock (including any offset) when it arrived.
     pub at: OffsetDateTime,
 }
@@ -456,6 +459,7 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> Response<SimBody
         authorization,
         principal: credentials.map(|(p, _)| p),
         status: response.status().as_u16(),
+        body_bytes: http_body::Body::size_hint(response.body()).exact(),
         at,
     });
     if let Some(delay) = answer.delay {
