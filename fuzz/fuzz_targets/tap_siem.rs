@@ -1,0 +1,9 @@
+//! Bytes -> the `/v2/siem/all` body -> decode + map via `tap_component::sync`.
+//! Properties: see fuzz/src/tap.rs.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    tap_connector_fuzz::tap::fuzz_siem(data);
+});
