@@ -19,9 +19,10 @@ build:
 component:
     cargo build -p tap-component --target wasm32-wasip2 --release
 
-# Benchmarks that print figures (ratios measured in one run).
+# The benchmark: prints the figures of docs/performance.md and writes them
+# to target/bench.json (ratios measured in one run).
 bench:
-    cargo bench -p e2e-tests
+    cargo bench -p tq-conn-proofpoint-tap --bench pipeline
 
 # Formatting and lints for the native crates and the component.
 lint:

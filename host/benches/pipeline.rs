@@ -1,0 +1,676 @@
+//! The project's benchmark: `cargo bench -p tq-conn-proofpoint-tap --bench
+//! pipeline` (what `just bench` runs). It prints a table and writes the same
+//! figures as JSON to `target/bench.json`, so commits can be compared;
+//! docs/performance.md records them against the targets.
+//!
+//! 1. Sandbox cost: one busy hour decoded and mapped by the TAP logic
+//!    compiled natively and by the component in the sandbox, both fetching
+//!    the same bodies from the same TAP simulator. Ratio sandboxed/native.
+//! 2. Mapping vs the parse limit: the same bodies, in memory, through our
+//!    decode+map and through a bare `serde_json::Value` parse.
+//! 3. End to end: a 48-hour first run of a tenant with 10,000 SIEM records
+//!    an hour, TAP and ThreatQ simulators on 127.0.0.1 in this process and
+//!    the connector as the real release binary in a child process: wall
+//!    time, objects/s, requests to each side, the child's peak RSS.
+//! 4. Start-up: a run with nothing new to fetch, with the compiled-component
+//!    cache and without it.
+//! 5. Scaling: figure 3 at 1,000, 10,000 and 50,000 records an hour, over
+//!    six hours each (`BENCH_SCALING_HOURS`), to see how cost grows.
+//! 6. The release binary's size.
+//!
+//! These machines are shared and noisy: timings are medians of several
+//! runs, and ratios are taken pair by pair within one run. Set
+//! `BENCH_SCALING_HOURS` to change the hours of the scaling runs, and
+//! `BENCH_SKIP_SCALING=1` to leave them out; `BENCH_E2E_HOURS` shortens
+//! figure 3 (48 by default) and `BENCH_ONLY=e2e` or `BENCH_ONLY=mapping`
+//! runs one part, e.g. under a profiler.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration as StdDuration, Instant};
+
+use serde_json::{Value, json};
+use tap_runtime::{ComponentSource, Limits, OutboundPolicy, Runtime, RuntimeConfig};
+use tap_sim::{TapSim, TapSimConfig, TenantSpec};
+use threatq_sim::{ThreatqSim, ThreatqSimConfig};
+use time::{Duration, OffsetDateTime};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_tq-conn-proofpoint-tap");
+const PRINCIPAL: &str = "sim-principal";
+const SECRET: &str = "sim-secret";
+/// Repetitions of the in-process measurements (figures 1 and 2).
+const REPEATS: usize = 5;
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let mut report = Report::default();
+    report.note("machine", machine());
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    runtime.block_on(async {
+        if only.is_empty() || only == "mapping" {
+            sandbox_cost_and_parse_limit(&mut report).await;
+        }
+        if only.is_empty() || only == "e2e" {
+            end_to_end(&mut report).await;
+        }
+    });
+    binary_size(&mut report);
+    report.finish();
+}
+
+// ---------------------------------------------------------------------------
+// Figures 1 and 2.
+
+/// A tenant shape with `per_hour` SIEM records an hour: three quarters
+/// message records (1 or 2 recipients each), one quarter clicks.
+fn tenant_spec(seed: u64, start: OffsetDateTime, end: OffsetDateTime, per_hour: u32) -> TenantSpec {
+    let mut spec = TenantSpec::new(seed, start, end);
+    spec.max_recipients = 2;
+    spec.messages_per_hour = per_hour / 2;
+    spec.clicks_per_hour = per_hour / 4;
+    spec.campaigns = 8;
+    spec.threats_without_campaign = 40;
+    spec
+}
+
+async fn sandbox_cost_and_parse_limit(report: &mut Report) {
+    let tap = TapSim::start(TapSimConfig::default())
+        .await
+        .expect("TAP simulator");
+    let end = OffsetDateTime::now_utc() - Duration::minutes(5);
+    let start = end - Duration::hours(1);
+    let tenant = tap_sim::generator::generate(&tenant_spec(11, start, end, 10_000));
+    tap.load_tenant(&tenant);
+    // Exactly one hour: TAP refuses longer windows.
+    let window_start = rfc3339(start);
+    let window_end = rfc3339(end);
+    let base = tap.base_url();
+
+    let settings = tap_runtime::Settings {
+        tap_base_url: base.clone(),
+        create_incidents: true,
+        known_campaigns: Vec::new(),
+        already_sent: Vec::new(),
+        campaign_allowance: 1000,
+        // Forensics by threat are 50 a day per credential: leave them out
+        // so every repetition makes the same requests.
+        threat_forensics_allowance: 0,
+        credentials: None,
+    };
+    let window = tap_runtime::Window {
+        start: window_start.clone(),
+        end: window_end.clone(),
+    };
+    let sandbox = Runtime::new(RuntimeConfig {
+        component: ComponentSource::Embedded,
+        cache_dir: None,
+        limits: Limits::default(),
+    })
+    .expect("component loads");
+    let outbound = OutboundPolicy {
+        tap_base_url: reqwest::Url::parse(&base).expect("sim URL"),
+        principal: PRINCIPAL.into(),
+        secret: SECRET.into(),
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client"),
+        request_timeout: StdDuration::from_secs(120),
+        max_response_bytes: OutboundPolicy::DEFAULT_MAX_RESPONSE_BYTES,
+    };
+    let native_settings = tap_component::Settings {
+        tap_base_url: base.clone(),
+        create_incidents: settings.create_incidents,
+        known_campaigns: Vec::new(),
+        already_sent: Vec::new(),
+        campaign_allowance: settings.campaign_allowance,
+        threat_forensics_allowance: settings.threat_forensics_allowance,
+    };
+    let native_window = tap_component::Window {
+        start: window_start,
+        end: window_end,
+    };
+
+    // Native over HTTP and sandboxed over HTTP, alternated so drift in the
+    // machine's speed hits both alike; the first native run records the
+    // bodies for figure 2.
+    let handle = tokio::runtime::Handle::current();
+    let mut recorded: Vec<(String, tap_component::TapResponse)> = Vec::new();
+    let mut native_times = Vec::new();
+    let mut sandbox_times = Vec::new();
+    let mut ratios = Vec::new();
+    let mut counters = None;
+    let mut objects = 0;
+    for round in 0..=REPEATS {
+        let (native, responses, native_objects) = {
+            let settings = native_settings.clone();
+            let window = native_window.clone();
+            let base = base.clone();
+            let handle = handle.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut transport = HttpTransport {
+                    base,
+                    client: reqwest::Client::new(),
+                    handle,
+                    recorded: Vec::new(),
+                };
+                let t = Instant::now();
+                let result =
+                    tap_component::sync(&settings, &window, |_| &mut transport, &mut QuietHost)
+                        .expect("native sync");
+                (t.elapsed(), transport.recorded, result.objects.len())
+            })
+            .await
+            .expect("native thread")
+        };
+        let t = Instant::now();
+        let result = sandbox
+            .sync(&outbound, &settings, &window)
+            .await
+            .expect("no sandbox failure")
+            .expect("TAP answered");
+        let sandboxed = t.elapsed();
+        assert_eq!(
+            result.objects.len(),
+            native_objects,
+            "same objects natively and sandboxed"
+        );
+        objects = native_objects;
+        if round == 0 {
+            // A warm-up: the first calls pay for connection set-up.
+            recorded = responses;
+            counters = Some(result.counters);
+            continue;
+        }
+        native_times.push(native);
+        sandbox_times.push(sandboxed);
+        ratios.push(sandboxed.as_secs_f64() / native.as_secs_f64());
+    }
+    let counters = counters.expect("one round ran");
+    let records = counters.messages_delivered
+        + counters.messages_blocked
+        + counters.clicks_permitted
+        + counters.clicks_blocked;
+    let body_bytes: usize = recorded.iter().map(|(_, r)| r.body.len()).sum();
+    let mb = body_bytes as f64 / 1e6;
+    let native = median(&mut native_times);
+    let sandboxed = median(&mut sandbox_times);
+    report.section(
+        "1. sandbox cost (one busy hour over loopback HTTP)",
+        json!({
+            "siem_records": records,
+            "requests": recorded.len(),
+            "body_mb": round2(mb),
+            "threatq_objects": objects,
+            "native_ms": ms(native),
+            "sandboxed_ms": ms(sandboxed),
+            "native_records_per_s": per_s(records as f64, native),
+            "sandboxed_records_per_s": per_s(records as f64, sandboxed),
+            "native_mb_per_s": per_s(mb, native),
+            "sandboxed_mb_per_s": per_s(mb, sandboxed),
+            "ratio_sandboxed_over_native": round2(median_f64(&mut ratios)),
+            "target_ratio_at_most": 1.3,
+        }),
+    );
+
+    // Figure 2: the same bodies from memory.
+    let replay: HashMap<String, tap_component::TapResponse> = recorded.iter().cloned().collect();
+    let mut decode_map = Vec::new();
+    let mut parse = Vec::new();
+    let mut ratios = Vec::new();
+    for _ in 0..REPEATS {
+        let mut transport = ReplayTransport { bodies: &replay };
+        let t = Instant::now();
+        let result = tap_component::sync(
+            &native_settings,
+            &native_window,
+            |_| &mut transport,
+            &mut QuietHost,
+        )
+        .expect("replayed sync");
+        let ours = t.elapsed();
+        std::hint::black_box(result);
+        let t = Instant::now();
+        for (_, response) in &recorded {
+            let value: Value = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
+            std::hint::black_box(value);
+        }
+        let bare = t.elapsed();
+        decode_map.push(ours);
+        parse.push(bare);
+        ratios.push(ours.as_secs_f64() / bare.as_secs_f64());
+    }
+    let ours = median(&mut decode_map);
+    let bare = median(&mut parse);
+    report.section(
+        "2. decode+map vs a bare serde_json::Value parse (same bodies, in memory)",
+        json!({
+            "decode_map_ms": ms(ours),
+            "value_parse_ms": ms(bare),
+            "decode_map_mb_per_s": per_s(mb, ours),
+            "value_parse_mb_per_s": per_s(mb, bare),
+            "ratio_decode_map_over_parse": round2(median_f64(&mut ratios)),
+            "target_ratio_at_most": 1.0,
+        }),
+    );
+}
+
+/// GETs from the simulator, remembering each answer.
+struct HttpTransport {
+    base: String,
+    client: reqwest::Client,
+    handle: tokio::runtime::Handle,
+    recorded: Vec<(String, tap_component::TapResponse)>,
+}
+
+impl tap_component::Transport for HttpTransport {
+    fn get(&mut self, path_and_query: &str) -> Result<tap_component::TapResponse, String> {
+        let request = self
+            .client
+            .get(format!("{}{path_and_query}", self.base))
+            .basic_auth(PRINCIPAL, Some(SECRET));
+        let response = self.handle.block_on(async move {
+            let response = request.send().await.map_err(|e| e.to_string())?;
+            let status = response.status().as_u16();
+            let body = response.bytes().await.map_err(|e| e.to_string())?;
+            Ok::<_, String>(tap_component::TapResponse {
+                status,
+                body: body.to_vec(),
+            })
+        })?;
+        self.recorded
+            .push((path_and_query.to_owned(), response.clone()));
+        Ok(response)
+    }
+}
+
+/// Answers from recorded bodies: decode+map with no I/O at all.
+struct ReplayTransport<'a> {
+    bodies: &'a HashMap<String, tap_component::TapResponse>,
+}
+
+impl tap_component::Transport for ReplayTransport<'_> {
+    fn get(&mut self, path_and_query: &str) -> Result<tap_component::TapResponse, String> {
+        self.bodies
+            .get(path_and_query)
+            .cloned()
+            .ok_or_else(|| format!("not recorded: {path_and_query}"))
+    }
+}
+
+struct QuietHost;
+
+impl tap_component::HostServices for QuietHost {
+    fn log(&mut self, _: tap_component::LogLevel, _: &str, _: &[(&str, String)]) {}
+    fn now_ms(&mut self) -> i64 {
+        i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Figures 3, 4 and 5: the real binary against simulators in this process.
+
+struct RunFigures {
+    records: usize,
+    wall: StdDuration,
+    peak_rss_mib: f64,
+    objects: usize,
+    tap_requests: usize,
+    threatq_requests: usize,
+    largest_tap_body_mib: f64,
+    exit: i32,
+}
+
+impl RunFigures {
+    fn json(&self) -> Value {
+        json!({
+            "siem_records": self.records,
+            "wall_s": round2(self.wall.as_secs_f64()),
+            "records_per_s": per_s(self.records as f64, self.wall),
+            "threatq_objects": self.objects,
+            "objects_per_s": per_s(self.objects as f64, self.wall),
+            "tap_requests": self.tap_requests,
+            "threatq_requests": self.threatq_requests,
+            "largest_tap_body_mib": round2(self.largest_tap_body_mib),
+            "connector_peak_rss_mib": round2(self.peak_rss_mib),
+            "rss_target_mib": round2(3.0 * self.largest_tap_body_mib + 64.0),
+            "exit_status": self.exit,
+        })
+    }
+}
+
+/// Simulators with a generated tenant and a config dir pointing at them.
+struct Bench {
+    tap: TapSim,
+    threatq: ThreatqSim,
+    dir: tempfile::TempDir,
+    records: usize,
+}
+
+impl Bench {
+    async fn start(per_hour: u32, hours: i64) -> Bench {
+        let tap = TapSim::start(TapSimConfig::default())
+            .await
+            .expect("TAP simulator");
+        let threatq_config = ThreatqSimConfig::default();
+        let threatq = ThreatqSim::start(threatq_config.clone())
+            .await
+            .expect("ThreatQ simulator");
+        let now = OffsetDateTime::now_utc();
+        let spec = tenant_spec(
+            21,
+            now - Duration::hours(hours) + Duration::minutes(5),
+            now - Duration::minutes(5),
+            per_hour,
+        );
+        let tenant = tap_sim::generator::generate(&spec);
+        tap.load_tenant(&tenant);
+        let v = tenant.summary().visible;
+        let records =
+            v.messages_delivered + v.messages_blocked + v.clicks_permitted + v.clicks_blocked;
+        let dir = tempfile::tempdir().expect("config dir");
+        let bench = Bench {
+            tap,
+            threatq,
+            dir,
+            records,
+        };
+        bench.write_config(&format!(
+            "history_hours = {hours}\ncreate_incidents = true\n"
+        ));
+        bench
+    }
+
+    fn write_config(&self, tap_extra: &str) {
+        let text = tq_conn::demo::simulator_config(
+            &self.threatq.base_url(),
+            &ThreatqSimConfig::default(),
+            Some((&self.tap.base_url(), &TapSimConfig::default())),
+            tap_extra,
+        );
+        std::fs::write(
+            self.dir.path().join(tq_conn::config::CONFIG_FILE_NAME),
+            text,
+        )
+        .expect("config written");
+    }
+
+    /// Runs the real binary once, as cron would, and measures it.
+    async fn run(&self) -> RunFigures {
+        self.tap.clear_requests();
+        self.threatq.clear_requests();
+        let before = self.threatq.snapshot().objects.len();
+        let dir = self.dir.path().to_path_buf();
+        let (wall, exit, peak_rss_mib) = tokio::task::spawn_blocking(move || run_binary(&dir))
+            .await
+            .expect("runner thread");
+        let tap_requests = self.tap.requests();
+        let largest = tap_requests
+            .iter()
+            .filter_map(|r| r.body_bytes)
+            .max()
+            .unwrap_or(0);
+        RunFigures {
+            records: self.records,
+            wall,
+            peak_rss_mib,
+            objects: self.threatq.snapshot().objects.len() - before,
+            tap_requests: tap_requests.len(),
+            threatq_requests: self.threatq.requests().len(),
+            largest_tap_body_mib: largest as f64 / (1024.0 * 1024.0),
+            exit,
+        }
+    }
+}
+
+/// Runs the binary on `dir` and returns its wall time, exit status and peak
+/// RSS. The peak is the child's own `VmHWM`, read while it runs: the
+/// kernel's `ru_maxrss` would not do, because a child spawned from this
+/// process (many GiB of simulated tenant) is charged the parent's pages it
+/// shared until `exec`.
+fn run_binary(dir: &Path) -> (StdDuration, i32, f64) {
+    let log = dir.join("bench-run.log");
+    let out = std::fs::File::create(&log).expect("log file");
+    let started = Instant::now();
+    let mut child = Command::new(BINARY)
+        .arg("-c")
+        .arg(dir)
+        .args(["-v", "1"])
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().expect("log file"))
+        .stderr(out)
+        .spawn()
+        .expect("the connector starts");
+    let status_file = PathBuf::from(format!("/proc/{}/status", child.id()));
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let poller = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut peak_kib = 0_u64;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Some(hwm) = vm_hwm_kib(&status_file) {
+                    peak_kib = peak_kib.max(hwm);
+                }
+                std::thread::sleep(StdDuration::from_millis(2));
+            }
+            peak_kib
+        })
+    };
+    let status = child.wait().expect("wait for the connector");
+    let wall = started.elapsed();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let peak_kib = poller.join().expect("poller");
+    let exit = status.code().unwrap_or(-1);
+    if exit != 0 {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(20).collect();
+        eprintln!(
+            "the connector exited with {exit}; last lines of its log:\n{}",
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        );
+    }
+    (wall, exit, peak_kib as f64 / 1024.0)
+}
+
+/// `VmHWM` of a running process, KiB; `None` once it has exited (a zombie
+/// has no memory lines).
+fn vm_hwm_kib(status_file: &Path) -> Option<u64> {
+    std::fs::read_to_string(status_file)
+        .ok()?
+        .lines()
+        .find(|line| line.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+async fn end_to_end(report: &mut Report) {
+    // Figure 3, then figure 4 on the same config dir.
+    let e2e_hours: i64 = std::env::var("BENCH_E2E_HOURS")
+        .ok()
+        .and_then(|h| h.parse().ok())
+        .unwrap_or(48);
+    let bench = Bench::start(10_000, e2e_hours).await;
+    let first = bench.run().await;
+    report.section(
+        &format!("3. end to end: {e2e_hours}-hour first run, 10,000 records an hour, real binary"),
+        json!({ "run": first.json(), "target_wall_s_under": 60 }),
+    );
+
+    // Nothing new: no overlap re-read, so the window left is shorter than
+    // TAP's 30-second minimum and nothing is fetched.
+    bench.write_config(&format!(
+        "history_hours = {e2e_hours}\ncreate_incidents = true\noverlap_minutes = 0\n"
+    ));
+    let mut warm = Vec::new();
+    let mut warm_rss = 0.0_f64;
+    let mut warm_tap = 0;
+    for _ in 0..REPEATS {
+        let run = bench.run().await;
+        assert_eq!(run.exit, 0, "a run with nothing new succeeds");
+        warm_tap = warm_tap.max(run.tap_requests);
+        warm_rss = warm_rss.max(run.peak_rss_mib);
+        warm.push(run.wall);
+    }
+    let cache = bench.dir.path().join("tq-conn-proofpoint-tap.cache");
+    let had_cache = cache.exists();
+    let _ = std::fs::remove_dir_all(&cache);
+    let cold = bench.run().await;
+    report.section(
+        "4. start-up: a run with nothing new to fetch",
+        json!({
+            "cached_component_wall_ms": ms(median(&mut warm)),
+            "cached_component_peak_rss_mib": round2(warm_rss),
+            "tap_requests": warm_tap,
+            "without_cache_wall_ms": ms(cold.wall),
+            "component_cache_present": had_cache,
+            "target_wall_ms_under": 100,
+        }),
+    );
+    drop(bench);
+
+    // Figure 5.
+    if std::env::var_os("BENCH_SKIP_SCALING").is_some() {
+        return;
+    }
+    let hours: i64 = std::env::var("BENCH_SCALING_HOURS")
+        .ok()
+        .and_then(|h| h.parse().ok())
+        // Six hours keeps the 50,000-an-hour run (300,000 records) within
+        // the benchmark's ten-minute budget; cost per record is what scales.
+        .unwrap_or(6);
+    let mut rows = Vec::new();
+    for per_hour in [1_000, 10_000, 50_000] {
+        let figures = if per_hour == 10_000 && hours == e2e_hours {
+            first.json()
+        } else {
+            let bench = Bench::start(per_hour, hours).await;
+            bench.run().await.json()
+        };
+        rows.push(json!({ "records_per_hour": per_hour, "hours": hours, "run": figures }));
+    }
+    report.section("5. scaling", json!({ "runs": rows }));
+}
+
+// ---------------------------------------------------------------------------
+// Figure 6, the machine, and the report.
+
+fn binary_size(report: &mut Report) {
+    let bytes = std::fs::metadata(BINARY).map(|m| m.len()).unwrap_or(0);
+    report.section(
+        "6. release binary",
+        json!({
+            "path": BINARY,
+            "bytes": bytes,
+            "mib": round2(bytes as f64 / (1024.0 * 1024.0)),
+            "target_mib_under": 20,
+        }),
+    );
+}
+
+fn machine() -> Value {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_owned())
+        })
+        .unwrap_or_default();
+    json!({
+        "cpus": std::thread::available_parallelism().map_or(0, |n| n.get()),
+        "cpu": cpu,
+        "os": std::env::consts::OS,
+    })
+}
+
+#[derive(Default)]
+struct Report {
+    sections: Vec<(String, Value)>,
+}
+
+impl Report {
+    fn note(&mut self, name: &str, value: Value) {
+        println!("{name}: {value}");
+        self.sections.push((name.to_owned(), value));
+    }
+
+    fn section(&mut self, title: &str, figures: Value) {
+        println!("\n{title}");
+        print_table(&figures, 1);
+        self.sections.push((title.to_owned(), figures));
+    }
+
+    fn finish(self) {
+        let json = Value::Object(self.sections.into_iter().collect());
+        let path = target_dir().join("bench.json");
+        match std::fs::write(&path, serde_json::to_vec_pretty(&json).expect("serialises")) {
+            Ok(()) => println!("\nfigures written to {}", path.display()),
+            Err(err) => eprintln!("cannot write {}: {err}", path.display()),
+        }
+    }
+}
+
+fn print_table(value: &Value, depth: usize) {
+    let indent = "  ".repeat(depth);
+    match value {
+        Value::Object(map) => {
+            for (key, value) in map {
+                match value {
+                    Value::Object(_) | Value::Array(_) => {
+                        println!("{indent}{key}:");
+                        print_table(value, depth + 1);
+                    }
+                    _ => println!("{indent}{key:<34} {value}"),
+                }
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                println!("{indent}-");
+                print_table(item, depth + 1);
+            }
+        }
+        other => println!("{indent}{other}"),
+    }
+}
+
+/// `CARGO_TARGET_DIR`, else the workspace's `target/`.
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .expect("formats")
+}
+
+fn median(times: &mut [StdDuration]) -> StdDuration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+fn median_f64(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn ms(d: StdDuration) -> f64 {
+    round2(d.as_secs_f64() * 1000.0)
+}
+
+fn per_s(amount: f64, d: StdDuration) -> f64 {
+    round2(amount / d.as_secs_f64())
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
