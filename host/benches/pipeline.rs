@@ -327,12 +327,15 @@ struct RunFigures {
 
 impl RunFigures {
     fn json(&self) -> Value {
+        // A failed run forwarded nothing: no throughput to speak of.
+        let ok = self.exit == 0;
+        let rate = |amount: f64| if ok { per_s(amount, self.wall) } else { 0.0 };
         json!({
             "siem_records": self.records,
             "wall_s": round2(self.wall.as_secs_f64()),
-            "records_per_s": per_s(self.records as f64, self.wall),
+            "records_per_s": rate(self.records as f64),
             "threatq_objects": self.objects,
-            "objects_per_s": per_s(self.objects as f64, self.wall),
+            "objects_per_s": rate(self.objects as f64),
             "tap_requests": self.tap_requests,
             "threatq_requests": self.threatq_requests,
             "largest_tap_body_mib": round2(self.largest_tap_body_mib),
