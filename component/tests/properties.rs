@@ -47,47 +47,8 @@ fn key_pool() -> Vec<String> {
     keys
 }
 
-/// Small arbitrary JSON with TAP's keys, for records in odd shapes.
 fn arbitrary_json() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::Bool),
-        any::<i64>().prop_map(|n| json!(n)),
-        ".{0,8}".prop_map(Value::String),
-        Just(json!("2026-11-28T10:15:30.000Z")),
-        Just(json!("falsePositive")),
-        Just(json!("url")),
-        Just(json!("http://x.zz/")),
-    ];
-    let keys = prop_oneof![
-        Just("GUID"),
-        Just("id"),
-        Just("messageTime"),
-        Just("clickTime"),
-        Just("url"),
-        Just("threatsInfoMap"),
-        Just("messageParts"),
-        Just("recipient"),
-        Just("threatID"),
-        Just("threatStatus"),
-        Just("threatType"),
-        Just("threat"),
-        Just("campaignId"),
-        Just("sha256"),
-    ];
-    leaf.prop_recursive(3, 24, 6, move |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
-            prop::collection::vec((keys.clone(), inner), 0..6).prop_map(|pairs| {
-                Value::Object(
-                    pairs
-                        .into_iter()
-                        .map(|(k, v)| (k.to_string(), v))
-                        .collect::<Map<_, _>>(),
-                )
-            }),
-        ]
-    })
+    arbitrary::tap_json(arbitrary::SMALL)
 }
 
 /// A realistic message with its identity drawn from a small pool (so keys

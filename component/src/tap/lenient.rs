@@ -43,6 +43,11 @@ struct ScalarVisitor {
     expected: &'static str,
 }
 
+/// The reader of a scalar that should be text.
+const TEXT: ScalarVisitor = ScalarVisitor {
+    expected: "expected a string",
+};
+
 impl<'de> Visitor<'de> for ScalarVisitor {
     type Value = Scalar<'de>;
 
@@ -106,7 +111,7 @@ fn scalar<'de, D: Deserializer<'de>>(
 /// A scalar as text: strings as they are, numbers and booleans written out
 /// (a `QID` sent as a number is still a QID). Arrays and objects are errors.
 pub fn opt_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    Ok(scalar(d, "expected a string")?.into_text())
+    Ok(d.deserialize_any(TEXT)?.into_text())
 }
 
 /// A list of strings that TAP sometimes sends as a single string, sometimes
@@ -138,29 +143,29 @@ pub fn text_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Erro
         fn visit_map<A: de::MapAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
             Err(A::Error::custom("expected a string, found an object"))
         }
+        // A single scalar is a one-element list, read as `opt_text` reads it.
         fn visit_bool<E: de::Error>(self, b: bool) -> Result<Self::Value, E> {
-            Ok(vec![b.to_string()])
+            Ok(one(Scalar::Bool(b)))
         }
         fn visit_i64<E: de::Error>(self, n: i64) -> Result<Self::Value, E> {
-            Ok(vec![n.to_string()])
+            TEXT.visit_i64(n).map(one)
         }
         fn visit_u64<E: de::Error>(self, n: u64) -> Result<Self::Value, E> {
-            Ok(vec![n.to_string()])
+            TEXT.visit_u64(n).map(one)
         }
         fn visit_f64<E: de::Error>(self, n: f64) -> Result<Self::Value, E> {
-            ScalarVisitor {
-                expected: "expected a string",
-            }
-            .visit_f64(n)
-            .map(|s| s.into_text().into_iter().collect())
+            TEXT.visit_f64(n).map(one)
         }
         fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
-            Ok(if s.trim().is_empty() {
-                Vec::new()
-            } else {
-                vec![s.to_owned()]
-            })
+            TEXT.visit_str(s).map(one)
         }
+    }
+    fn one(scalar: Scalar<'_>) -> Vec<String> {
+        scalar
+            .into_text()
+            .filter(|t| !t.trim().is_empty())
+            .into_iter()
+            .collect()
     }
     d.deserialize_any(ListVisitor)
 }

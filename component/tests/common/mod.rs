@@ -3,6 +3,8 @@
 //! log, and realistic TAP records to vary.
 #![allow(dead_code)]
 
+pub mod arbitrary;
+
 use std::collections::HashMap;
 
 use serde_json::{Value, json};

@@ -19,7 +19,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use url::Url;
 
-use crate::error::{ThreatqError, errors_of, full_reason_from_body, shorten};
+use crate::error::{ThreatqError, errors_of, reason_from_body, shorten};
 use crate::retry::RetryPolicy;
 
 /// Where ThreatQ is and who the connector logs in as.
@@ -339,7 +339,7 @@ impl Client {
                 None => Ok(json),
             };
         }
-        let reason = shorten(self.scrub(full_reason_from_body(body)));
+        let reason = shorten(self.scrub(reason_from_body(body)));
         let transient = status.is_server_error()
             || status == StatusCode::TOO_MANY_REQUESTS
             || status == StatusCode::REQUEST_TIMEOUT;
