@@ -21,10 +21,7 @@ pub async fn main(cli: Cli) -> ExitCode {
             return ExitCode::from(3);
         }
     };
-    let component = match &cli.component {
-        Some(path) => tap_runtime::ComponentSource::File(path.clone()),
-        None => tap_runtime::ComponentSource::Embedded,
-    };
+    let component = cli.component.clone();
 
     match &cli.command {
         Some(Command::Demo(args)) => {
@@ -58,6 +55,28 @@ pub async fn main(cli: Cli) -> ExitCode {
                 ExitCode::from(3)
             }
         },
+        Some(Command::Precompile(args)) => {
+            if matches!(component, tap_runtime::ComponentSource::Precompiled(_)) {
+                eprintln!(
+                    "tq-conn-proofpoint-tap precompile: give a .wasm with --component (or nothing, for the built-in component), not --precompiled"
+                );
+                return ExitCode::from(2);
+            }
+            match tap_runtime::precompile(&component, &args.out) {
+                Ok(bytes) => {
+                    println!(
+                        "wrote {} ({bytes} bytes); run it with --precompiled {}",
+                        args.out.display(),
+                        args.out.display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("tq-conn-proofpoint-tap precompile: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         None => normal_run(&cli, component).await,
     }
 }

@@ -49,7 +49,8 @@ pub struct Cli {
     pub disable_proxy: bool,
     pub dry_run: bool,
     pub export: Option<PathBuf>,
-    pub component: Option<PathBuf>,
+    /// `--component FILE.wasm`, `--precompiled FILE.cwasm`, or the built-in one.
+    pub component: tap_runtime::ComponentSource,
     /// `None` is the normal run.
     pub command: Option<Command>,
 }
@@ -66,6 +67,17 @@ pub enum Command {
     /// machine, with generated data: see what it does before pointing it
     /// at production.
     Demo(DemoArgs),
+    /// Compile the TAP component (the built-in one, or `--component`) for
+    /// this binary and write the artifact, for `--precompiled`.
+    Precompile(PrecompileArgs),
+}
+
+/// `precompile`: where the artifact goes.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct PrecompileArgs {
+    /// File to write (mode 0600); load it later with `--precompiled FILE`.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
 }
 
 /// `setup`: the first-run questions answered by flags or environment.
@@ -191,9 +203,15 @@ struct RawCli {
     /// Also write what the run sends to FILE, as JSON lines.
     #[arg(long, value_name = "FILE")]
     export: Option<PathBuf>,
-    /// Run this build of the TAP component (.wasm) instead of the built-in one.
+    /// Run this build of the TAP component (.wasm) instead of the built-in
+    /// one; it is compiled in memory on every run.
     #[arg(long, value_name = "PATH", global = true)]
     component: Option<PathBuf>,
+    /// Run a component precompiled by `precompile` (.cwasm). It is native
+    /// code: it is refused unless the file and its directory belong to you
+    /// and nobody else can write them.
+    #[arg(long, value_name = "PATH", global = true, conflicts_with = "component")]
+    precompiled: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -239,7 +257,7 @@ where
     if raw.command.is_some() && (raw.dry_run || raw.export.is_some()) {
         let error = command.error(
             ErrorKind::ArgumentConflict,
-            "--dry-run and --export apply to the normal run, not to `setup` or `demo`",
+            "--dry-run and --export apply to the normal run, not to `setup`, `demo` or `precompile`",
         );
         return Err(with_usage(error, &mut command));
     }
@@ -263,7 +281,11 @@ where
         disable_proxy: raw.disable_proxy,
         dry_run: raw.dry_run,
         export: raw.export,
-        component: raw.component,
+        component: match (raw.component, raw.precompiled) {
+            (Some(wasm), _) => tap_runtime::ComponentSource::Wasm(wasm),
+            (None, Some(cwasm)) => tap_runtime::ComponentSource::Precompiled(cwasm),
+            (None, None) => tap_runtime::ComponentSource::Embedded,
+        },
         command: raw.command,
     })
 }

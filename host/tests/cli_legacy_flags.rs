@@ -104,7 +104,10 @@ fn our_own_flags() {
     let cli = parse("--dry-run --export /tmp/out.jsonl --component /opt/tap.wasm").expect("parses");
     assert!(cli.dry_run);
     assert_eq!(cli.export, Some(PathBuf::from("/tmp/out.jsonl")));
-    assert_eq!(cli.component, Some(PathBuf::from("/opt/tap.wasm")));
+    assert_eq!(
+        cli.component,
+        tap_runtime::ComponentSource::Wasm(PathBuf::from("/opt/tap.wasm"))
+    );
 }
 
 #[test]
@@ -196,9 +199,11 @@ fn help_lists_the_legacy_spellings() {
             "--dry-run",
             "--export FILE",
             "--component PATH",
+            "--precompiled PATH",
             "-V, --version",
             "setup",
             "demo",
+            "precompile",
         ] {
             assert!(
                 help.contains(spelling),

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use tap_runtime::{
-    ComponentSource, Limits, LoadMethod, OutboundPolicy, Runtime, RuntimeConfig, RuntimeError,
+    ComponentSource, Limits, OutboundPolicy, Runtime, RuntimeConfig, RuntimeError,
     Settings, SyncError, SyncResult, Window,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -162,7 +162,7 @@ async fn serve(
 // Running the probe.
 
 fn probe_source() -> ComponentSource {
-    ComponentSource::File(PathBuf::from(env!("SANDBOX_PROBE_WASM")))
+    ComponentSource::Wasm(PathBuf::from(env!("SANDBOX_PROBE_WASM")))
 }
 
 fn probe_runtime(limits: Limits) -> Runtime {
@@ -642,75 +642,8 @@ async fn a_guest_panic_is_a_trap_that_carries_the_panic_message() {
 }
 
 // ---------------------------------------------------------------------------
-// Loading and the precompiled cache.
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_corrupt_cache_entry_is_rejected_and_rebuilt() {
-    let cache = tempfile::tempdir().expect("temp dir");
-    let load = || {
-        Runtime::new(RuntimeConfig {
-            component: probe_source(),
-            cache_dir: Some(cache.path().to_path_buf()),
-            limits: generous_limits(),
-        })
-        .expect("the probe loads")
-    };
-
-    let first = load().load_stats();
-    assert_eq!(first.method, LoadMethod::CompiledAndCached);
-    let entry = first.cache_file.clone().expect("a cache file was written");
-
-    let second = load().load_stats();
-    assert_eq!(second.method, LoadMethod::CacheHit);
-    eprintln!(
-        "probe load: compiled in {:.1} ms, from the cache in {:.2} ms",
-        first.duration_ms(),
-        second.duration_ms()
-    );
-
-    std::fs::write(&entry, b"TAPCWSM1 but then garbage").expect("corrupt the entry");
-    let rebuilt = load();
-    assert_eq!(rebuilt.load_stats().method, LoadMethod::CompiledAndCached);
-    assert_eq!(load().load_stats().method, LoadMethod::CacheHit);
-
-    let server = TestServer::start(|_| Reply::Text("ok")).await;
-    let answer = run(&rebuilt, &policy_for(&server), &server, "echo").await;
-    assert!(matches!(answer, Ok(Ok(_))), "{answer:?}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_foreign_cache_entry_under_the_right_name_is_rejected_and_rebuilt() {
-    let cache = tempfile::tempdir().expect("temp dir");
-    let load = |component| {
-        Runtime::new(RuntimeConfig {
-            component,
-            cache_dir: Some(cache.path().to_path_buf()),
-            limits: generous_limits(),
-        })
-        .expect("loads")
-    };
-    // A valid entry, but for the real TAP component, put where the probe's
-    // entry belongs.
-    let probe_entry = load(probe_source())
-        .load_stats()
-        .cache_file
-        .expect("probe entry");
-    let tap_entry = load(ComponentSource::Embedded)
-        .load_stats()
-        .cache_file
-        .expect("tap entry");
-    std::fs::copy(&tap_entry, &probe_entry).expect("swap the entry");
-
-    let probe = load(probe_source());
-    assert_eq!(probe.load_stats().method, LoadMethod::CompiledAndCached);
-    // It really is the probe that runs, not the cached TAP component.
-    let server = TestServer::start(|_| Reply::Text("probe here")).await;
-    let result = run(&probe, &policy_for(&server), &server, "echo")
-        .await
-        .expect("no sandbox failure")
-        .expect("the probe answers");
-    assert_eq!(attribute(&result, "http_body"), "probe here");
-}
+// Loading the embedded component (the cache and component files are in
+// component_loading.rs).
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_embedded_tap_component_loads_and_answers_without_a_sandbox_failure() {
@@ -738,49 +671,3 @@ async fn the_embedded_tap_component_loads_and_answers_without_a_sandbox_failure(
     assert!(answer.is_ok(), "{answer:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_component_file_runs_as_wasm_and_as_a_precompiled_artifact() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let wasm = dir.path().join("tap.wasm");
-    let cwasm = dir.path().join("tap.cwasm");
-    std::fs::write(&wasm, tap_runtime::EMBEDDED_COMPONENT).expect("write wasm");
-    let written =
-        tap_runtime::precompile(&ComponentSource::File(wasm.clone()), &cwasm).expect("precompiles");
-    eprintln!(
-        "embedded component: {} bytes as .wasm, {written} bytes as .cwasm",
-        tap_runtime::EMBEDDED_COMPONENT.len()
-    );
-
-    let from_wasm = Runtime::new(RuntimeConfig {
-        component: ComponentSource::File(wasm),
-        cache_dir: None,
-        limits: Limits::default(),
-    })
-    .expect("the .wasm loads");
-    assert_eq!(from_wasm.load_stats().method, LoadMethod::Compiled);
-
-    let from_cwasm = Runtime::new(RuntimeConfig {
-        component: ComponentSource::File(cwasm),
-        cache_dir: None,
-        limits: Limits::default(),
-    })
-    .expect("the .cwasm loads");
-    assert_eq!(from_cwasm.load_stats().method, LoadMethod::Precompiled);
-}
-
-#[test]
-fn a_file_that_is_not_a_component_is_refused_with_its_path() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let bogus = dir.path().join("not-a-component.wasm");
-    std::fs::write(&bogus, b"#!/bin/sh\necho hi\n").expect("write");
-    let err = Runtime::new(RuntimeConfig {
-        component: ComponentSource::File(bogus.clone()),
-        cache_dir: None,
-        limits: Limits::default(),
-    })
-    .err()
-    .expect("refused");
-    let text = err.to_string();
-    assert!(text.contains("not-a-component.wasm"), "{text}");
-    assert!(text.contains("neither a WebAssembly component"), "{text}");
-}

@@ -7,10 +7,17 @@
 //! component. Both are in the file name, so a new build or a new component
 //! simply uses a new file, and both are repeated in a header inside the file,
 //! so a file that was copied, renamed or overwritten is noticed and rebuilt.
+//!
+//! The entries are native code, so they are only read from a directory and
+//! files that belong to the user running the connector and that nobody else
+//! can write (`private_file`); the directory is created with mode 0700.
+//! Anything else is refused and the component compiled in memory instead.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+
+use crate::private_file::{self, NotRead};
 
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
@@ -63,6 +70,9 @@ pub(crate) enum Rejected {
     Missing,
     #[error("cannot read it: {0}")]
     Unreadable(std::io::Error),
+    /// It, or its directory, could have been written by someone else.
+    #[error("refused to load it: {0}")]
+    Untrusted(String),
     #[error("it is not a TAP component cache file (no header)")]
     NotOurs,
     #[error("it was compiled for another engine or another component (key mismatch)")]
@@ -73,11 +83,11 @@ pub(crate) enum Rejected {
 
 /// Loads the entry for `key` from `dir`, or says why it cannot be used.
 pub(crate) fn load(engine: &Engine, dir: &Path, key: &CacheKey) -> Result<Component, Rejected> {
-    let path = dir.join(key.file_name());
-    let bytes = match std::fs::read(&path) {
+    let bytes = match private_file::read(dir, &key.file_name()) {
         Ok(bytes) => bytes,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Err(Rejected::Missing),
-        Err(err) => return Err(Rejected::Unreadable(err)),
+        Err(NotRead::Missing) => return Err(Rejected::Missing),
+        Err(NotRead::Unsafe(why)) => return Err(Rejected::Untrusted(why)),
+        Err(NotRead::Io(err)) => return Err(Rejected::Unreadable(err)),
     };
     let Some((header, artifact)) = bytes.split_at_checked(HEADER_LEN) else {
         return Err(Rejected::NotOurs);
@@ -89,7 +99,8 @@ pub(crate) fn load(engine: &Engine, dir: &Path, key: &CacheKey) -> Result<Compon
         return Err(Rejected::KeyMismatch);
     }
     // SAFETY: `deserialize` trusts that the bytes are a wasmtime artifact.
-    // They are read from the operator's own cache directory, carry the key
+    // They come from a directory and a file that only the user running the
+    // connector can write (checked on the open descriptors), carry the key
     // of this engine and component, and wasmtime still checks its own
     // version and settings header before using them.
     unsafe { Component::deserialize(engine, artifact) }
@@ -100,7 +111,10 @@ pub(crate) fn load(engine: &Engine, dir: &Path, key: &CacheKey) -> Result<Compon
 /// place, so a concurrent reader never sees half a file), readable only by
 /// the owner. Returns the path written.
 pub(crate) fn store(dir: &Path, key: &CacheKey, artifact: &[u8]) -> std::io::Result<PathBuf> {
-    std::fs::create_dir_all(dir)?;
+    private_file::ensure_private_dir(dir).map_err(|why| match why {
+        NotRead::Io(err) => err,
+        other => std::io::Error::other(other.to_string()),
+    })?;
     let path = dir.join(key.file_name());
     // tempfile creates the file with mode 0600 on Unix.
     let mut temp = tempfile::NamedTempFile::new_in(dir)?;
@@ -159,6 +173,35 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn an_entry_others_could_have_written_is_refused_unread() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let engine = engine(true);
+        let key = CacheKey::new(&engine, EMPTY_COMPONENT);
+        let artifact = engine
+            .precompile_component(EMPTY_COMPONENT)
+            .expect("compiles");
+        let path = store(dir.path(), &key, &artifact).expect("stores");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+        assert!(matches!(
+            load(&engine, dir.path(), &key),
+            Err(Rejected::Untrusted(_))
+        ));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))
+            .expect("chmod");
+        assert!(matches!(
+            load(&engine, dir.path(), &key),
+            Err(Rejected::Untrusted(_))
+        ));
+        assert!(
+            store(dir.path(), &key, &artifact).is_err(),
+            "nothing is written into a directory others can write"
+        );
     }
 
     #[test]

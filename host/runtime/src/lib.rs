@@ -15,6 +15,7 @@ mod error;
 mod limits;
 mod loader;
 mod outbound;
+mod private_file;
 mod sandbox;
 
 use std::path::PathBuf;

@@ -1,0 +1,325 @@
+//! Reading a file whose bytes become native code.
+//!
+//! A precompiled component is machine code that wasmtime maps and runs
+//! without verifying it (`Component::deserialize` is `unsafe` for that
+//! reason), in a process that holds the ThreatQ password and the TAP secret.
+//! So such a file is only read when it, and the directory it is in, belong
+//! to the user running the connector and nobody else can write either: then
+//! only that user (or root) could have put it there. The checks are made on
+//! the opened descriptors (`openat` with `O_NOFOLLOW`, then `fstat`), not on
+//! the paths, so a file swapped in between the check and the read is not
+//! read. See docs/sandbox.md, "The compiled component".
+
+use std::path::Path;
+
+/// Why a file was not read.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum NotRead {
+    #[error("it does not exist")]
+    Missing,
+    #[error("{0}")]
+    Unsafe(String),
+    #[error("cannot read it: {0}")]
+    Io(std::io::Error),
+}
+
+/// Largest artifact read; the TAP component compiles to about 10 MiB.
+const MAX_ARTIFACT_BYTES: u64 = 512 * 1024 * 1024;
+
+#[cfg(unix)]
+mod unix {
+    use std::io::Read as _;
+    use std::path::Path;
+
+    use rustix::fs::{CWD, FileType, Mode, OFlags, Stat, fstat, openat};
+    use rustix::io::Errno;
+
+    use super::{MAX_ARTIFACT_BYTES, NotRead};
+
+    /// Who may own the files: the effective user, as a parameter so tests
+    /// can play "another user" without root.
+    pub(crate) fn read_owned_by(dir: &Path, name: &str, owner: u32) -> Result<Vec<u8>, NotRead> {
+        let dir_fd = openat(
+            CWD,
+            dir,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|errno| opened("directory", dir, errno))?;
+        let dir_stat = fstat(&dir_fd).map_err(|errno| NotRead::Io(errno.into()))?;
+        check(&dir_stat, FileType::Directory, owner)
+            .map_err(|why| NotRead::Unsafe(format!("its directory {} {why}", dir.display())))?;
+
+        // O_NONBLOCK: a FIFO planted under the name must not hang the run
+        // before its type is checked.
+        let fd = openat(
+            &dir_fd,
+            name,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
+            Mode::empty(),
+        )
+        .map_err(|errno| opened("file", &dir.join(name), errno))?;
+        let stat = fstat(&fd).map_err(|errno| NotRead::Io(errno.into()))?;
+        check(&stat, FileType::RegularFile, owner)
+            .map_err(|why| NotRead::Unsafe(format!("it {why}")))?;
+        let size = u64::try_from(stat.st_size).unwrap_or(0);
+        if size > MAX_ARTIFACT_BYTES {
+            return Err(NotRead::Unsafe(format!(
+                "it is {size} bytes, far larger than a compiled TAP component"
+            )));
+        }
+        let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+        std::fs::File::from(fd)
+            .take(MAX_ARTIFACT_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(NotRead::Io)?;
+        Ok(bytes)
+    }
+
+    fn opened(what: &str, path: &Path, errno: Errno) -> NotRead {
+        match errno {
+            Errno::NOENT => NotRead::Missing,
+            // O_NOFOLLOW on a symlink: ELOOP (ENOTDIR for a directory).
+            Errno::LOOP | Errno::NOTDIR => NotRead::Unsafe(format!(
+                "the {what} {} is a symbolic link or not a {what}; it must be the real {what}",
+                path.display()
+            )),
+            other => NotRead::Io(other.into()),
+        }
+    }
+
+    /// "" when `stat` is of the right type, owned by `owner` and writable
+    /// by nobody else; otherwise what is wrong, phrased to follow "it".
+    pub(crate) fn check(stat: &Stat, kind: FileType, owner: u32) -> Result<(), String> {
+        let actual = FileType::from_raw_mode(stat.st_mode);
+        if actual != kind {
+            return Err(format!("is a {actual:?}, not a {kind:?}"));
+        }
+        if stat.st_uid != owner {
+            return Err(format!(
+                "belongs to uid {}, not to the user running the connector (uid {owner})",
+                stat.st_uid
+            ));
+        }
+        let mode = stat.st_mode & 0o777;
+        if mode & 0o022 != 0 {
+            return Err(format!(
+                "can be written by other users (mode {mode:03o}); run `chmod go-w` on it"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Reads `dir/name` if both belong to the effective user and nobody else
+/// can write them.
+pub(crate) fn read(dir: &Path, name: &str) -> Result<Vec<u8>, NotRead> {
+    #[cfg(unix)]
+    {
+        unix::read_owned_by(dir, name, rustix::process::geteuid().as_raw())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (dir, name);
+        Err(NotRead::Unsafe(
+            "file ownership cannot be checked on this platform".into(),
+        ))
+    }
+}
+
+/// Reads the file at `path` under the same rule as [`read`].
+pub(crate) fn read_path(path: &Path) -> Result<Vec<u8>, NotRead> {
+    let name = path
+        .file_name()
+        .and_then(|name| name.to_str())
+        .ok_or_else(|| NotRead::Unsafe(format!("{} names no file", path.display())))?;
+    let dir = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    read(dir, name)
+}
+
+/// Creates `dir` (mode 0700) if it is missing, and checks that it belongs
+/// to the effective user and nobody else can write it: the place the cache
+/// may be written to and read from.
+pub(crate) fn ensure_private_dir(dir: &Path) -> Result<(), NotRead> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt as _;
+        match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+            Ok(()) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(err) => return Err(NotRead::Io(err)),
+        }
+        let fd = rustix::fs::openat(
+            rustix::fs::CWD,
+            dir,
+            rustix::fs::OFlags::RDONLY
+                | rustix::fs::OFlags::DIRECTORY
+                | rustix::fs::OFlags::NOFOLLOW
+                | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .map_err(|errno| {
+            NotRead::Unsafe(format!(
+                "{} is not a plain directory ({errno})",
+                dir.display()
+            ))
+        })?;
+        let stat = rustix::fs::fstat(&fd).map_err(|errno| NotRead::Io(errno.into()))?;
+        unix::check(
+            &stat,
+            rustix::fs::FileType::Directory,
+            rustix::process::geteuid().as_raw(),
+        )
+        .map_err(|why| NotRead::Unsafe(format!("{} {why}", dir.display())))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Err(NotRead::Unsafe(
+            "file ownership cannot be checked on this platform".into(),
+        ))
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use super::*;
+
+    fn me() -> u32 {
+        rustix::process::geteuid().as_raw()
+    }
+
+    fn private_dir() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))
+            .expect("chmod");
+        dir
+    }
+
+    fn write(path: &Path, mode: u32) {
+        std::fs::write(path, b"artifact").expect("writes");
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    }
+
+    #[test]
+    fn a_private_file_in_a_private_directory_is_read() {
+        let dir = private_dir();
+        write(&dir.path().join("a.cwasm"), 0o600);
+        assert_eq!(read(dir.path(), "a.cwasm").expect("reads"), b"artifact");
+        write(&dir.path().join("b.cwasm"), 0o644);
+        assert!(
+            read_path(&dir.path().join("b.cwasm")).is_ok(),
+            "others may read, not write"
+        );
+    }
+
+    #[test]
+    fn a_file_others_can_write_is_refused() {
+        let dir = private_dir();
+        write(&dir.path().join("a.cwasm"), 0o666);
+        let why = read(dir.path(), "a.cwasm")
+            .expect_err("refused")
+            .to_string();
+        assert!(why.contains("written by other users"), "{why}");
+    }
+
+    #[test]
+    fn a_directory_others_can_write_is_refused() {
+        let dir = private_dir();
+        write(&dir.path().join("a.cwasm"), 0o600);
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))
+            .expect("chmod");
+        let why = read(dir.path(), "a.cwasm")
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            why.contains("directory") && why.contains("other users"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn a_file_of_another_user_is_refused() {
+        let dir = private_dir();
+        write(&dir.path().join("a.cwasm"), 0o600);
+        if me() == 0 {
+            // Root can really hand the file to someone else.
+            std::os::unix::fs::chown(dir.path().join("a.cwasm"), Some(65534), None).expect("chown");
+            let why = read(dir.path(), "a.cwasm")
+                .expect_err("refused")
+                .to_string();
+            assert!(why.contains("belongs to uid 65534"), "{why}");
+        }
+        // Without root: the same check, with the reader playing another user.
+        let why = unix::read_owned_by(dir.path(), "a.cwasm", me() + 1)
+            .expect_err("refused")
+            .to_string();
+        assert!(why.contains("belongs to uid"), "{why}");
+    }
+
+    #[test]
+    fn a_symlink_is_not_followed() {
+        let dir = private_dir();
+        let elsewhere = private_dir();
+        write(&elsewhere.path().join("real.cwasm"), 0o600);
+        std::os::unix::fs::symlink(
+            elsewhere.path().join("real.cwasm"),
+            dir.path().join("a.cwasm"),
+        )
+        .expect("symlink");
+        let why = read(dir.path(), "a.cwasm")
+            .expect_err("refused")
+            .to_string();
+        assert!(why.contains("symbolic link"), "{why}");
+        // A symlinked directory neither.
+        let link = dir.path().join("linked-dir");
+        std::os::unix::fs::symlink(elsewhere.path(), &link).expect("symlink");
+        let why = read(&link, "real.cwasm").expect_err("refused").to_string();
+        assert!(why.contains("symbolic link"), "{why}");
+    }
+
+    #[test]
+    fn a_fifo_is_refused_without_hanging() {
+        let dir = private_dir();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &dir.path().join("a.cwasm"),
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .expect("mkfifo");
+        let why = read(dir.path(), "a.cwasm")
+            .expect_err("refused")
+            .to_string();
+        assert!(why.contains("Fifo"), "{why}");
+    }
+
+    #[test]
+    fn a_missing_file_is_missing() {
+        let dir = private_dir();
+        assert!(matches!(read(dir.path(), "nope"), Err(NotRead::Missing)));
+    }
+
+    #[test]
+    fn the_cache_directory_is_created_owner_only() {
+        let parent = private_dir();
+        let dir = parent.path().join("cache");
+        ensure_private_dir(&dir).expect("creates");
+        let mode = std::fs::metadata(&dir)
+            .expect("exists")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o775)).expect("chmod");
+        assert!(
+            ensure_private_dir(&dir).is_err(),
+            "a group-writable cache is refused"
+        );
+    }
+}
