@@ -21,4 +21,4 @@ pub use date::format_threatq_date;
 pub use error::ThreatqError;
 pub use model::{Batch, Collection, ForwardOptions, ForwardReport, RejectedObject, TqObject};
 pub use retry::{RetryPolicy, Transient};
-pub use session::{Client, ThreatqConfig};
+pub use session::{Client, MAX_RESPONSE_BYTES, ThreatqConfig};

@@ -51,6 +51,18 @@ const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(30 * 60);
 /// Renew this long before expiry so a request never leaves with a token
 /// that dies in flight.
 const RENEW_EARLY: Duration = Duration::from_secs(60);
+
+/// Longest token lifetime believed. A larger `expires_in` (a misconfigured
+/// ThreatQ, or a hostile answer of `u64::MAX`) would overflow `Instant`
+/// arithmetic; a day is far longer than any run, and a token that really is
+/// longer-lived is simply renewed early.
+const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Largest ThreatQ answer read. The biggest real answers are consume
+/// results for 500 objects (well under a megabyte); anything far larger is
+/// a proxy error page gone wrong or a hostile server, and is refused before
+/// it fills memory.
+pub const MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
 /// Tokens remembered for scrubbing: the current one and a few before it.
 const REMEMBERED_TOKENS: usize = 4;
 
@@ -228,10 +240,7 @@ impl Client {
             .await
             .map_err(|error| self.unreachable(what, error))?;
         let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|error| self.unreachable(what, error))?;
+        let body = self.read_body(what, response).await?;
         tracing::debug!("POST /api/token -> {}", status.as_u16());
         if matches!(status, StatusCode::BAD_REQUEST | StatusCode::UNAUTHORIZED) {
             return Err(ThreatqError::BadCredentials {
@@ -255,7 +264,8 @@ impl Client {
                     .as_u64()
                     .or_else(|| value.as_str().and_then(|text| text.trim().parse().ok()))
             })
-            .map_or(DEFAULT_TOKEN_LIFETIME, Duration::from_secs);
+            .map_or(DEFAULT_TOKEN_LIFETIME, Duration::from_secs)
+            .min(MAX_TOKEN_LIFETIME);
         // A token shorter-lived than twice the margin is renewed at half-life.
         let usable = if lifetime > RENEW_EARLY * 2 {
             lifetime - RENEW_EARLY
@@ -265,6 +275,7 @@ impl Client {
         self.remember_token(&access);
         Ok(CachedToken {
             access,
+            // Cannot overflow: `usable` is at most a day.
             renew_at: Instant::now() + usable,
         })
     }
@@ -296,10 +307,7 @@ impl Client {
             .await
             .map_err(|error| self.unreachable(&request.what, error))?;
         let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|error| self.unreachable(&request.what, error))?;
+        let body = self.read_body(&request.what, response).await?;
         tracing::debug!(
             "{} {} -> {} ({} bytes sent, {} ms)",
             request.method,
@@ -309,6 +317,43 @@ impl Client {
             started.elapsed().as_millis()
         );
         Ok((status, body))
+    }
+
+    /// Reads an answer's body, refusing one larger than
+    /// [`MAX_RESPONSE_BYTES`] as soon as it is (by its declared length, or
+    /// while it streams in) instead of buffering it whole.
+    async fn read_body(
+        &self,
+        what: &str,
+        mut response: reqwest::Response,
+    ) -> Result<Bytes, ThreatqError> {
+        let status = response.status().as_u16();
+        let too_large = |bytes: u64| ThreatqError::UnexpectedResponse {
+            what: what.to_owned(),
+            detail: format!(
+                "HTTP {} with a body of {bytes} bytes or more, over the {} MiB limit; \
+                 is something other than ThreatQ answering at this address?",
+                status,
+                MAX_RESPONSE_BYTES / (1024 * 1024)
+            ),
+        };
+        if let Some(declared) = response.content_length()
+            && declared > MAX_RESPONSE_BYTES as u64
+        {
+            return Err(too_large(declared));
+        }
+        let mut body = bytes::BytesMut::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|error| self.unreachable(what, error))?
+        {
+            if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                return Err(too_large((body.len() + chunk.len()) as u64));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body.freeze())
     }
 
     /// Turns an answer into its JSON body or the matching error.

@@ -81,7 +81,12 @@ impl Tokens {
         }
         let access = Alphanumeric.sample_string(&mut rand::rng(), 40);
         let refresh = Alphanumeric.sample_string(&mut rand::rng(), 40);
-        self.access.insert(access.clone(), Instant::now() + ttl);
+        // A test may ask for an absurd lifetime (Duration::MAX) to see what
+        // the client does with it; the sim itself just never expires it.
+        let expires = Instant::now()
+            .checked_add(ttl)
+            .unwrap_or_else(|| Instant::now() + std::time::Duration::from_secs(100 * 365 * 86_400));
+        self.access.insert(access.clone(), expires);
         self.refresh.insert(refresh.clone(), ());
         Ok(json!({
             "access_token": access,
