@@ -115,9 +115,16 @@ async fn normal_run(cli: &Cli, component: tap_runtime::ComponentSource) -> ExitC
             warn!(target: "summary", "summary: the connector is switched off in ThreatQ (or enabled = false); nothing was fetched");
             ExitCode::SUCCESS
         }
-        Ok(RunOutcome::AlreadyRunning) => {
+        Ok(RunOutcome::AlreadyRunning(holder)) => {
+            let who = holder.map_or_else(String::new, |holder| {
+                format!(
+                    " (pid {}, since {})",
+                    holder.pid,
+                    crate::report::rfc3339(holder.since)
+                )
+            });
             let message = format!(
-                "another run holds the lock on {}; this run exits without doing anything",
+                "another run{who} holds the lock on {}; this run exits without doing anything",
                 cli.config_dir.display()
             );
             warn!(target: "summary", "{message}");

@@ -23,7 +23,7 @@ use crate::http::{self, NetworkOptions, ProxyChoice};
 use crate::plan::{self, PlanInput, Window};
 use crate::report::{Export, Progress, RunSummary, rfc3339};
 use crate::settings::{self, CONNECTOR_NAME, Resolved, TapSettings};
-use crate::state::{Pool, RunLock, StateFile};
+use crate::state::{LockAttempt, LockHolder, Pool, RunLock, StateFile};
 
 /// The source every object and attribute carries in ThreatQ.
 pub const SOURCE_NAME: &str = "Proofpoint TAP";
@@ -34,6 +34,11 @@ const WINDOW_ATTEMPTS: u32 = 3;
 /// TAP answers a busy hour in one body (no paging): generous limits.
 const TAP_REQUEST_TIMEOUT: StdDuration = StdDuration::from_secs(120);
 const TAP_MAX_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
+/// Default bound on a whole run: below one hourly cron period, so a stuck
+/// run is noticed by the next one (docs/sync.md, "Deadlines").
+pub const DEFAULT_RUN_DEADLINE: StdDuration = StdDuration::from_secs(50 * 60);
+/// How much later than the windows' own deadline the whole run is cut.
+const DEADLINE_GRACE: StdDuration = StdDuration::from_secs(5);
 /// Record keys are kept this much longer than the overlap, for safety.
 const KEY_HORIZON_SLACK: Duration = Duration::minutes(10);
 
@@ -61,6 +66,9 @@ pub struct RunOptions {
     /// The run's "now"; `None` is the system clock. Tests and the demo fix it.
     pub now: Option<OffsetDateTime>,
     pub show_progress: bool,
+    /// The run stops at the first window boundary past this, checkpoint
+    /// intact; a lock held longer than this is reported as a stuck run.
+    pub deadline: StdDuration,
 }
 
 impl RunOptions {
@@ -75,6 +83,7 @@ impl RunOptions {
             retry: RetryPolicy::default(),
             now: None,
             show_progress: true,
+            deadline: DEFAULT_RUN_DEADLINE,
         }
     }
 }
@@ -85,8 +94,9 @@ pub enum RunOutcome {
     Completed(RunSummary),
     /// The connector is switched off: nothing fetched, checkpoint unchanged.
     Disabled,
-    /// Another run holds the lock on this config directory.
-    AlreadyRunning,
+    /// Another run holds the lock on this config directory, and has not yet
+    /// outlived the deadline (cron periods may overlap a little).
+    AlreadyRunning(Option<LockHolder>),
 }
 
 /// What failed, for the exit status and the operator's next step.
@@ -106,6 +116,11 @@ pub enum FailureKind {
     Sandbox,
     /// Local I/O (state file, export file).
     Local,
+    /// The run reached its deadline and stopped at a window boundary.
+    Deadline,
+    /// Another run has held the lock for longer than the deadline: it is
+    /// stuck, and the feed with it.
+    StuckRun,
 }
 
 impl FailureKind {
@@ -118,6 +133,8 @@ impl FailureKind {
             FailureKind::Tap => 6,
             FailureKind::Threatq => 7,
             FailureKind::Sandbox => 8,
+            FailureKind::Deadline => 9,
+            FailureKind::StuckRun => 10,
         }
     }
 }
@@ -142,12 +159,31 @@ pub async fn run(options: &RunOptions) -> Result<RunOutcome, RunFailure> {
     let started = Instant::now();
     let mut summary = RunSummary::default();
     summary.dry_run = options.dry_run;
-    let result = run_inner(options, &mut summary).await;
+    // The windows bound themselves by the deadline (and save what they
+    // must); this catches a hang before the first window (login, settings)
+    // a little later, where there is nothing to save.
+    let result = match tokio::time::timeout(
+        options.deadline.saturating_add(DEADLINE_GRACE),
+        run_inner(options, &mut summary),
+    )
+    .await
+    {
+        Ok(result) => result,
+        Err(_elapsed) => Err(Stop::Failed(
+            FailureKind::Deadline,
+            anyhow!(
+                "the run reached its deadline of {} before finishing its preparation \
+                 (logging in to ThreatQ, reading the settings, planning); the checkpoint is \
+                 unchanged. Check that ThreatQ answers (-v3 shows the last request)",
+                human(options.deadline)
+            ),
+        )),
+    };
     summary.elapsed = started.elapsed();
     match result {
         Ok(Some(())) => Ok(RunOutcome::Completed(summary)),
         Ok(None) => Ok(RunOutcome::Disabled),
-        Err(Stop::AlreadyRunning) => Ok(RunOutcome::AlreadyRunning),
+        Err(Stop::AlreadyRunning(holder)) => Ok(RunOutcome::AlreadyRunning(holder)),
         Err(Stop::Failed(kind, error)) => Err(RunFailure {
             kind,
             error,
@@ -157,7 +193,7 @@ pub async fn run(options: &RunOptions) -> Result<RunOutcome, RunFailure> {
 }
 
 enum Stop {
-    AlreadyRunning,
+    AlreadyRunning(Option<LockHolder>),
     Failed(FailureKind, anyhow::Error),
 }
 
@@ -170,9 +206,8 @@ impl Stop {
 /// `Ok(None)` when the connector is disabled.
 async fn run_inner(options: &RunOptions, summary: &mut RunSummary) -> Result<Option<()>, Stop> {
     let dir = &options.config_dir;
-    let Some(_lock) = RunLock::try_acquire(dir).map_err(Stop::from(FailureKind::Local))? else {
-        return Err(Stop::AlreadyRunning);
-    };
+    let deadline = Deadline::starting_now(options.deadline);
+    let _lock = acquire_lock(dir, options)?;
 
     let config = config::load(dir)
         .map_err(|e| Stop::Failed(FailureKind::Config, anyhow!(e)))?
@@ -266,12 +301,23 @@ async fn run_inner(options: &RunOptions, summary: &mut RunSummary) -> Result<Opt
     let key_horizon = tap.overlap + KEY_HORIZON_SLACK;
 
     for window in &plan.windows {
+        if let Err(stop) = deadline.check(window, summary) {
+            save_state(&state_file, &state);
+            progress.finish();
+            return Err(stop);
+        }
         let clock = options.now.unwrap_or_else(OffsetDateTime::now_utc);
         let settings = component_settings(&tap, &state, &known_campaigns, clock)?;
-        let result = fetch_window(
-            &runtime, &outbound, &settings, window, options, &mut state, summary,
-        )
-        .await;
+        let result = deadline
+            .bound(
+                window,
+                summary,
+                fetch_window(
+                    &runtime, &outbound, &settings, window, options, &mut state, summary,
+                ),
+            )
+            .await
+            .and_then(|fetched| fetched);
         // Budgets are facts whatever happened next: keep them even when the
         // window failed.
         summary.budgets_left = budgets_left(&state, clock);
@@ -296,24 +342,32 @@ async fn run_inner(options: &RunOptions, summary: &mut RunSummary) -> Result<Opt
 
         let mut rejected = BTreeSet::new();
         if !options.dry_run {
-            let report = threatq
-                .forward(&batch, &forward_options)
-                .await
-                .map_err(|e| {
+            let forwarded = deadline
+                .bound(window, summary, threatq.forward(&batch, &forward_options))
+                .await;
+            let forwarded = match forwarded {
+                Ok(forwarded) => forwarded,
+                Err(stop) => {
                     save_state(&state_file, &state);
                     progress.finish();
-                    Stop::Failed(
-                        FailureKind::Threatq,
-                        anyhow!(e).context(format!(
-                            "ThreatQ did not accept window {}; the checkpoint stays at {}",
-                            describe(window),
-                            state
-                                .checkpoint
-                                .map(rfc3339)
-                                .unwrap_or_else(|| "the start".into())
-                        )),
-                    )
-                })?;
+                    return Err(stop);
+                }
+            };
+            let report = forwarded.map_err(|e| {
+                save_state(&state_file, &state);
+                progress.finish();
+                Stop::Failed(
+                    FailureKind::Threatq,
+                    anyhow!(e).context(format!(
+                        "ThreatQ did not accept window {}; the checkpoint stays at {}",
+                        describe(window),
+                        state
+                            .checkpoint
+                            .map(rfc3339)
+                            .unwrap_or_else(|| "the start".into())
+                    )),
+                )
+            })?;
             for object in &report.rejected {
                 warn!(
                     collection = %object.collection.api_name(),
@@ -369,6 +423,92 @@ async fn run_inner(options: &RunOptions, summary: &mut RunSummary) -> Result<Opt
     summary.budgets_left =
         budgets_left(&state, options.now.unwrap_or_else(OffsetDateTime::now_utc));
     Ok(Some(()))
+}
+
+/// Takes the run lock. A run holding it for longer than the deadline is
+/// stuck (a hung ThreatQ, a stopped process): that is a failure with its
+/// pid, not a quiet "another run is busy".
+fn acquire_lock(dir: &std::path::Path, options: &RunOptions) -> Result<RunLock, Stop> {
+    let now = OffsetDateTime::now_utc();
+    match RunLock::try_acquire(dir, now).map_err(Stop::from(FailureKind::Local))? {
+        LockAttempt::Acquired(lock) => Ok(lock),
+        LockAttempt::Busy(Some(holder))
+            if now - holder.since
+                > Duration::try_from(options.deadline).unwrap_or(Duration::MAX) =>
+        {
+            Err(Stop::Failed(
+                FailureKind::StuckRun,
+                anyhow!(
+                    "another run (pid {}) has held the lock on {} since {}, longer than the run \
+                     deadline of {}: it is stuck and the feed has stopped. Find out why \
+                     (its log), stop it (`kill {}`), and the next run continues from the checkpoint",
+                    holder.pid,
+                    dir.display(),
+                    rfc3339(holder.since),
+                    human(options.deadline),
+                    holder.pid
+                ),
+            ))
+        }
+        LockAttempt::Busy(holder) => Err(Stop::AlreadyRunning(holder)),
+    }
+}
+
+/// The whole-run time bound: checked before each window, and bounding each
+/// window's TAP call and ThreatQ forward, so a stalled side ends the run at
+/// a window boundary with the checkpoint of the last accepted window.
+struct Deadline {
+    at: Instant,
+    limit: StdDuration,
+}
+
+impl Deadline {
+    fn starting_now(limit: StdDuration) -> Deadline {
+        let now = Instant::now();
+        Deadline {
+            at: now
+                .checked_add(limit)
+                .unwrap_or(now + StdDuration::from_secs(86_400 * 365)),
+            limit,
+        }
+    }
+
+    fn stop(&self, window: &Window, summary: &RunSummary) -> Stop {
+        Stop::Failed(
+            FailureKind::Deadline,
+            anyhow!(
+                "the run reached its deadline of {} after {} of {} windows; window {} was \
+                 not committed and the checkpoint stays at {}. The next run continues from there; \
+                 if this repeats, see why windows are slow (-v3) or raise `[run] deadline_minutes`",
+                human(self.limit),
+                summary.windows_done,
+                summary.windows_planned,
+                describe(window),
+                summary
+                    .checkpoint
+                    .map(rfc3339)
+                    .unwrap_or_else(|| "unset (first run)".into())
+            ),
+        )
+    }
+
+    fn check(&self, window: &Window, summary: &RunSummary) -> Result<(), Stop> {
+        if Instant::now() >= self.at {
+            return Err(self.stop(window, summary));
+        }
+        Ok(())
+    }
+
+    async fn bound<T>(
+        &self,
+        window: &Window,
+        summary: &RunSummary,
+        work: impl Future<Output = T>,
+    ) -> Result<T, Stop> {
+        tokio::time::timeout_at(self.at.into(), work)
+            .await
+            .map_err(|_elapsed| self.stop(window, summary))
+    }
 }
 
 fn threatq_client(config: &Config, options: &RunOptions) -> anyhow::Result<Client> {
@@ -706,6 +846,16 @@ fn save_state(file: &StateFile, state: &crate::state::State) {
     }
 }
 
+/// "50 minutes", or "3 s" for the short deadlines of tests.
+fn human(duration: StdDuration) -> String {
+    let secs = duration.as_secs();
+    if secs >= 120 && secs.is_multiple_of(60) {
+        format!("{} minutes", secs / 60)
+    } else {
+        format!("{secs} s")
+    }
+}
+
 fn describe(window: &Window) -> String {
     format!("{} .. {}", rfc3339(window.start), rfc3339(window.end))
 }
@@ -724,6 +874,8 @@ mod tests {
             FailureKind::Threatq,
             FailureKind::Sandbox,
             FailureKind::Local,
+            FailureKind::Deadline,
+            FailureKind::StuckRun,
         ];
         let codes: BTreeSet<u8> = kinds.iter().map(|k| k.exit_code()).collect();
         assert_eq!(codes.len(), kinds.len());

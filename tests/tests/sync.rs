@@ -4,8 +4,10 @@
 
 use e2e_tests::{World, completed, failed, now, tenant};
 use serde_json::{Value, json};
+use std::time::Duration as StdDuration;
 use tap_sim::{MessageKind, SiemFault, TapSimConfig};
 use threatq_sim::ThreatqSimConfig;
+
 use time::{Duration, OffsetDateTime};
 use tq_conn::run::{FailureKind, RunOutcome};
 
@@ -538,17 +540,94 @@ async fn empty_hours_and_204_answers_complete_and_move_the_checkpoint() {
 #[tokio::test]
 async fn a_run_while_another_holds_the_lock_exits_quietly() {
     let world = World::start().await;
-    let _held = tq_conn::state::RunLock::try_acquire(world.config_dir())
-        .unwrap()
+    let _held = tq_conn::state::RunLock::try_acquire(world.config_dir(), OffsetDateTime::now_utc())
         .unwrap();
 
     let outcome = world.run_at(now()).await;
 
+    match outcome {
+        Ok(RunOutcome::AlreadyRunning(Some(holder))) => {
+            assert_eq!(holder.pid, std::process::id())
+        }
+        other => panic!("expected AlreadyRunning with the holder, got {other:?}"),
+    }
+    assert!(world.tap.requests().is_empty());
+}
+
+/// Before: a run hung on a stalled ThreatQ held the lock for ever, and
+/// every later run logged "another run holds the lock" and exited 0.
+#[tokio::test]
+async fn a_lock_held_for_longer_than_the_deadline_is_a_stuck_run_not_a_quiet_exit() {
+    let world = World::start().await;
+    let since = OffsetDateTime::now_utc() - Duration::hours(2);
+    let _held = tq_conn::state::RunLock::try_acquire(world.config_dir(), since).unwrap();
+
+    let failure = failed(world.run_at(now()).await);
+
+    assert_eq!(failure.kind, FailureKind::StuckRun);
+    assert_eq!(failure.kind.exit_code(), 10);
+    let text = format!("{:#}", failure.error);
     assert!(
-        matches!(outcome, Ok(RunOutcome::AlreadyRunning)),
-        "{outcome:?}"
+        text.contains(&format!("pid {}", std::process::id())) && text.contains("stuck"),
+        "{text}"
     );
     assert!(world.tap.requests().is_empty());
+}
+
+/// Before: ThreatQ accepting the connection and never answering hung the
+/// run for ever. Now the run deadline ends it at the window, checkpoint
+/// intact, and once ThreatQ answers again nothing is missing.
+#[tokio::test]
+async fn a_stalled_threatq_ends_the_run_at_its_deadline_with_the_checkpoint_intact() {
+    let world = World::start().await;
+    let now = now();
+    world.load(&tenant(5, 3, now));
+    let mut options = world.options(now);
+    options.deadline = StdDuration::from_secs(3);
+
+    // Stalled on data: the window is cut at the deadline, not committed.
+    world
+        .threatq
+        .faults()
+        .set_consume_delay(Some(StdDuration::from_secs(3600)));
+    let started = std::time::Instant::now();
+    let failure = failed(tq_conn::run::run(&options).await);
+    assert!(started.elapsed() < StdDuration::from_secs(60));
+    assert_eq!(failure.kind, FailureKind::Deadline);
+    assert_eq!(failure.kind.exit_code(), 9);
+    let text = format!("{:#}", failure.error);
+    assert!(
+        text.contains("deadline") && text.contains("window") && text.contains("checkpoint"),
+        "{text}"
+    );
+    // Empty windows before the first one with data were committed; the
+    // stalled one and everything after it were not.
+    assert!(failure.summary.windows_done < failure.summary.windows_planned);
+    let checkpoint = world.state().checkpoint;
+    assert_eq!(checkpoint, failure.summary.checkpoint);
+
+    // Stalled from the login on: the run is cut before its first window.
+    world.threatq.faults().set_consume_delay(None);
+    world
+        .threatq
+        .faults()
+        .set_delay(Some(StdDuration::from_secs(3600)));
+    let failure = failed(tq_conn::run::run(&options).await);
+    assert_eq!(failure.kind, FailureKind::Deadline);
+    assert_eq!(world.state().checkpoint, checkpoint);
+
+    // Once ThreatQ answers, it ends up holding what a fault-free run gives.
+    world.threatq.faults().set_delay(None);
+    let summary = completed(world.run_at(now).await);
+    assert_eq!(summary.windows_done, summary.windows_planned);
+    let clean = World::start().await;
+    clean.load(&tenant(5, 3, now));
+    completed(clean.run_at(now).await);
+    assert_eq!(
+        world.threatq.snapshot().objects.len(),
+        clean.threatq.snapshot().objects.len()
+    );
+    assert!(!clean.threatq.snapshot().objects.is_empty());
 }
 
 fn connector_entry(world: &World, active: bool, history_hours: &str) -> Value {

@@ -13,6 +13,9 @@ pub(crate) struct FaultState {
     /// How many of the next consume requests answer 200 with an `errors` body.
     pub errors_in_success: usize,
     pub delay: Option<Duration>,
+    /// Like `delay`, for consume (upsert) requests only: a ThreatQ that
+    /// logs in fine and then stalls on data.
+    pub consume_delay: Option<Duration>,
     pub rejected_values: Vec<String>,
     pub connectors_missing: bool,
 }
@@ -46,6 +49,11 @@ impl ThreatqFaults {
     /// Delays every response by `delay` (None: answer at once).
     pub fn set_delay(&self, delay: Option<Duration>) {
         self.state().delay = delay;
+    }
+
+    /// Delays only consume requests by `delay` (None: answer at once).
+    pub fn set_consume_delay(&self, delay: Option<Duration>) {
+        self.state().consume_delay = delay;
     }
 
     /// Makes any consumed item whose identifying value contains `pattern`

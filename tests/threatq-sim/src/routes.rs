@@ -71,7 +71,12 @@ async fn gatekeeper(State(shared): SharedState, request: Request, next: Next) ->
     let (delay, failure) = {
         let mut faults = lock(&shared.faults);
         let failure = (!faults.failures.is_empty()).then(|| faults.failures.remove(0));
-        (faults.delay, failure)
+        let delay = if path.ends_with("/consume") {
+            faults.consume_delay.or(faults.delay)
+        } else {
+            faults.delay
+        };
+        (delay, failure)
     };
     if let Some(delay) = delay {
         tokio::time::sleep(delay).await;
