@@ -164,7 +164,7 @@ fn new_client(address: SocketAddr, http: &reqwest::Client) -> Client {
         base_url: reqwest::Url::parse(&format!("http://{address}")).expect("server URL"),
         client_id: "fuzz-client".to_owned(),
         username: "analyst@example.com".to_owned(),
-        password: PASSWORD.to_owned(),
+        password: PASSWORD.into(),
     };
     // One attempt: a transient answer becomes GaveUp at once, no sleeping.
     let retry = RetryPolicy {
@@ -460,7 +460,11 @@ fn scenarios(body: &[u8]) -> Outcomes {
         Ok(None) => {}
         Ok(Some(found)) => {
             assert!(matches!(expected, Success::Json(_)));
-            for text in [&found.hostname, &found.principal, &found.secret]
+            let secret = found
+                .secret
+                .as_ref()
+                .map(|s| threatq_client::ExposeSecret::expose_secret(s).to_owned());
+            for text in [&found.hostname, &found.principal, &secret]
                 .into_iter()
                 .flatten()
             {

@@ -112,7 +112,7 @@ async fn sandbox_cost_and_parse_limit(report: &mut Report) {
     })
     .expect("component loads");
     let outbound = OutboundPolicy {
-        tap_base_url: reqwest::Url::parse(&base).expect("sim URL"),
+        origin: tap_runtime::TapOrigin::parse(&base).expect("sim URL"),
         principal: PRINCIPAL.into(),
         secret: SECRET.into(),
         http: reqwest::Client::builder()
@@ -171,6 +171,7 @@ async fn sandbox_cost_and_parse_limit(report: &mut Report) {
         let result = sandbox
             .sync(&outbound, &settings, &window)
             .await
+            .answer
             .expect("no sandbox failure")
             .expect("TAP answered");
         let sandboxed = t.elapsed();

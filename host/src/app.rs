@@ -157,22 +157,18 @@ pub async fn verify_login(
     threatq: &crate::config::ThreatqSection,
     cli: &Cli,
 ) -> anyhow::Result<()> {
-    let http = crate::http::build_client(&crate::http::NetworkOptions {
-        proxy: if cli.disable_proxy {
-            crate::http::ProxyChoice::Direct
-        } else {
-            crate::http::ProxyChoice::System
-        },
-        verify_tls: threatq.verify_tls && !cli.disable_ssl,
-        ca_file: threatq.ca_file.clone(),
-        ..crate::http::NetworkOptions::default()
-    })?;
+    let flags = NetworkFlags {
+        external_proxy: cli.external_proxy,
+        disable_ssl: cli.disable_ssl,
+        disable_proxy: cli.disable_proxy,
+    };
+    let http = crate::http::build_client(&crate::http::threatq_network(threatq, &flags))?;
     let client = threatq_client::Client::new(
         threatq_client::ThreatqConfig {
             base_url: threatq.host.url().clone(),
             client_id: threatq.client_id.clone(),
             username: threatq.username.clone(),
-            password: threatq.password.expose().to_owned(),
+            password: threatq.password.clone(),
         },
         http,
         threatq_client::RetryPolicy::default(),

@@ -13,8 +13,12 @@ use std::io::{self, Write};
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
+pub use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use url::Url;
+
+pub use crate::http::ProxyUrl;
+use crate::http::redact_url;
 
 /// The config file's name inside the config directory.
 pub const CONFIG_FILE_NAME: &str = "tq-conn-proofpoint-tap.toml";
@@ -51,52 +55,136 @@ const TAP_KEYS: &[&str] = &[
     "enabled",
     "overlap_minutes",
     "safety_margin_seconds",
+    "ca_file",
+    "verify_tls",
 ];
-const SECTIONS: &[&str] = &["threatq", "tap"];
+const RUN_KEYS: &[&str] = &[
+    "deadline_minutes",
+    "memory_mib",
+    "tap_response_mib",
+    "tap_request_timeout_seconds",
+    "threatq_request_timeout_seconds",
+];
+const SECTIONS: &[&str] = &["threatq", "tap", "run"];
+
+/// A run must end before the next hourly one; a day is the outer bound.
+pub const DEADLINE_MINUTES: RangeInclusive<u32> = 1..=1440;
+/// The component needs some tens of MiB for an empty window; 4 GiB is the
+/// most a 32-bit wasm memory can address.
+pub const MEMORY_MIB: RangeInclusive<u32> = 64..=4096;
+/// One SIEM answer; larger windows are split (docs/sync.md).
+pub const TAP_RESPONSE_MIB: RangeInclusive<u32> = 1..=2048;
+/// One HTTP request, connecting to the last byte.
+pub const REQUEST_TIMEOUT_SECONDS: RangeInclusive<u32> = 5..=3600;
 
 /// The whole config file.
+///
+/// Secrets are [`SecretString`]s: their Debug prints a placeholder and they
+/// have no Display, so formatting a section cannot log one; only the config
+/// writer serialises them (`serialize_with`), into this owner-only file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub threatq: ThreatqSection,
     #[serde(default)]
     pub tap: TapSection,
+    #[serde(default, skip_serializing_if = "RunSection::is_empty")]
+    pub run: RunSection,
+}
+
+/// How a run is bounded: its deadline, the sandbox's memory, the size of
+/// one TAP answer, and each request's time (docs/sync.md, "Deadlines" and
+/// "Windows that fit"). Every key is optional; unset means the default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunSection {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline_minutes: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mib: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tap_response_mib: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tap_request_timeout_seconds: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threatq_request_timeout_seconds: Option<u32>,
+}
+
+impl RunSection {
+    pub fn is_empty(&self) -> bool {
+        *self == RunSection::default()
+    }
 }
 
 /// How to reach and log in to ThreatQ.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ThreatqSection {
     pub host: HostUrl,
     pub client_id: String,
     pub username: String,
-    pub password: Secret,
+    #[serde(serialize_with = "serialize_secret")]
+    pub password: SecretString,
     /// Status of the indicators the connector creates.
     #[serde(default = "default_status")]
     pub status: String,
     /// Extra CA certificate (PEM) trusted on top of the system store, for
-    /// a ThreatQ behind a corporate CA. Relative paths are taken from the
-    /// config directory, since cron's working directory is arbitrary.
+    /// a ThreatQ behind a corporate CA; ThreatQ's connection only (TAP's is
+    /// [`TapSection::ca_file`]). Relative paths are taken from the config
+    /// directory, since cron's working directory is arbitrary.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<PathBuf>,
-    /// Proxy used when ThreatQ's UI configures none (with `-ep`).
+    /// Proxy for TAP traffic when ThreatQ's UI configures none (with `-ep`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub proxy: Option<String>,
+    pub proxy: Option<ProxyUrl>,
+    /// Verify ThreatQ's certificate (TAP's is [`TapSection::verify_tls`]);
     /// `-ds` overrides this to false for one run.
     #[serde(default = "default_true")]
     pub verify_tls: bool,
 }
 
-/// TAP settings; each one set here wins over ThreatQ's UI.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+impl PartialEq for ThreatqSection {
+    fn eq(&self, other: &Self) -> bool {
+        // Exhaustive, so a new field cannot be forgotten here.
+        let ThreatqSection {
+            host,
+            client_id,
+            username,
+            password,
+            status,
+            ca_file,
+            proxy,
+            verify_tls,
+        } = self;
+        *host == other.host
+            && *client_id == other.client_id
+            && *username == other.username
+            && password.expose_secret() == other.password.expose_secret()
+            && *status == other.status
+            && *ca_file == other.ca_file
+            && *proxy == other.proxy
+            && *verify_tls == other.verify_tls
+    }
+}
+
+impl Eq for ThreatqSection {}
+
+/// TAP settings; each one set here wins over ThreatQ's UI. `ca_file` and
+/// `verify_tls` are the TAP connection's TLS settings (ThreatQ's UI has
+/// none), independent of `[threatq]`'s.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TapSection {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hostname: Option<HostUrl>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub principal: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secret: Option<Secret>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "serialize_optional_secret"
+    )]
+    pub secret: Option<SecretString>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub history_hours: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -107,7 +195,64 @@ pub struct TapSection {
     pub overlap_minutes: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub safety_margin_seconds: Option<u32>,
+    /// Extra CA certificate (PEM) trusted for the TAP connection, on top of
+    /// the system store (a TLS-inspecting proxy's CA). Relative paths are
+    /// taken from the config directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// Verify TAP's certificate (default true); `-ds` overrides this to
+    /// false for one run. Written only when false.
+    #[serde(default = "default_true", skip_serializing_if = "is_true")]
+    pub verify_tls: bool,
 }
+
+impl Default for TapSection {
+    fn default() -> Self {
+        TapSection {
+            hostname: None,
+            principal: None,
+            secret: None,
+            history_hours: None,
+            create_incidents: None,
+            enabled: None,
+            overlap_minutes: None,
+            safety_margin_seconds: None,
+            ca_file: None,
+            verify_tls: true,
+        }
+    }
+}
+
+impl PartialEq for TapSection {
+    fn eq(&self, other: &Self) -> bool {
+        // Exhaustive, so a new field cannot be forgotten here.
+        let TapSection {
+            hostname,
+            principal,
+            secret,
+            history_hours,
+            create_incidents,
+            enabled,
+            overlap_minutes,
+            safety_margin_seconds,
+            ca_file,
+            verify_tls,
+        } = self;
+        *hostname == other.hostname
+            && *principal == other.principal
+            && secret.as_ref().map(ExposeSecret::expose_secret)
+                == other.secret.as_ref().map(ExposeSecret::expose_secret)
+            && *history_hours == other.history_hours
+            && *create_incidents == other.create_incidents
+            && *enabled == other.enabled
+            && *overlap_minutes == other.overlap_minutes
+            && *safety_margin_seconds == other.safety_margin_seconds
+            && *ca_file == other.ca_file
+            && *verify_tls == other.verify_tls
+    }
+}
+
+impl Eq for TapSection {}
 
 impl TapSection {
     /// True when every TAP setting a run needs is set here, so a run does
@@ -129,6 +274,29 @@ fn default_true() -> bool {
     true
 }
 
+fn is_true(value: &bool) -> bool {
+    *value
+}
+
+/// The config writer's only way to a secret's text: `SecretString` has no
+/// `Serialize` of its own, so nothing else (state, export) can write one.
+fn serialize_secret<S: Serializer>(
+    secret: &SecretString,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(secret.expose_secret())
+}
+
+fn serialize_optional_secret<S: Serializer>(
+    secret: &Option<SecretString>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match secret {
+        Some(secret) => serialize_secret(secret, serializer),
+        None => serializer.serialize_none(),
+    }
+}
+
 /// A scheme, host and optional port, and nothing else: the base of an API.
 ///
 /// Written as a bare host (`threatq.example.com`, `10.0.0.5:8443`, which
@@ -143,25 +311,27 @@ impl HostUrl {
         if trimmed.is_empty() {
             return Err("is empty; expected a host name such as `threatq.example.com` or a URL such as `https://threatq.example.com:8443`".to_owned());
         }
+        // Messages quote the value, but never a password in it.
+        let shown = redact_url(trimmed);
         let with_scheme = if trimmed.contains("://") {
             trimmed.to_owned()
         } else {
             format!("https://{trimmed}")
         };
         let url = Url::parse(&with_scheme)
-            .map_err(|e| format!("`{trimmed}` is not a valid host or URL ({e})"))?;
+            .map_err(|e| format!("`{shown}` is not a valid host or URL ({e})"))?;
         if url.scheme() != "https" && url.scheme() != "http" {
             return Err(format!(
-                "`{trimmed}` uses scheme `{}`; only `https://` and `http://` are supported",
+                "`{shown}` uses scheme `{}`; only `https://` and `http://` are supported",
                 url.scheme()
             ));
         }
         if url.host_str().is_none_or(str::is_empty) {
-            return Err(format!("`{trimmed}` has no host name"));
+            return Err(format!("`{shown}` has no host name"));
         }
         if !url.username().is_empty() || url.password().is_some() {
             return Err(format!(
-                "`{trimmed}` contains credentials; put them in their own keys, not in the host"
+                "`{shown}` contains credentials; put them in their own keys, not in the host"
             ));
         }
         if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
@@ -170,7 +340,7 @@ impl HostUrl {
             base.set_query(None);
             base.set_fragment(None);
             return Err(format!(
-                "`{trimmed}` has a path, query or fragment; give only the scheme, host and port, e.g. `{}`",
+                "`{shown}` has a path, query or fragment; give only the scheme, host and port, e.g. `{}`",
                 base.as_str().trim_end_matches('/')
             ));
         }
@@ -217,53 +387,6 @@ impl<'de> Deserialize<'de> for HostUrl {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
         HostUrl::parse(&text).map_err(serde::de::Error::custom)
-    }
-}
-
-/// A password or API secret. Debug and Display print `***`, so a secret
-/// cannot reach a log line by formatting the struct that holds it; creating
-/// one also registers it with the logging safety net.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        let value = value.into();
-        crate::logging::register_secret(&value);
-        Self(value)
-    }
-
-    /// The secret itself, for the one place that must send it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl Serialize for Secret {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for Secret {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(Secret::new)
     }
 }
 
@@ -418,10 +541,12 @@ pub fn parse(text: &str, file: &Path, dir: &Path) -> Result<Config, ConfigError>
             line: e.inner().span().map(|s| line_and_column(text, s.start).0),
             message: e.inner().message().to_owned(),
         })?;
-    if let Some(ca_file) = &config.threatq.ca_file
-        && ca_file.is_relative()
-    {
-        config.threatq.ca_file = Some(dir.join(ca_file));
+    for ca_file in [&mut config.threatq.ca_file, &mut config.tap.ca_file] {
+        if let Some(path) = ca_file.as_ref()
+            && path.is_relative()
+        {
+            *ca_file = Some(dir.join(path));
+        }
     }
     validate(&config, file)?;
     Ok(config)
@@ -474,7 +599,9 @@ pub fn permission_warning(file: &Path) -> Option<String> {
     let mode = fs::metadata(file).ok()?.permissions().mode() & 0o777;
     (mode & 0o077 != 0).then(|| {
         format!(
-            "{} is accessible by other users (mode {mode:04o}) and holds the ThreatQ password: \
+            // No `password:` in the text: the log redactor would take the
+            // next word for a password and mask the advice.
+            "{} is accessible by other users (mode {mode:04o}) and holds the ThreatQ password; \
              run `chmod 600 {}`",
             file.display(),
             file.display()
@@ -547,6 +674,13 @@ fn check_keys(table: &toml::Table, file: &Path) -> Result<(), ConfigError> {
             }
         }
     }
+    if let Some(run) = table.get("run").and_then(toml::Value::as_table) {
+        for key in run.keys() {
+            if !RUN_KEYS.contains(&key.as_str()) {
+                return Err(unknown_key(file, "[run]", key, RUN_KEYS));
+            }
+        }
+    }
     Ok(())
 }
 
@@ -586,7 +720,7 @@ fn validate(config: &Config, file: &Path) -> Result<(), ConfigError> {
             "set the e-mail address of the ThreatQ user the connector logs in as",
         ));
     }
-    if threatq.password.is_empty() {
+    if threatq.password.expose_secret().is_empty() {
         return Err(empty(
             "threatq.password",
             "set that ThreatQ user's password",
@@ -598,25 +732,23 @@ fn validate(config: &Config, file: &Path) -> Result<(), ConfigError> {
             "set the status of new indicators, e.g. `Review`, or remove the key to use `Review`",
         ));
     }
-    if let Some(ca_file) = &threatq.ca_file
-        && !ca_file.is_file()
-    {
-        return Err(ConfigError::BadPath {
-            path: file.to_owned(),
-            key: "threatq.ca_file".to_owned(),
-            problem: format!(
-                "{} does not exist or is not a file; point it at a PEM certificate or remove the key",
-                ca_file.display()
-            ),
-        });
-    }
-    if let Some(proxy) = &threatq.proxy {
-        check_proxy(proxy).map_err(|message| ConfigError::WrongValue {
-            path: file.to_owned(),
-            key: "threatq.proxy".to_owned(),
-            line: None,
-            message,
-        })?;
+    let ca_files = [
+        ("threatq.ca_file", &threatq.ca_file),
+        ("tap.ca_file", &config.tap.ca_file),
+    ];
+    for (key, ca_file) in ca_files {
+        if let Some(ca_file) = ca_file
+            && !ca_file.is_file()
+        {
+            return Err(ConfigError::BadPath {
+                path: file.to_owned(),
+                key: key.to_owned(),
+                problem: format!(
+                    "{} does not exist or is not a file; point it at a PEM certificate or remove the key",
+                    ca_file.display()
+                ),
+            });
+        }
     }
 
     let tap = &config.tap;
@@ -630,7 +762,11 @@ fn validate(config: &Config, file: &Path) -> Result<(), ConfigError> {
             "set the TAP service principal, or remove the key to use the one in ThreatQ's UI",
         ));
     }
-    if tap.secret.as_ref().is_some_and(Secret::is_empty) {
+    if tap
+        .secret
+        .as_ref()
+        .is_some_and(|secret| secret.expose_secret().is_empty())
+    {
         return Err(empty(
             "tap.secret",
             "set the TAP service secret, or remove the key to use the one in ThreatQ's UI",
@@ -643,6 +779,27 @@ fn validate(config: &Config, file: &Path) -> Result<(), ConfigError> {
             "tap.safety_margin_seconds",
             tap.safety_margin_seconds,
             SAFETY_MARGIN_SECONDS,
+        ),
+        (
+            "run.deadline_minutes",
+            config.run.deadline_minutes,
+            DEADLINE_MINUTES,
+        ),
+        ("run.memory_mib", config.run.memory_mib, MEMORY_MIB),
+        (
+            "run.tap_response_mib",
+            config.run.tap_response_mib,
+            TAP_RESPONSE_MIB,
+        ),
+        (
+            "run.tap_request_timeout_seconds",
+            config.run.tap_request_timeout_seconds,
+            REQUEST_TIMEOUT_SECONDS,
+        ),
+        (
+            "run.threatq_request_timeout_seconds",
+            config.run.threatq_request_timeout_seconds,
+            REQUEST_TIMEOUT_SECONDS,
         ),
     ];
     for (key, value, range) in ranges {
@@ -659,19 +816,6 @@ fn validate(config: &Config, file: &Path) -> Result<(), ConfigError> {
         }
     }
     Ok(())
-}
-
-/// Checks a proxy URL; the error says what is wrong with it.
-pub fn check_proxy(proxy: &str) -> Result<(), String> {
-    let url = Url::parse(proxy).map_err(|e| {
-        format!("`{proxy}` is not a proxy URL ({e}); write it like `http://proxy.example.com:3128`")
-    })?;
-    match url.scheme() {
-        "http" | "https" | "socks5" | "socks5h" => Ok(()),
-        other => Err(format!(
-            "`{proxy}` uses scheme `{other}`; use http://, https:// or socks5://"
-        )),
-    }
 }
 
 /// Recognises config text written for an older connector, so the message
@@ -778,21 +922,31 @@ mod tests {
                 host: HostUrl::parse("threatq.example.com").expect("valid host"),
                 client_id: "client".to_owned(),
                 username: "analyst@example.com".to_owned(),
-                password: Secret::new("pw"),
+                password: "pw".into(),
                 status: "Review".to_owned(),
                 ca_file: Some(PathBuf::from("/ca.pem")),
-                proxy: Some("http://proxy:3128".to_owned()),
+                proxy: Some(ProxyUrl::parse("http://proxy:3128").expect("valid proxy")),
                 verify_tls: true,
             },
             tap: TapSection {
                 hostname: Some(HostUrl::parse("tap.example.com").expect("valid host")),
                 principal: Some("p".to_owned()),
-                secret: Some(Secret::new("s")),
+                secret: Some("s".into()),
                 history_hours: Some(1),
                 create_incidents: Some(true),
                 enabled: Some(true),
                 overlap_minutes: Some(1),
                 safety_margin_seconds: Some(1),
+                ca_file: Some(PathBuf::from("/tap-ca.pem")),
+                // Written only when false; a true one would not show here.
+                verify_tls: false,
+            },
+            run: RunSection {
+                deadline_minutes: Some(50),
+                memory_mib: Some(512),
+                tap_response_mib: Some(256),
+                tap_request_timeout_seconds: Some(120),
+                threatq_request_timeout_seconds: Some(300),
             },
         }
     }
@@ -820,6 +974,122 @@ mod tests {
         };
         assert_eq!(keys("threatq"), sorted(THREATQ_KEYS));
         assert_eq!(keys("tap"), sorted(TAP_KEYS));
+        assert_eq!(keys("run"), sorted(RUN_KEYS));
+    }
+
+    #[test]
+    fn run_bounds_are_read_and_checked_against_their_ranges() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "{MINIMAL}[run]\ndeadline_minutes = 20\nmemory_mib = 1024\ntap_response_mib = 64\n\
+             tap_request_timeout_seconds = 60\nthreatq_request_timeout_seconds = 90\n"
+        );
+        let config = parse_in(dir.path(), &text).expect("parses");
+        assert_eq!(config.run.deadline_minutes, Some(20));
+        assert_eq!(config.run.memory_mib, Some(1024));
+        let err = parse_in(dir.path(), &format!("{MINIMAL}[run]\nmemory_mib = 8\n"))
+            .expect_err("too small")
+            .to_string();
+        assert!(
+            err.contains("run.memory_mib") && err.contains("64"),
+            "{err}"
+        );
+        let err = parse_in(dir.path(), &format!("{MINIMAL}[run]\nmemory = 512\n"))
+            .expect_err("unknown")
+            .to_string();
+        assert!(err.contains("memory_mib"), "{err}");
+    }
+
+    const MINIMAL: &str = "[threatq]\nhost = \"threatq.example.com\"\nclient_id = \"c\"\n\
+                           username = \"u@example.com\"\npassword = \"pw\"\n";
+
+    fn parse_in(dir: &Path, text: &str) -> Result<Config, ConfigError> {
+        parse(text, &dir.join(CONFIG_FILE_NAME), dir)
+    }
+
+    #[test]
+    fn tap_tls_settings_default_to_verifying_with_the_system_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = parse_in(dir.path(), MINIMAL).expect("loads");
+        assert!(config.tap.verify_tls);
+        assert_eq!(config.tap.ca_file, None);
+        // `[threatq] verify_tls = false` does not touch [tap]'s.
+        let text = format!("{MINIMAL}verify_tls = false\n");
+        let config = parse_in(dir.path(), &text).expect("loads");
+        assert!(!config.threatq.verify_tls);
+        assert!(config.tap.verify_tls);
+        let text = format!("{MINIMAL}[tap]\nverify_tls = false\n");
+        let config = parse_in(dir.path(), &text).expect("loads");
+        assert!(config.threatq.verify_tls);
+        assert!(!config.tap.verify_tls);
+    }
+
+    #[test]
+    fn a_relative_tap_ca_file_is_taken_from_the_config_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("tap-ca.pem"), "pem").unwrap();
+        let text = format!("{MINIMAL}[tap]\nca_file = \"tap-ca.pem\"\n");
+        let config = parse_in(dir.path(), &text).expect("loads");
+        assert_eq!(config.tap.ca_file, Some(dir.path().join("tap-ca.pem")));
+        assert_eq!(
+            config.threatq.ca_file, None,
+            "[tap] ca_file reached [threatq]"
+        );
+    }
+
+    #[test]
+    fn a_missing_tap_ca_file_is_refused_naming_the_tap_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!("{MINIMAL}[tap]\nca_file = \"nowhere.pem\"\n");
+        let message = parse_in(dir.path(), &text)
+            .expect_err("missing file")
+            .to_string();
+        assert!(message.contains("`tap.ca_file`"), "{message}");
+        assert!(message.contains("nowhere.pem"), "{message}");
+    }
+
+    #[test]
+    fn a_proxy_password_never_reaches_a_message_or_debug_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = MINIMAL.replace(
+            "[threatq]\n",
+            "[threatq]\nproxy = \"ftp://squid:pr0xy-pa55@proxy:21\"\n",
+        );
+        let message = parse_in(dir.path(), &text)
+            .expect_err("bad scheme")
+            .to_string();
+        assert!(message.contains("`threatq.proxy`"), "{message}");
+        assert!(message.contains("squid:***@proxy"), "{message}");
+        assert!(!message.contains("pr0xy-pa55"), "{message}");
+
+        let text = text.replace("ftp://", "http://");
+        let config = parse_in(dir.path(), &text).expect("loads");
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("pr0xy-pa55"), "{debug}");
+        assert!(debug.contains("http://squid:***@proxy:21"), "{debug}");
+
+        let message = HostUrl::parse("https://admin:h0st-pa55@threatq.example")
+            .expect_err("credentials in the host");
+        assert!(!message.contains("h0st-pa55"), "{message}");
+        assert!(message.contains("admin:***@threatq.example"), "{message}");
+    }
+
+    #[test]
+    fn the_written_file_keeps_the_secrets_and_the_proxy_as_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = full_config();
+        config.threatq.ca_file = None;
+        config.tap.ca_file = None;
+        config.threatq.proxy = Some(ProxyUrl::parse("http://u:pp-77@proxy:3128").unwrap());
+        write(dir.path(), &config).expect("written");
+        let text = fs::read_to_string(path(dir.path())).unwrap();
+        assert!(text.contains("password = \"pw\""), "{text}");
+        assert!(text.contains("secret = \"s\""), "{text}");
+        assert!(
+            text.contains("proxy = \"http://u:pp-77@proxy:3128\""),
+            "{text}"
+        );
+        assert_eq!(load(dir.path()).unwrap(), Some(config));
     }
 
     #[test]

@@ -1,23 +1,181 @@
 //! The two HTTP clients of a run, one per side, built in one place from the
 //! operator's network choices: proxy (`-ep`, `-dp`, `proxy` in the config),
-//! TLS (system trust store, `ca_file`, `-ds`) and timeouts.
+//! TLS (system trust store, each side's `ca_file` and `verify_tls`, `-ds`)
+//! and timeouts.
+//!
+//! Each side has its own TLS settings: `[threatq]`'s apply to ThreatQ
+//! (usually this very machine, often behind a private CA) and `[tap]`'s to
+//! the internet-facing TAP API. [`threatq_network`] and [`tap_network`] are
+//! the whole rule; only `-ds` reaches across both.
 //!
 //! Neither client follows redirects: the TAP client serves the sandboxed
 //! component, which must never be led to another authority, and ThreatQ's
 //! API has no reason to redirect an authenticated API call.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use url::Url;
+
+use crate::config::{TapSection, ThreatqSection};
+use crate::run::NetworkFlags;
+
+/// What `-ds` logs once per run: it turns certificate checks off on both
+/// sides, whatever `verify_tls` says.
+pub const DISABLE_SSL_WARNING: &str = "-ds (--disable-ssl): TLS certificates are NOT verified on either side, \
+     neither for TAP nor for ThreatQ; use `ca_file` under [tap] or [threatq] to trust a private CA instead";
+
+/// Which side a client talks to; names the config section in messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Tap,
+    Threatq,
+}
+
+impl Side {
+    /// The config section holding this side's TLS settings.
+    pub fn section(self) -> &'static str {
+        match self {
+            Side::Tap => "[tap]",
+            Side::Threatq => "[threatq]",
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Side::Tap => "TAP",
+            Side::Threatq => "ThreatQ",
+        }
+    }
+}
+
+/// A proxy URL as the operator wrote it, possibly with `user:password@`.
+///
+/// Debug and Display show the password as `***`
+/// (`http://user:***@proxy:3128`), so the proxy can be logged and named in
+/// errors; only [`ProxyUrl::expose_url`] gives the credentials, to the HTTP
+/// client.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ProxyUrl {
+    /// As written (trimmed), for messages (redacted) and for writing back.
+    text: String,
+    url: Url,
+}
+
+impl ProxyUrl {
+    /// Parses and checks a proxy URL; the error says what is wrong with it
+    /// and never repeats its password.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let shown = redact_url(text);
+        let url = Url::parse(text).map_err(|e| {
+            format!(
+                "`{shown}` is not a proxy URL ({e}); write it like `http://proxy.example.com:3128`"
+            )
+        })?;
+        match url.scheme() {
+            "http" | "https" | "socks5" | "socks5h" => {}
+            other => {
+                return Err(format!(
+                    "`{shown}` uses scheme `{other}`; use http://, https:// or socks5://"
+                ));
+            }
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(format!(
+                "`{shown}` has no host; write it like `http://proxy.example.com:3128`"
+            ));
+        }
+        Ok(ProxyUrl {
+            text: text.to_owned(),
+            url,
+        })
+    }
+
+    /// The URL with its credentials: for the HTTP client, never for a message.
+    pub fn expose_url(&self) -> &Url {
+        &self.url
+    }
+
+    /// The password of the user info, as written in the URL (for the log
+    /// redactor).
+    pub fn password(&self) -> Option<&str> {
+        self.url.password().filter(|p| !p.is_empty())
+    }
+}
+
+impl fmt::Display for ProxyUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redact_url(&self.text))
+    }
+}
+
+impl fmt::Debug for ProxyUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ProxyUrl({})", redact_url(&self.text))
+    }
+}
+
+impl Serialize for ProxyUrl {
+    /// The config writer needs the URL back as written, credentials too.
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.text)
+    }
+}
+
+impl<'de> Deserialize<'de> for ProxyUrl {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        ProxyUrl::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Masks the password of the user info of every URL in `text`:
+/// `http://user:pass@proxy:3128` becomes `http://user:***@proxy:3128`. The
+/// one helper for printing a URL or a URL-bearing text that could carry
+/// credentials; it works on text that does not parse as a URL too (the
+/// user info runs to the last `@` before the path), since a malformed URL
+/// is exactly the one that ends up in an error message.
+pub fn redact_url(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let (head, tail) = rest.split_at(at + 3);
+        out.push_str(head);
+        let end = tail
+            .find(|c: char| c.is_whitespace() || matches!(c, '/' | '?' | '#'))
+            .unwrap_or(tail.len());
+        let authority = &tail[..end];
+        match authority.rfind('@') {
+            Some(sep) => {
+                let userinfo = &authority[..sep];
+                match userinfo.split_once(':') {
+                    Some((user, _password)) => {
+                        out.push_str(user);
+                        out.push_str(":***");
+                    }
+                    None => out.push_str(userinfo),
+                }
+                out.push_str(&authority[sep..]);
+            }
+            None => out.push_str(authority),
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
 
 /// Where a client's traffic goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProxyChoice {
     /// The system's proxy settings (`HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`).
     System,
-    /// This proxy URL for everything.
-    Explicit(String),
+    /// This proxy for everything.
+    Explicit(ProxyUrl),
     /// No proxy at all (`-dp`).
     Direct,
 }
@@ -25,22 +183,59 @@ pub enum ProxyChoice {
 /// The operator's network choices for one client.
 #[derive(Debug, Clone)]
 pub struct NetworkOptions {
+    /// Which side: named in error messages (`[tap] ca_file ...`).
+    pub side: Side,
     pub proxy: ProxyChoice,
-    /// `false` with `-ds` (or `verify_tls = false`): certificates are not checked.
+    /// `false` with `-ds` (or that side's `verify_tls = false`): certificates
+    /// are not checked.
     pub verify_tls: bool,
     /// Extra trusted CA certificates (PEM), on top of the system's store.
     pub ca_file: Option<PathBuf>,
     pub connect_timeout: Duration,
+    /// Bound on each request, connecting to the last body byte; `None`
+    /// for the TAP client, whose requests the outbound hook bounds itself.
+    pub request_timeout: Option<Duration>,
 }
 
-impl Default for NetworkOptions {
-    fn default() -> Self {
+impl NetworkOptions {
+    /// System proxy, certificates verified against the system store, 30 s
+    /// to connect.
+    pub fn new(side: Side) -> Self {
         NetworkOptions {
+            side,
             proxy: ProxyChoice::System,
             verify_tls: true,
             ca_file: None,
             connect_timeout: Duration::from_secs(30),
+            request_timeout: None,
         }
+    }
+}
+
+/// The ThreatQ client's options: `[threatq]`'s TLS settings, and the
+/// system's proxy unless `-dp` (ThreatQ is usually this very machine; the
+/// configured `proxy` is for TAP traffic).
+pub fn threatq_network(threatq: &ThreatqSection, flags: &NetworkFlags) -> NetworkOptions {
+    NetworkOptions {
+        proxy: if flags.disable_proxy {
+            ProxyChoice::Direct
+        } else {
+            ProxyChoice::System
+        },
+        verify_tls: threatq.verify_tls && !flags.disable_ssl,
+        ca_file: threatq.ca_file.clone(),
+        ..NetworkOptions::new(Side::Threatq)
+    }
+}
+
+/// The TAP client's options: `[tap]`'s TLS settings and the route chosen
+/// for TAP traffic (`-ep`, `-dp`, `proxy`).
+pub fn tap_network(tap: &TapSection, flags: &NetworkFlags, proxy: ProxyChoice) -> NetworkOptions {
+    NetworkOptions {
+        proxy,
+        verify_tls: tap.verify_tls && !flags.disable_ssl,
+        ca_file: tap.ca_file.clone(),
+        ..NetworkOptions::new(Side::Tap)
     }
 }
 
@@ -54,44 +249,49 @@ pub fn build_client(options: &NetworkOptions) -> Result<reqwest::Client> {
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(options.connect_timeout)
         .danger_accept_invalid_certs(!options.verify_tls);
+    if let Some(timeout) = options.request_timeout {
+        builder = builder.timeout(timeout);
+    }
     builder = match &options.proxy {
         // reqwest reads the system (environment) proxy settings by default.
         ProxyChoice::System => builder,
         ProxyChoice::Direct => builder.no_proxy(),
-        ProxyChoice::Explicit(url) => {
-            builder.proxy(reqwest::Proxy::all(url).with_context(|| {
-                format!("the proxy `{url}` is not a valid proxy URL (expected http://host:port)")
-            })?)
-        }
+        ProxyChoice::Explicit(proxy) => builder.proxy(
+            reqwest::Proxy::all(proxy.expose_url().as_str()).with_context(|| {
+                format!("the proxy `{proxy}` is not a valid proxy URL (expected http://host:port)")
+            })?,
+        ),
     };
     if let Some(path) = &options.ca_file {
-        for cert in read_ca_file(path)? {
+        for cert in read_ca_file(path, options.side)? {
             builder = builder.add_root_certificate(cert);
         }
     }
-    builder
-        .build()
-        .context("cannot set up the HTTP client (TLS or proxy settings)")
+    builder.build().with_context(|| {
+        format!(
+            "cannot set up the {} HTTP client (TLS or proxy settings)",
+            options.side.name()
+        )
+    })
 }
 
-fn read_ca_file(path: &Path) -> Result<Vec<reqwest::Certificate>> {
+fn read_ca_file(path: &Path, side: Side) -> Result<Vec<reqwest::Certificate>> {
+    let section = side.section();
     let pem = std::fs::read(path).with_context(|| {
         format!(
-            "cannot read ca_file {}: check the path in [threatq] of the config",
+            "cannot read ca_file {}: check the path in {section} of the config",
             path.display()
         )
     })?;
-    let certs = reqwest::Certificate::from_pem_bundle(&pem).with_context(|| {
+    let no_certificate = || {
         format!(
-            "ca_file {} holds no PEM certificate (expected -----BEGIN CERTIFICATE-----)",
+            "ca_file {} in {section} holds no PEM certificate (expected -----BEGIN CERTIFICATE-----)",
             path.display()
         )
-    })?;
+    };
+    let certs = reqwest::Certificate::from_pem_bundle(&pem).with_context(no_certificate)?;
     if certs.is_empty() {
-        anyhow::bail!(
-            "ca_file {} holds no PEM certificate (expected -----BEGIN CERTIFICATE-----)",
-            path.display()
-        );
+        anyhow::bail!(no_certificate());
     }
     Ok(certs)
 }
@@ -99,28 +299,190 @@ fn read_ca_file(path: &Path) -> Result<Vec<reqwest::Certificate>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::HostUrl;
 
-    #[test]
-    fn invalid_explicit_proxy_is_named_in_the_error() {
-        let options = NetworkOptions {
-            proxy: ProxyChoice::Explicit("::not a url::".into()),
-            ..NetworkOptions::default()
-        };
-        let err = format!("{:#}", build_client(&options).unwrap_err());
-        assert!(err.contains("::not a url::"), "{err}");
+    fn threatq_section() -> ThreatqSection {
+        ThreatqSection {
+            host: HostUrl::parse("threatq.example.com").expect("host"),
+            client_id: "client".to_owned(),
+            username: "analyst@example.com".to_owned(),
+            password: "pw".into(),
+            status: "Review".to_owned(),
+            ca_file: None,
+            proxy: None,
+            verify_tls: true,
+        }
+    }
+
+    fn proxy(text: &str) -> ProxyUrl {
+        ProxyUrl::parse(text).expect("a proxy URL")
     }
 
     #[test]
-    fn ca_file_without_certificates_is_refused_with_the_path() {
+    fn threatq_verify_tls_false_leaves_tap_verifying() {
+        let threatq = ThreatqSection {
+            verify_tls: false,
+            ..threatq_section()
+        };
+        let tap = TapSection::default();
+        let flags = NetworkFlags::default();
+        assert!(!threatq_network(&threatq, &flags).verify_tls);
+        let tap_options = tap_network(&tap, &flags, ProxyChoice::System);
+        assert!(tap_options.verify_tls, "[threatq] verify_tls reached TAP");
+        assert_eq!(tap_options.side, Side::Tap);
+
+        // And the other way round.
+        let tap = TapSection {
+            verify_tls: false,
+            ..TapSection::default()
+        };
+        assert!(!tap_network(&tap, &flags, ProxyChoice::System).verify_tls);
+        assert!(threatq_network(&threatq_section(), &flags).verify_tls);
+    }
+
+    #[test]
+    fn each_ca_file_reaches_only_its_own_side() {
+        let tap = TapSection {
+            ca_file: Some(PathBuf::from("/etc/ssl/tap-ca.pem")),
+            ..TapSection::default()
+        };
+        let threatq = ThreatqSection {
+            ca_file: Some(PathBuf::from("/etc/ssl/threatq-ca.pem")),
+            ..threatq_section()
+        };
+        let flags = NetworkFlags::default();
+        assert_eq!(
+            tap_network(&tap, &flags, ProxyChoice::System).ca_file,
+            Some(PathBuf::from("/etc/ssl/tap-ca.pem"))
+        );
+        assert_eq!(
+            threatq_network(&threatq, &flags).ca_file,
+            Some(PathBuf::from("/etc/ssl/threatq-ca.pem"))
+        );
+        // A [tap] ca_file alone leaves ThreatQ on the system store, and a
+        // [threatq] one alone leaves TAP there.
+        assert_eq!(threatq_network(&threatq_section(), &flags).ca_file, None);
+        assert_eq!(
+            tap_network(&TapSection::default(), &flags, ProxyChoice::System).ca_file,
+            None
+        );
+    }
+
+    #[test]
+    fn disable_ssl_turns_off_both_sides() {
+        let flags = NetworkFlags {
+            disable_ssl: true,
+            ..NetworkFlags::default()
+        };
+        assert!(!threatq_network(&threatq_section(), &flags).verify_tls);
+        assert!(!tap_network(&TapSection::default(), &flags, ProxyChoice::System).verify_tls);
+        assert!(DISABLE_SSL_WARNING.contains("TAP") && DISABLE_SSL_WARNING.contains("ThreatQ"));
+    }
+
+    #[test]
+    fn the_tap_route_is_the_one_given_and_threatq_takes_the_system_one_unless_dp() {
+        let flags = NetworkFlags::default();
+        let route = ProxyChoice::Explicit(proxy("http://proxy:3128"));
+        assert_eq!(
+            tap_network(&TapSection::default(), &flags, route.clone()).proxy,
+            route
+        );
+        assert_eq!(
+            threatq_network(&threatq_section(), &flags).proxy,
+            ProxyChoice::System
+        );
+        let direct = NetworkFlags {
+            disable_proxy: true,
+            ..NetworkFlags::default()
+        };
+        assert_eq!(
+            threatq_network(&threatq_section(), &direct).proxy,
+            ProxyChoice::Direct
+        );
+    }
+
+    #[test]
+    fn invalid_explicit_proxy_is_refused_without_its_password() {
+        let message = ProxyUrl::parse("ftp://user:hunter2-proxy@proxy:21").unwrap_err();
+        assert!(message.contains("ftp://user:***@proxy:21"), "{message}");
+        assert!(!message.contains("hunter2-proxy"), "{message}");
+        let message = ProxyUrl::parse("http://user:hunter2-proxy@proxy:99999").unwrap_err();
+        assert!(!message.contains("hunter2-proxy"), "{message}");
+        assert!(message.contains("user:***@proxy"), "{message}");
+    }
+
+    #[test]
+    fn a_proxy_prints_without_its_password_but_keeps_it_for_the_client() {
+        let proxy = proxy("http://user:pa55-proxy@proxy.example:3128");
+        assert_eq!(proxy.to_string(), "http://user:***@proxy.example:3128");
+        assert_eq!(
+            format!("{proxy:?}"),
+            "ProxyUrl(http://user:***@proxy.example:3128)"
+        );
+        assert_eq!(
+            format!("{:?}", ProxyChoice::Explicit(proxy.clone())),
+            "Explicit(ProxyUrl(http://user:***@proxy.example:3128))"
+        );
+        assert_eq!(proxy.expose_url().password(), Some("pa55-proxy"));
+        assert_eq!(proxy.password(), Some("pa55-proxy"));
+        assert_eq!(
+            toml::Value::try_from(&proxy).unwrap().as_str(),
+            Some("http://user:pa55-proxy@proxy.example:3128")
+        );
+    }
+
+    #[test]
+    fn redact_url_masks_every_userinfo_password_and_nothing_else() {
+        for (text, expected) in [
+            ("http://user:pass@proxy:3128", "http://user:***@proxy:3128"),
+            (
+                "via `socks5h://u:p%40ss@h:1080/` and https://a:b@c/d?e=f@g",
+                "via `socks5h://u:***@h:1080/` and https://a:***@c/d?e=f@g",
+            ),
+            // Not a URL the parser accepts: the user info still ends at the
+            // last `@` of the authority.
+            (
+                "http://user:p@ss:w@rd@proxy:99999",
+                "http://user:***@proxy:99999",
+            ),
+            ("http://user@proxy:3128", "http://user@proxy:3128"),
+            (
+                "https://tap.example/v2/siem?x=a@b",
+                "https://tap.example/v2/siem?x=a@b",
+            ),
+            ("no url here: a@b", "no url here: a@b"),
+            ("", ""),
+        ] {
+            assert_eq!(redact_url(text), expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn invalid_explicit_proxy_is_named_in_the_error() {
+        let message = ProxyUrl::parse("::not a url::").unwrap_err();
+        assert!(message.contains("::not a url::"), "{message}");
+    }
+
+    #[test]
+    fn ca_file_without_certificates_is_refused_with_the_path_and_the_section() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ca.pem");
         std::fs::write(&path, "not a certificate").unwrap();
-        let options = NetworkOptions {
-            ca_file: Some(path.clone()),
-            ..NetworkOptions::default()
+        for (side, section) in [(Side::Tap, "[tap]"), (Side::Threatq, "[threatq]")] {
+            let options = NetworkOptions {
+                ca_file: Some(path.clone()),
+                ..NetworkOptions::new(side)
+            };
+            let err = format!("{:#}", build_client(&options).unwrap_err());
+            assert!(err.contains("ca.pem"), "{err}");
+            assert!(err.contains(section), "{err}");
+        }
+        let missing = NetworkOptions {
+            ca_file: Some(dir.path().join("missing.pem")),
+            ..NetworkOptions::new(Side::Tap)
         };
-        let err = format!("{:#}", build_client(&options).unwrap_err());
-        assert!(err.contains("ca.pem"), "{err}");
+        let err = format!("{:#}", build_client(&missing).unwrap_err());
+        assert!(err.contains("[tap]") && !err.contains("[threatq]"), "{err}");
     }
 
     #[test]
@@ -128,11 +490,12 @@ mod tests {
         for proxy in [
             ProxyChoice::System,
             ProxyChoice::Direct,
-            ProxyChoice::Explicit("http://127.0.0.1:3128".into()),
+            ProxyChoice::Explicit(proxy("http://127.0.0.1:3128")),
+            ProxyChoice::Explicit(proxy("http://user:secret@127.0.0.1:3128")),
         ] {
             build_client(&NetworkOptions {
                 proxy,
-                ..NetworkOptions::default()
+                ..NetworkOptions::new(Side::Tap)
             })
             .unwrap();
         }

@@ -3,10 +3,13 @@
 //! Lines go to `DIR/tq-conn-proofpoint-tap.log` (appended, for logrotate)
 //! or to stdout, with UTC RFC 3339 timestamps and the emitting module.
 //! Every line passes through a redactor before it is written: it masks the
-//! secret values registered at start and anything shaped like a credential
-//! (`Authorization:` headers, bearer tokens, `password`/`secret`/`token`
-//! fields). Code should never log a secret; the redactor is the safety net
-//! for the day someone logs a request or a struct by mistake.
+//! secret values registered at start (once per run, by `run`) and anything
+//! shaped like a credential (`Authorization:` headers, bearer tokens,
+//! `password`/`secret`/`token` fields, the password in a URL's
+//! `user:password@`). Code should never log a secret, and the secret types
+//! (`SecretString`, `http::ProxyUrl`) make that hard to do by accident; the
+//! redactor is the safety net for the day someone logs a request or a
+//! string by mistake.
 
 use std::fs::OpenOptions;
 use std::io::{self, IsTerminal as _, Write};
@@ -104,6 +107,9 @@ pub fn redact(line: &str) -> String {
                 .replace_all(&out, format!("${{1}}{MASK}"))
                 .into_owned();
         }
+    }
+    if out.contains("://") {
+        out = crate::http::redact_url(&out);
     }
     out
 }
@@ -298,6 +304,14 @@ mod tests {
             assert!(out.contains(MASK), "nothing masked in {out}");
         }
         assert!(redact("Authorization: Basic x").starts_with("Authorization: "));
+    }
+
+    #[test]
+    fn url_passwords_are_masked_but_the_rest_of_the_url_stays() {
+        let out = redact("proxy=http://squid:pr0xy-pa55@10.0.0.1:3128 tap=https://tap.example/v2");
+        assert!(!out.contains("pr0xy-pa55"), "{out}");
+        assert!(out.contains("http://squid:***@10.0.0.1:3128"), "{out}");
+        assert!(out.contains("https://tap.example/v2"), "{out}");
     }
 
     #[test]

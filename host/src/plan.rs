@@ -29,6 +29,25 @@ impl Window {
     pub fn len(&self) -> Duration {
         self.end - self.start
     }
+
+    /// The two halves of this window, if both stay legal for TAP (at least
+    /// `MIN_WINDOW` each): how a window too large for the sandbox is retried.
+    pub fn halves(&self) -> Option<(Window, Window)> {
+        if self.len() < MIN_WINDOW * 2 {
+            return None;
+        }
+        let middle = self.start + self.len() / 2;
+        Some((
+            Window {
+                start: self.start,
+                end: middle,
+            },
+            Window {
+                start: middle,
+                end: self.end,
+            },
+        ))
+    }
 }
 
 /// What the planner needs to know.
@@ -123,6 +142,31 @@ fn truncate_to_second(t: OffsetDateTime) -> OffsetDateTime {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn halves_cover_the_window_and_stop_at_taps_minimum() {
+        let start = OffsetDateTime::UNIX_EPOCH;
+        let hour = Window {
+            start,
+            end: start + Duration::hours(1),
+        };
+        let (first, second) = hour.halves().expect("an hour splits");
+        assert_eq!(
+            (first.start, first.end, second.end),
+            (start, start + Duration::minutes(30), hour.end)
+        );
+        assert_eq!(first.end, second.start);
+        let minute = Window {
+            start,
+            end: start + Duration::seconds(60),
+        };
+        assert!(minute.halves().is_some());
+        let short = Window {
+            start,
+            end: start + Duration::seconds(59),
+        };
+        assert_eq!(short.halves(), None, "a half would be under 30 s");
+    }
     use time::macros::datetime;
 
     fn input(now: OffsetDateTime, cursor: Option<OffsetDateTime>) -> PlanInput {

@@ -25,6 +25,8 @@ pub struct RunSummary {
     pub dry_run: bool,
     pub windows_planned: usize,
     pub windows_done: usize,
+    /// Windows too large for the sandbox, retried as two halves each.
+    pub windows_split: usize,
     pub messages: u64,
     pub clicks: u64,
     pub already_sent_skipped: u64,
@@ -94,10 +96,18 @@ impl fmt::Display for RunSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "summary{}: windows {}/{}, TAP records {} (messages {}, clicks {}, {} already sent), ",
+            "summary{}: windows {}/{}{}, TAP records {} (messages {}, clicks {}, {} already sent), ",
             if self.dry_run { " (dry run)" } else { "" },
             self.windows_done,
             self.windows_planned,
+            if self.windows_split > 0 {
+                format!(
+                    " ({} split in halves to fit the sandbox)",
+                    self.windows_split
+                )
+            } else {
+                String::new()
+            },
             self.messages + self.clicks,
             self.messages,
             self.clicks,
@@ -169,6 +179,13 @@ impl Progress {
         if let Some(bar) = &self.bar {
             bar.set_message(format!("{objects_sent} objects sent"));
             bar.inc(1);
+        }
+    }
+
+    /// One more window than planned (a window split in halves).
+    pub fn add_window(&self) {
+        if let Some(bar) = &self.bar {
+            bar.inc_length(1);
         }
     }
 

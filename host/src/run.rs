@@ -10,8 +10,8 @@ use std::time::{Duration as StdDuration, Instant};
 
 use anyhow::anyhow;
 use tap_runtime::{
-    CampaignRef, ComponentSource, Limits, OutboundPolicy, Runtime, RuntimeConfig, RuntimeError,
-    Settings, SyncError, SyncResult, TapFailure, Window as WitWindow,
+    CampaignRef, ComponentSource, Counters, Limits, OutboundPolicy, RequestCounts, Runtime,
+    RuntimeConfig, RuntimeError, Settings, SyncError, SyncResult, TapFailure, Window as WitWindow,
 };
 use threatq_client::{Client, ForwardOptions, RetryPolicy, ThreatqConfig, ThreatqError};
 use time::{Duration, OffsetDateTime};
@@ -19,7 +19,7 @@ use tracing::{debug, info, warn};
 
 use crate::batch::to_batch;
 use crate::config::{self, Config};
-use crate::http::{self, NetworkOptions, ProxyChoice};
+use crate::http::{self, ProxyChoice, ProxyUrl};
 use crate::plan::{self, PlanInput, Window};
 use crate::report::{Export, Progress, RunSummary, rfc3339};
 use crate::settings::{self, CONNECTOR_NAME, Resolved, TapSettings};
@@ -33,12 +33,13 @@ pub const CACHE_DIR_NAME: &str = "tq-conn-proofpoint-tap.cache";
 const WINDOW_ATTEMPTS: u32 = 3;
 /// TAP answers a busy hour in one body (no paging): generous limits.
 const TAP_REQUEST_TIMEOUT: StdDuration = StdDuration::from_secs(120);
+/// A consume request of 500 objects takes seconds; five minutes means
+/// ThreatQ has stopped answering (the client then retries it).
+const THREATQ_REQUEST_TIMEOUT: StdDuration = StdDuration::from_secs(300);
 const TAP_MAX_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
 /// Default bound on a whole run: below one hourly cron period, so a stuck
 /// run is noticed by the next one (docs/sync.md, "Deadlines").
 pub const DEFAULT_RUN_DEADLINE: StdDuration = StdDuration::from_secs(50 * 60);
-/// How much later than the windows' own deadline the whole run is cut.
-const DEADLINE_GRACE: StdDuration = StdDuration::from_secs(5);
 /// Record keys are kept this much longer than the overlap, for safety.
 const KEY_HORIZON_SLACK: Duration = Duration::minutes(10);
 
@@ -69,6 +70,9 @@ pub struct RunOptions {
     /// The run stops at the first window boundary past this, checkpoint
     /// intact; a lock held longer than this is reported as a stuck run.
     pub deadline: StdDuration,
+    /// Bound on one TAP answer (decompressed); a SIEM answer over it splits
+    /// its window.
+    pub tap_max_response_bytes: usize,
 }
 
 impl RunOptions {
@@ -84,6 +88,7 @@ impl RunOptions {
             now: None,
             show_progress: true,
             deadline: DEFAULT_RUN_DEADLINE,
+            tap_max_response_bytes: TAP_MAX_RESPONSE_BYTES,
         }
     }
 }
@@ -159,31 +164,17 @@ pub async fn run(options: &RunOptions) -> Result<RunOutcome, RunFailure> {
     let started = Instant::now();
     let mut summary = RunSummary::default();
     summary.dry_run = options.dry_run;
-    // The windows bound themselves by the deadline (and save what they
-    // must); this catches a hang before the first window (login, settings)
-    // a little later, where there is nothing to save.
-    let result = match tokio::time::timeout(
-        options.deadline.saturating_add(DEADLINE_GRACE),
-        run_inner(options, &mut summary),
-    )
-    .await
-    {
-        Ok(result) => result,
-        Err(_elapsed) => Err(Stop::Failed(
-            FailureKind::Deadline,
-            anyhow!(
-                "the run reached its deadline of {} before finishing its preparation \
-                 (logging in to ThreatQ, reading the settings, planning); the checkpoint is \
-                 unchanged. Check that ThreatQ answers (-v3 shows the last request)",
-                human(options.deadline)
-            ),
-        )),
-    };
+    let result = run_inner(options, &mut summary).await;
     summary.elapsed = started.elapsed();
     match result {
         Ok(Some(())) => Ok(RunOutcome::Completed(summary)),
         Ok(None) => Ok(RunOutcome::Disabled),
         Err(Stop::AlreadyRunning(holder)) => Ok(RunOutcome::AlreadyRunning(holder)),
+        Err(Stop::TooLarge(error)) => Err(RunFailure {
+            kind: FailureKind::Sandbox,
+            error,
+            summary,
+        }),
         Err(Stop::Failed(kind, error)) => Err(RunFailure {
             kind,
             error,
@@ -194,6 +185,10 @@ pub async fn run(options: &RunOptions) -> Result<RunOutcome, RunFailure> {
 
 enum Stop {
     AlreadyRunning(Option<LockHolder>),
+    /// The window was too large for the sandbox (its memory cap, or the
+    /// response size cap) and can be split: the loop retries its halves.
+    /// Never leaves `run_inner`.
+    TooLarge(anyhow::Error),
     Failed(FailureKind, anyhow::Error),
 }
 
@@ -206,8 +201,7 @@ impl Stop {
 /// `Ok(None)` when the connector is disabled.
 async fn run_inner(options: &RunOptions, summary: &mut RunSummary) -> Result<Option<()>, Stop> {
     let dir = &options.config_dir;
-    let deadline = Deadline::starting_now(options.deadline);
-    let _lock = acquire_lock(dir, options)?;
+    let deadline_started = Instant::now();
 
     let config = config::load(dir)
         .map_err(|e| Stop::Failed(FailureKind::Config, anyhow!(e)))?
@@ -221,14 +215,20 @@ async fn run_inner(options: &RunOptions, summary: &mut RunSummary) -> Result<Opt
                 ),
             )
         })?;
-    crate::logging::register_secret(config.threatq.password.expose());
-    if let Some(secret) = &config.tap.secret {
-        crate::logging::register_secret(secret.expose());
-    }
 
-    let threatq = threatq_client(&config, options).map_err(Stop::from(FailureKind::Config))?;
+    let bounds = Bounds::of(&config, options);
+    let deadline = Deadline::starting_at(deadline_started, bounds.deadline);
+    let _lock = acquire_lock(dir, bounds.deadline)?;
+
+    // Registered before the first request, so even the login is covered;
+    // the TAP secret and proxy password follow once they are resolved.
+    register_threatq_password(&config);
+    let threatq =
+        threatq_client(&config, options, &bounds).map_err(Stop::from(FailureKind::Config))?;
     let local_complete = settings::local_is_complete(&config.tap);
-    let ui = connector_entry(&threatq, local_complete).await?;
+    let ui = deadline
+        .bound_preparation(connector_entry(&threatq, local_complete))
+        .await??;
     let tap = match settings::resolve(&config.tap, ui.as_ref())
         .map_err(Stop::from(FailureKind::Config))?
     {
@@ -238,22 +238,24 @@ async fn run_inner(options: &RunOptions, summary: &mut RunSummary) -> Result<Opt
             return Ok(None);
         }
     };
-    crate::logging::register_secret(&tap.secret);
 
-    let tap_http = tap_http_client(&config, &tap, options, &threatq).await?;
+    let (tap_http, tap_proxy) = deadline
+        .bound_preparation(tap_http_client(&config, &tap, options, &threatq))
+        .await??;
+    register_secrets(&tap, &tap_proxy);
     let runtime = Runtime::new(RuntimeConfig {
         component: options.component.clone(),
         cache_dir: Some(dir.join(CACHE_DIR_NAME)),
-        limits: options.limits,
+        limits: bounds.limits,
     })
     .map_err(|e| Stop::Failed(FailureKind::Sandbox, anyhow!(e)))?;
     let outbound = OutboundPolicy {
-        tap_base_url: tap.base_url.clone(),
+        origin: tap.origin.clone(),
         principal: tap.principal.clone(),
         secret: tap.secret.clone(),
         http: tap_http,
-        request_timeout: TAP_REQUEST_TIMEOUT,
-        max_response_bytes: TAP_MAX_RESPONSE_BYTES,
+        request_timeout: bounds.tap_request_timeout,
+        max_response_bytes: bounds.tap_max_response_bytes,
     };
 
     let state_file = StateFile::in_dir(dir);
@@ -300,7 +302,11 @@ async fn run_inner(options: &RunOptions, summary: &mut RunSummary) -> Result<Opt
     let mut known_campaigns: Vec<CampaignRef> = Vec::new();
     let key_horizon = tap.overlap + KEY_HORIZON_SLACK;
 
-    for window in &plan.windows {
+    // A queue rather than the plan itself: a window too large for the
+    // sandbox is replaced by its two halves, in place.
+    let mut pending: std::collections::VecDeque<Window> = plan.windows.iter().copied().collect();
+    while let Some(window) = pending.pop_front() {
+        let window = &window;
         if let Err(stop) = deadline.check(window, summary) {
             save_state(&state_file, &state);
             progress.finish();
@@ -323,6 +329,35 @@ async fn run_inner(options: &RunOptions, summary: &mut RunSummary) -> Result<Opt
         summary.budgets_left = budgets_left(&state, clock);
         let result = match result {
             Ok(result) => result,
+            Err(Stop::TooLarge(why)) if window.halves().is_some() => {
+                let Some((first, second)) = window.halves() else {
+                    unreachable!("checked by the guard")
+                };
+                warn!(
+                    window = %describe(window),
+                    reason = %format!("{why:#}"),
+                    "the window is too large for the sandbox; retrying it as two halves"
+                );
+                summary.windows_planned += 1;
+                summary.windows_split += 1;
+                progress.add_window();
+                pending.push_front(second);
+                pending.push_front(first);
+                save_state(&state_file, &state);
+                continue;
+            }
+            Err(Stop::TooLarge(why)) => {
+                save_state(&state_file, &state);
+                progress.finish();
+                return Err(Stop::Failed(
+                    FailureKind::Sandbox,
+                    why.context(format!(
+                        "window {} is too large for the sandbox even at TAP's shortest \
+                         window (30 s); raise the limit named above under [run] (memory_mib, tap_response_mib)",
+                        describe(window)
+                    )),
+                ));
+            }
             Err(stop) => {
                 save_state(&state_file, &state);
                 progress.finish();
@@ -428,13 +463,12 @@ async fn run_inner(options: &RunOptions, summary: &mut RunSummary) -> Result<Opt
 /// Takes the run lock. A run holding it for longer than the deadline is
 /// stuck (a hung ThreatQ, a stopped process): that is a failure with its
 /// pid, not a quiet "another run is busy".
-fn acquire_lock(dir: &std::path::Path, options: &RunOptions) -> Result<RunLock, Stop> {
+fn acquire_lock(dir: &std::path::Path, deadline: StdDuration) -> Result<RunLock, Stop> {
     let now = OffsetDateTime::now_utc();
     match RunLock::try_acquire(dir, now).map_err(Stop::from(FailureKind::Local))? {
         LockAttempt::Acquired(lock) => Ok(lock),
         LockAttempt::Busy(Some(holder))
-            if now - holder.since
-                > Duration::try_from(options.deadline).unwrap_or(Duration::MAX) =>
+            if now - holder.since > Duration::try_from(deadline).unwrap_or(Duration::MAX) =>
         {
             Err(Stop::Failed(
                 FailureKind::StuckRun,
@@ -445,12 +479,49 @@ fn acquire_lock(dir: &std::path::Path, options: &RunOptions) -> Result<RunLock, 
                     holder.pid,
                     dir.display(),
                     rfc3339(holder.since),
-                    human(options.deadline),
+                    human(deadline),
                     holder.pid
                 ),
             ))
         }
         LockAttempt::Busy(holder) => Err(Stop::AlreadyRunning(holder)),
+    }
+}
+
+/// The run's bounds: the options' defaults (or a test's choices), with
+/// whatever `[run]` in the config file sets on top.
+struct Bounds {
+    deadline: StdDuration,
+    limits: Limits,
+    tap_max_response_bytes: usize,
+    tap_request_timeout: StdDuration,
+    threatq_request_timeout: StdDuration,
+}
+
+impl Bounds {
+    fn of(config: &Config, options: &RunOptions) -> Bounds {
+        const MIB: usize = 1024 * 1024;
+        let run = &config.run;
+        let seconds = |value: u32| StdDuration::from_secs(u64::from(value));
+        let mut limits = options.limits;
+        if let Some(mib) = run.memory_mib {
+            limits.memory_bytes = mib as usize * MIB;
+        }
+        Bounds {
+            deadline: run
+                .deadline_minutes
+                .map_or(options.deadline, |minutes| seconds(minutes * 60)),
+            limits,
+            tap_max_response_bytes: run
+                .tap_response_mib
+                .map_or(options.tap_max_response_bytes, |mib| mib as usize * MIB),
+            tap_request_timeout: run
+                .tap_request_timeout_seconds
+                .map_or(TAP_REQUEST_TIMEOUT, seconds),
+            threatq_request_timeout: run
+                .threatq_request_timeout_seconds
+                .map_or(THREATQ_REQUEST_TIMEOUT, seconds),
+        }
     }
 }
 
@@ -463,8 +534,7 @@ struct Deadline {
 }
 
 impl Deadline {
-    fn starting_now(limit: StdDuration) -> Deadline {
-        let now = Instant::now();
+    fn starting_at(now: Instant, limit: StdDuration) -> Deadline {
         Deadline {
             at: now
                 .checked_add(limit)
@@ -492,6 +562,24 @@ impl Deadline {
         )
     }
 
+    /// Bounds a step before the first window (reading ThreatQ's settings),
+    /// where there is nothing to save: the checkpoint is as it was.
+    async fn bound_preparation<T>(&self, work: impl Future<Output = T>) -> Result<T, Stop> {
+        tokio::time::timeout_at(self.at.into(), work)
+            .await
+            .map_err(|_elapsed| {
+                Stop::Failed(
+                    FailureKind::Deadline,
+                    anyhow!(
+                        "the run reached its deadline of {} before its first window (reading \
+                         the settings from ThreatQ); the checkpoint is unchanged. Check that \
+                         ThreatQ answers (-v3 shows the last request)",
+                        human(self.limit)
+                    ),
+                )
+            })
+    }
+
     fn check(&self, window: &Window, summary: &RunSummary) -> Result<(), Stop> {
         if Instant::now() >= self.at {
             return Err(self.stop(window, summary));
@@ -511,29 +599,51 @@ impl Deadline {
     }
 }
 
-fn threatq_client(config: &Config, options: &RunOptions) -> anyhow::Result<Client> {
-    let network = NetworkOptions {
-        // ThreatQ is usually this very machine; only -dp changes its route.
-        proxy: if options.network.disable_proxy {
-            ProxyChoice::Direct
-        } else {
-            ProxyChoice::System
-        },
-        verify_tls: config.threatq.verify_tls && !options.network.disable_ssl,
-        ca_file: config.threatq.ca_file.clone(),
-        ..NetworkOptions::default()
-    };
+fn threatq_client(
+    config: &Config,
+    options: &RunOptions,
+    bounds: &Bounds,
+) -> anyhow::Result<Client> {
+    if options.network.disable_ssl {
+        // Once per run, naming both sides: -ds is the one switch that
+        // reaches across them.
+        warn!("{}", http::DISABLE_SSL_WARNING);
+    }
+    let mut network = http::threatq_network(&config.threatq, &options.network);
+    // Without it, a ThreatQ that accepts and never answers holds a request
+    // (and the run) until the run deadline.
+    network.request_timeout = Some(bounds.threatq_request_timeout);
     let http = http::build_client(&network)?;
     Ok(Client::new(
         ThreatqConfig {
             base_url: config.threatq.host.url().clone(),
             client_id: config.threatq.client_id.clone(),
             username: config.threatq.username.clone(),
-            password: config.threatq.password.expose().to_owned(),
+            password: config.threatq.password.clone(),
         },
         http,
         options.retry.clone(),
     ))
+}
+
+/// The run's secrets are registered with the log redactor once each, in
+/// these two functions: ThreatQ's password as soon as the config is read
+/// (so the login is covered), then the resolved TAP secret (from the file
+/// or ThreatQ's UI) and the TAP proxy's password. The secret types keep
+/// them out of log lines already; this is the safety net.
+fn register_threatq_password(config: &Config) {
+    use crate::config::ExposeSecret as _;
+    crate::logging::register_secret(config.threatq.password.expose_secret());
+}
+
+fn register_secrets(tap: &TapSettings, tap_proxy: &ProxyChoice) {
+    use crate::config::ExposeSecret as _;
+    crate::logging::register_secret(tap.secret.expose_secret());
+    if let ProxyChoice::Explicit(proxy) = tap_proxy
+        && let Some(password) = proxy.password()
+    {
+        crate::logging::register_secret(password);
+    }
 }
 
 /// Reads the connector's entry in ThreatQ's UI. When the local file sets
@@ -578,19 +688,33 @@ async fn connector_entry(
     }
 }
 
+/// The TAP side's HTTP client, and the route it takes (for the redactor).
+/// TLS comes from `[tap]` alone (`http::tap_network`).
 async fn tap_http_client(
     config: &Config,
     tap: &TapSettings,
     options: &RunOptions,
     threatq: &Client,
-) -> Result<reqwest::Client, Stop> {
+) -> Result<(reqwest::Client, ProxyChoice), Stop> {
     let proxy = if options.network.disable_proxy {
         ProxyChoice::Direct
     } else if options.network.external_proxy {
         let from_ui = threatq
             .proxy_setting()
             .await
-            .map_err(|e| Stop::Failed(FailureKind::Threatq, anyhow!(e)))?;
+            .map_err(|e| Stop::Failed(FailureKind::Threatq, anyhow!(e)))?
+            .map(|text| {
+                ProxyUrl::parse(&text).map_err(|problem| {
+                    Stop::Failed(
+                        FailureKind::Config,
+                        anyhow!(
+                            "the proxy configured in ThreatQ is not usable for -ep: {problem}; \
+                             correct it in ThreatQ, or leave out -ep to use [threatq] proxy"
+                        ),
+                    )
+                })
+            })
+            .transpose()?;
         match from_ui.or_else(|| config.threatq.proxy.clone()) {
             Some(proxy) => ProxyChoice::Explicit(proxy),
             None => {
@@ -607,14 +731,15 @@ async fn tap_http_client(
             .clone()
             .map_or(ProxyChoice::System, ProxyChoice::Explicit)
     };
-    debug!(tap = %tap.base_url, ?proxy, "TAP network route");
-    http::build_client(&NetworkOptions {
-        proxy,
-        verify_tls: config.threatq.verify_tls && !options.network.disable_ssl,
-        ca_file: config.threatq.ca_file.clone(),
-        ..NetworkOptions::default()
-    })
-    .map_err(Stop::from(FailureKind::Config))
+    // ProxyUrl's Debug shows `user:***@`, never the proxy's password.
+    debug!(tap = %tap.origin, ?proxy, "TAP network route");
+    let client = http::build_client(&http::tap_network(
+        &config.tap,
+        &options.network,
+        proxy.clone(),
+    ))
+    .map_err(Stop::from(FailureKind::Config))?;
+    Ok((client, proxy))
 }
 
 /// The component's settings for one window, with its share of the budgets.
@@ -648,7 +773,7 @@ fn component_settings(
         .remaining(Pool::Campaign, now)
         .min(state.budgets.remaining(Pool::CampaignForensics, now));
     Ok(Settings {
-        tap_base_url: tap.base_url.as_str().trim_end_matches('/').to_owned(),
+        tap_base_url: tap.origin.base_url(),
         create_incidents: tap.create_incidents,
         known_campaigns: known_campaigns.to_vec(),
         already_sent: state.sent_keys(),
@@ -677,18 +802,21 @@ async fn fetch_window(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let answer = runtime.sync(outbound, settings, &wit_window).await;
+        let outcome = runtime.sync(outbound, settings, &wit_window).await;
         let clock = options.now.unwrap_or_else(OffsetDateTime::now_utc);
-        let error = match answer {
-            Ok(Ok(result)) => {
-                record_requests(state, &result, clock);
-                return Ok(result);
-            }
-            Ok(Err(error)) => {
-                // The SIEM request was made (or at least attempted).
-                state.budgets.record(Pool::Siem, clock, 1);
-                classify_tap_error(error, window)
-            }
+        // The host counted what it sent, whatever ended the call: a trap or
+        // a limit spends TAP budget as surely as an answer does.
+        let guest_counters = match &outcome.answer {
+            Ok(Ok(result)) => Some(&result.counters),
+            _ => None,
+        };
+        record_requests(state, &outcome.requests, guest_counters, clock);
+        if let Some(why) = too_large(&outcome) {
+            return Err(Stop::TooLarge(why));
+        }
+        let error = match outcome.answer {
+            Ok(Ok(result)) => return Ok(result),
+            Ok(Err(error)) => classify_tap_error(error, window),
             Err(error) => classify_runtime_error(error, window),
         };
         let (kind, error, transient) = error;
@@ -718,18 +846,61 @@ async fn fetch_window(
     }
 }
 
-fn record_requests(state: &mut crate::state::State, result: &SyncResult, at: OffsetDateTime) {
-    let c = &result.counters;
-    state.budgets.record(Pool::Siem, at, c.siem_requests);
+/// Spends the budgets by what the host sent to TAP for one call. The
+/// component's own counters, when it answered, are only a cross-check.
+fn record_requests(
+    state: &mut crate::state::State,
+    sent: &RequestCounts,
+    guest: Option<&Counters>,
+    at: OffsetDateTime,
+) {
+    state.budgets.record(Pool::Siem, at, sent.siem);
+    state.budgets.record(Pool::Campaign, at, sent.campaign);
     state
         .budgets
-        .record(Pool::Campaign, at, c.campaign_requests);
+        .record(Pool::CampaignForensics, at, sent.campaign_forensics);
     state
         .budgets
-        .record(Pool::CampaignForensics, at, c.campaign_forensics_requests);
-    state
-        .budgets
-        .record(Pool::ThreatForensics, at, c.threat_forensics_requests);
+        .record(Pool::ThreatForensics, at, sent.threat_forensics);
+    if let Some(guest) = guest {
+        let said = (
+            guest.siem_requests,
+            guest.campaign_requests,
+            guest.campaign_forensics_requests,
+            guest.threat_forensics_requests,
+        );
+        let counted = (
+            sent.siem,
+            sent.campaign,
+            sent.campaign_forensics,
+            sent.threat_forensics,
+        );
+        if said != counted {
+            debug!(
+                host_counted = ?counted,
+                component_said = ?said,
+                "the TAP component's request counters (siem, campaign, campaign forensics, threat forensics) differ from the host's; the host's count"
+            );
+        }
+    }
+}
+
+/// Whether a failed call failed because the window holds more than the
+/// sandbox takes: its memory cap, or a SIEM answer over the response size
+/// cap (the component then fails the window; a large enrichment answer is
+/// only skipped). Such a window is split, not retried as it is.
+fn too_large(outcome: &tap_runtime::CallOutcome) -> Option<anyhow::Error> {
+    match &outcome.answer {
+        Ok(Ok(_)) => None,
+        Err(error @ RuntimeError::MemoryLimit { .. }) => Some(anyhow!("{error}")),
+        Ok(Err(error)) if outcome.requests.oversized > 0 => Some(anyhow!(
+            "the SIEM answer exceeded the TAP response size cap ({error:?})"
+        )),
+        Err(error) if outcome.requests.oversized > 0 => Some(anyhow!(
+            "a TAP answer exceeded the response size cap ({error})"
+        )),
+        _ => None,
+    }
 }
 
 /// (kind, error for the operator, worth retrying)

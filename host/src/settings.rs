@@ -2,10 +2,11 @@
 //! every value the local config file sets winning over it
 //! (docs/sync.md, "Settings").
 
-use anyhow::{Result, bail};
+use anyhow::{Result, anyhow, bail};
+use secrecy::{ExposeSecret, SecretString};
+use tap_runtime::TapOrigin;
 use threatq_client::ConnectorSettings;
 use time::Duration;
-use url::Url;
 
 use crate::config::TapSection;
 
@@ -18,10 +19,11 @@ pub const DEFAULT_SAFETY_MARGIN: Duration = Duration::minutes(2);
 /// The resolved TAP settings of one run.
 #[derive(Clone)]
 pub struct TapSettings {
-    /// Scheme and authority of the TAP API: the only place the sandbox may reach.
-    pub base_url: Url,
+    /// Scheme, host and port of the TAP API: the only place the sandbox may reach.
+    pub origin: TapOrigin,
     pub principal: String,
-    pub secret: String,
+    /// Sent only by the sandbox's outbound hook, as Basic auth.
+    pub secret: SecretString,
     pub history_hours: u32,
     pub create_incidents: bool,
     pub overlap: Duration,
@@ -31,9 +33,9 @@ pub struct TapSettings {
 impl std::fmt::Debug for TapSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TapSettings")
-            .field("base_url", &self.base_url.as_str())
+            .field("origin", &self.origin.to_string())
             .field("principal", &self.principal)
-            .field("secret", &"***")
+            .field("secret", &self.secret)
             .field("history_hours", &self.history_hours)
             .field("create_incidents", &self.create_incidents)
             .finish()
@@ -61,8 +63,15 @@ pub fn resolve(local: &TapSection, ui: Option<&ConnectorSettings>) -> Result<Res
     }
 
     let hostname = match (&local.hostname, ui.and_then(|u| u.hostname.as_deref())) {
-        (Some(host), _) => Some(host.url().clone()),
-        (None, Some(host)) => Some(parse_tap_host(host)?),
+        // The config file's value has been read as a URL already
+        // (`config::HostUrl`); it goes through the same TapOrigin rules.
+        (Some(host), _) => Some(
+            TapOrigin::parse(host.base())
+                .map_err(|e| anyhow!("[tap] hostname in the config file: {e}"))?,
+        ),
+        (None, Some(host)) => Some(TapOrigin::parse(host).map_err(|e| {
+            anyhow!("the TAP Hostname in ThreatQ's UI is not usable: {e}; correct it there or set hostname under [tap] in the config file")
+        })?),
         (None, None) => None,
     };
     let principal = local
@@ -71,13 +80,12 @@ pub fn resolve(local: &TapSection, ui: Option<&ConnectorSettings>) -> Result<Res
         .or_else(|| ui.and_then(|u| u.principal.clone()));
     let secret = local
         .secret
-        .as_ref()
-        .map(|s| s.expose().to_owned())
+        .clone()
         .or_else(|| ui.and_then(|u| u.secret.clone()));
 
     let principal = principal.filter(|p| !p.is_empty());
-    let secret = secret.filter(|s| !s.is_empty());
-    let (Some(base_url), Some(principal), Some(secret)) =
+    let secret = secret.filter(|s| !s.expose_secret().is_empty());
+    let (Some(origin), Some(principal), Some(secret)) =
         (hostname.clone(), principal.clone(), secret.clone())
     else {
         let missing: Vec<&str> = [
@@ -109,7 +117,7 @@ pub fn resolve(local: &TapSection, ui: Option<&ConnectorSettings>) -> Result<Res
     }
 
     Ok(Resolved::Run(Box::new(TapSettings {
-        base_url,
+        origin,
         principal,
         secret,
         history_hours,
@@ -126,29 +134,94 @@ pub fn resolve(local: &TapSection, ui: Option<&ConnectorSettings>) -> Result<Res
     })))
 }
 
-/// A TAP host from ThreatQ's UI: a bare host means https; a URL may carry a
-/// scheme and port but no path.
-fn parse_tap_host(raw: &str) -> Result<Url> {
-    let raw = raw.trim();
-    let with_scheme = if raw.contains("://") {
-        raw.to_owned()
-    } else {
-        format!("https://{raw}")
-    };
-    let url = Url::parse(&with_scheme).map_err(|e| {
-        anyhow::anyhow!(
-            "the TAP Hostname `{raw}` in ThreatQ's UI is not a host name or URL ({e}); \
-             expected e.g. tap-api-v2.proofpoint.com"
-        )
-    })?;
-    if !matches!(url.scheme(), "https" | "http") || url.host().is_none() {
-        bail!("the TAP Hostname `{raw}` in ThreatQ's UI must be a host name or an http(s) URL");
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ui(hostname: &str) -> ConnectorSettings {
+        ConnectorSettings {
+            enabled: true,
+            hostname: Some(hostname.to_owned()),
+            principal: Some("principal".into()),
+            secret: Some("secret".into()),
+            history_hours: None,
+            create_incidents: None,
+        }
     }
-    if url.path() != "/" || url.query().is_some() {
-        bail!(
-            "the TAP Hostname `{raw}` in ThreatQ's UI must not have a path: use e.g. \
-             tap-api-v2.proofpoint.com"
+
+    fn resolve_ui(hostname: &str) -> Result<TapSettings> {
+        match resolve(&TapSection::default(), Some(&ui(hostname)))? {
+            Resolved::Run(settings) => Ok(*settings),
+            Resolved::Disabled => panic!("enabled"),
+        }
+    }
+
+    #[test]
+    fn the_ui_hostname_becomes_one_tap_origin() {
+        for text in [
+            "tap-api-v2.proofpoint.com",
+            "https://tap-api-v2.proofpoint.com/",
+            "TAP-API-V2.proofpoint.com:443",
+        ] {
+            let settings = resolve_ui(text).expect("accepted");
+            assert_eq!(
+                settings.origin.base_url(),
+                "https://tap-api-v2.proofpoint.com",
+                "{text}"
+            );
+        }
+        assert_eq!(
+            resolve_ui("http://127.0.0.1:8080")
+                .expect("accepted")
+                .origin
+                .base_url(),
+            "http://127.0.0.1:8080"
         );
     }
-    Ok(url)
+
+    #[test]
+    fn a_bad_ui_hostname_is_refused_naming_the_setting_the_value_and_the_fix() {
+        for (text, says) in [
+            ("https://tap.example/v2", "has a path"),
+            ("tap.example.", "trailing dot"),
+            ("2130706433", "127.0.0.1"),
+            ("user@tap.example", "credentials"),
+            ("ftp://tap.example", "scheme `ftp`"),
+        ] {
+            let message = format!("{:#}", resolve_ui(text).expect_err(text));
+            assert!(
+                message.contains("TAP Hostname in ThreatQ's UI"),
+                "{message}"
+            );
+            // Quoted as given, except that credentials are masked.
+            let quoted = text.replace("user@", "***@");
+            assert!(message.contains(&format!("`{quoted}`")), "{message}");
+            assert!(!message.contains("user@"), "{message}");
+            assert!(message.contains(says), "{text}: {message}");
+        }
+    }
+
+    #[test]
+    fn the_local_hostname_goes_through_the_same_rules() {
+        let local = TapSection {
+            hostname: Some(crate::config::HostUrl::parse("tap.example.").expect("a URL")),
+            principal: Some("p".into()),
+            secret: Some("s".into()),
+            ..TapSection::default()
+        };
+        let message = format!("{:#}", resolve(&local, None).expect_err("trailing dot"));
+        assert!(message.contains("[tap] hostname"), "{message}");
+        assert!(message.contains("trailing dot"), "{message}");
+
+        let local = TapSection {
+            hostname: Some(crate::config::HostUrl::parse("http://127.0.0.1:8080").expect("a URL")),
+            ..local
+        };
+        match resolve(&local, None).expect("accepted") {
+            Resolved::Run(settings) => {
+                assert_eq!(settings.origin.base_url(), "http://127.0.0.1:8080")
+            }
+            Resolved::Disabled => panic!("enabled"),
+        }
+    }
 }

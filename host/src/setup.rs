@@ -11,7 +11,7 @@ use std::path::Path;
 use anyhow::{Context as _, anyhow, bail};
 
 use crate::cli::SetupArgs;
-use crate::config::{self, Config, HostUrl, Secret, TapSection, ThreatqSection};
+use crate::config::{self, Config, HostUrl, ProxyUrl, SecretString, TapSection, ThreatqSection};
 
 /// The line the legacy connector printed when its first run finished;
 /// operators' runbooks look for it.
@@ -143,6 +143,7 @@ pub async fn first_run(
                 let config = Config {
                     threatq,
                     tap: TapSection::default(),
+                    run: Default::default(),
                 };
                 config::write(dir, &config)?;
                 io.say(CONFIGURED_MESSAGE)?;
@@ -192,7 +193,7 @@ fn ask_threatq(
     let password = loop {
         let answer = io.ask_secret("ThreatQ Password")?;
         if !answer.is_empty() {
-            break Secret::new(answer);
+            break SecretString::from(answer);
         }
         io.say("The password cannot be empty.")?;
     };
@@ -309,9 +310,12 @@ pub fn config_from_args(
             config::DEFAULT_STATUS
         );
     }
-    if let Some(proxy) = &args.proxy {
-        config::check_proxy(proxy).map_err(|problem| anyhow!("--proxy: {problem}"))?;
-    }
+    let proxy = args
+        .proxy
+        .as_deref()
+        .map(ProxyUrl::parse)
+        .transpose()
+        .map_err(|problem| anyhow!("--proxy: {problem}"))?;
     let ca_file = match &args.ca_file {
         Some(path) if !path.is_file() => bail!(
             "--ca-file {} does not exist or is not a file; point it at a PEM certificate",
@@ -333,22 +337,25 @@ pub fn config_from_args(
             host,
             client_id: client_id.to_owned(),
             username: username.to_owned(),
-            password: Secret::new(password),
+            password: SecretString::from(password),
             status: args.status.trim().to_owned(),
             ca_file,
-            proxy: args.proxy.clone(),
+            proxy,
             verify_tls: true,
         },
         tap: TapSection {
             hostname: tap_hostname,
             principal: non_empty(&args.tap_principal).map(str::to_owned),
-            secret: tap_secret.map(Secret::new),
+            secret: tap_secret.map(SecretString::from),
             history_hours: args.history_hours,
             create_incidents: args.create_incidents,
             enabled: None,
             overlap_minutes: None,
             safety_margin_seconds: None,
+            ca_file: None,
+            verify_tls: true,
         },
+        run: Default::default(),
     })
 }
 
@@ -386,6 +393,7 @@ fn read_secret_file(path: &Path, flag: &str) -> anyhow::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::ExposeSecret as _;
     use std::collections::VecDeque;
 
     /// Answers from a script and records everything said and asked.
@@ -430,7 +438,7 @@ mod tests {
 
     fn accept_only(password: &'static str) -> impl AsyncFn(&ThreatqSection) -> anyhow::Result<()> {
         async move |threatq: &ThreatqSection| {
-            if threatq.password.expose() == password {
+            if threatq.password.expose_secret() == password {
                 Ok(())
             } else {
                 Err(anyhow!("ThreatQ answered 400: invalid_grant"))

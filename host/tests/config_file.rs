@@ -4,7 +4,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use tq_conn::config::{
-    self, CONFIG_FILE_NAME, Config, ConfigError, HostUrl, Secret, TapSection, ThreatqSection,
+    self, CONFIG_FILE_NAME, Config, ConfigError, ExposeSecret as _, HostUrl, ProxyUrl,
+    SecretString, TapSection, ThreatqSection,
 };
 
 const MINIMAL: &str = r#"
@@ -45,22 +46,25 @@ fn full_config(ca_file: PathBuf) -> Config {
             host: HostUrl::parse("http://127.0.0.1:8080").expect("host"),
             client_id: "client-1".to_owned(),
             username: "analyst@example.com".to_owned(),
-            password: Secret::new("pa\"ss word#1"),
+            password: SecretString::from("pa\"ss word#1"),
             status: "Active".to_owned(),
-            ca_file: Some(ca_file),
-            proxy: Some("http://proxy.example.com:3128".to_owned()),
+            ca_file: Some(ca_file.clone()),
+            proxy: Some(ProxyUrl::parse("http://proxy.example.com:3128").expect("proxy")),
             verify_tls: false,
         },
         tap: TapSection {
             hostname: Some(HostUrl::parse("tap-api-v2.proofpoint.com").expect("host")),
             principal: Some("principal-1".to_owned()),
-            secret: Some(Secret::new("tap-secret-1")),
+            secret: Some(SecretString::from("tap-secret-1")),
             history_hours: Some(48),
             create_incidents: Some(false),
             enabled: Some(true),
             overlap_minutes: Some(0),
             safety_margin_seconds: Some(3600),
+            ca_file: Some(ca_file),
+            verify_tls: false,
         },
+        run: Default::default(),
     }
 }
 
@@ -77,7 +81,7 @@ fn a_minimal_file_gets_defaults() {
     assert_eq!(config.threatq.host.base(), "https://threatq.example.com");
     assert_eq!(config.threatq.status, "Review");
     assert!(config.threatq.verify_tls);
-    assert_eq!(config.threatq.password.expose(), "s3cret-pass");
+    assert_eq!(config.threatq.password.expose_secret(), "s3cret-pass");
     assert_eq!(config.tap, TapSection::default());
     assert!(!config.tap.is_complete());
 }
@@ -379,7 +383,12 @@ fn secrets_never_show_in_debug_output() {
     let debug = format!("{config:?}");
     assert!(!debug.contains("s3cret-pass"), "{debug}");
     assert!(!debug.contains("tap-secret-zz"), "{debug}");
-    assert_eq!(config.threatq.password.to_string(), "***");
+    // A secret has no Display at all (`{}` does not compile), and its
+    // Debug is a placeholder.
+    assert_eq!(
+        format!("{:?}", config.threatq.password),
+        "SecretBox<str>([REDACTED])"
+    );
 }
 
 #[test]

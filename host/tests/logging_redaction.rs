@@ -4,7 +4,7 @@
 use std::fs;
 
 use tq_conn::cli::{LogTarget, Verbosity};
-use tq_conn::config::Secret;
+use tq_conn::config::SecretString;
 use tq_conn::logging::{self, LOG_FILE_NAME};
 
 const THREATQ_PASSWORD: &str = "Tq-Passw0rd!redact-me";
@@ -18,13 +18,13 @@ const UNREGISTERED_TOKEN: &str = "unregistered-access-tok-77";
 #[allow(dead_code)] // only read through Debug
 struct Login {
     username: &'static str,
-    password: Secret,
+    password: SecretString,
 }
 
 /// Emits every shape a secret could take, at one level.
 macro_rules! emit_all {
     ($level:expr, $tag:literal) => {{
-        let login = Login { username: "analyst@example.com", password: Secret::new(THREATQ_PASSWORD) };
+        let login = Login { username: "analyst@example.com", password: SecretString::from(THREATQ_PASSWORD) };
         tracing::event!(target: "tq_conn::run", $level, "{} case 1: login {:?}", $tag, login);
         tracing::event!(target: "tq_conn::run", $level, password = THREATQ_PASSWORD, "{} case 2: field", $tag);
         tracing::event!(target: "tap_runtime::http", $level, "{} case 3: Authorization: Basic {}", $tag, BASIC_CREDENTIAL);

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::anyhow;
 use tq_conn::cli::{Command, SetupArgs, parse_args};
-use tq_conn::config::{self, ThreatqSection};
+use tq_conn::config::{self, ExposeSecret as _, ThreatqSection};
 use tq_conn::setup::{config_from_args, run_setup_command};
 
 fn setup_args(dir: &Path, flags: &[&str]) -> SetupArgs {
@@ -72,14 +72,14 @@ async fn flags_and_a_password_file_write_a_loadable_config() {
     let loaded = config::load(dir.path()).expect("loads").expect("present");
     assert_eq!(loaded, written);
     assert_eq!(loaded.threatq.host.base(), "http://127.0.0.1:9000");
-    assert_eq!(loaded.threatq.password.expose(), "pw with spaces ");
+    assert_eq!(loaded.threatq.password.expose_secret(), "pw with spaces ");
     assert_eq!(loaded.threatq.status, "Active");
     assert_eq!(
         loaded.tap.hostname.as_ref().map(|h| h.base()),
         Some("https://tap.example.com")
     );
     assert_eq!(
-        loaded.tap.secret.as_ref().map(|s| s.expose()),
+        loaded.tap.secret.as_ref().map(|s| s.expose_secret()),
         Some("tap-s3cret")
     );
     assert_eq!(loaded.tap.history_hours, Some(12));
@@ -209,7 +209,7 @@ fn the_password_file_wins_over_the_environment() {
         None,
     )
     .expect("env password");
-    assert_eq!(from_env.threatq.password.expose(), "from-env");
+    assert_eq!(from_env.threatq.password.expose_secret(), "from-env");
     let mut with_file = flags.to_vec();
     with_file.extend(["--password-file", &password]);
     let from_file = config_from_args(
@@ -218,7 +218,7 @@ fn the_password_file_wins_over_the_environment() {
         None,
     )
     .expect("file password");
-    assert_eq!(from_file.threatq.password.expose(), "from-file");
+    assert_eq!(from_file.threatq.password.expose_secret(), "from-file");
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! process's environment.
 
 use tq_conn::cli::{Command, parse_args};
-use tq_conn::config::{self, ThreatqSection};
+use tq_conn::config::{self, ExposeSecret as _, ThreatqSection};
 use tq_conn::setup::run_setup_command;
 
 async fn accept(_: &ThreatqSection) -> anyhow::Result<()> {
@@ -42,6 +42,6 @@ async fn setup_takes_its_values_from_the_environment_and_flags_win() {
     assert_eq!(config.threatq.host.host(), "tq-from-env.example.com");
     assert_eq!(config.threatq.client_id, "cid-env");
     assert_eq!(config.threatq.username, "flag@example.com");
-    assert_eq!(config.threatq.password.expose(), "pw-from-env");
+    assert_eq!(config.threatq.password.expose_secret(), "pw-from-env");
     assert_eq!(config.threatq.status, "Whitelisted");
 }

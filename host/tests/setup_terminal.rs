@@ -15,7 +15,7 @@ use anyhow::anyhow;
 use expectrl::process::unix::WaitStatus;
 use expectrl::{Eof, Expect as _, Session};
 use tq_conn::cli::{Command as CliCommand, parse_args};
-use tq_conn::config;
+use tq_conn::config::{self, ExposeSecret as _};
 use tq_conn::setup::{self, CONFIGURED_MESSAGE};
 
 const CHILD_DIR_ENV: &str = "TQ_CONN_SETUP_TEST_CHILD_DIR";
@@ -34,7 +34,7 @@ fn child_process_runs_the_first_run_on_its_terminal() {
         .build()
         .expect("runtime");
     let verify = async |threatq: &config::ThreatqSection| {
-        if threatq.password.expose() == GOOD_PASSWORD {
+        if threatq.password.expose_secret() == GOOD_PASSWORD {
             Ok(())
         } else {
             Err(anyhow!("ThreatQ answered 400: invalid_grant"))
@@ -162,7 +162,7 @@ fn the_first_run_prompts_like_the_legacy_connector_and_hides_the_password() {
     assert_eq!(config.threatq.host.base(), "https://127.0.0.1:8443");
     assert_eq!(config.threatq.client_id, "client-abc");
     assert_eq!(config.threatq.username, "analyst@example.com");
-    assert_eq!(config.threatq.password.expose(), GOOD_PASSWORD);
+    assert_eq!(config.threatq.password.expose_secret(), GOOD_PASSWORD);
     assert_eq!(config.threatq.status, "Active");
 }
 
@@ -215,6 +215,6 @@ fn setup_without_a_password_source_asks_for_it_on_a_terminal() {
         "the password was echoed:\n{screen}"
     );
     let config = config::load(dir.path()).expect("loads").expect("written");
-    assert_eq!(config.threatq.password.expose(), GOOD_PASSWORD);
+    assert_eq!(config.threatq.password.expose_secret(), GOOD_PASSWORD);
     assert_eq!(config.threatq.username, "svc@example.com");
 }

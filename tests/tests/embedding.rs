@@ -70,9 +70,9 @@ async fn the_embedded_component_under_node_with_credentials_returns_what_our_hos
     })
     .expect("the embedded component loads");
     let policy = OutboundPolicy {
-        tap_base_url: reqwest::Url::parse(&tap.base_url()).expect("sim URL"),
+        origin: tap_runtime::TapOrigin::parse(&tap.base_url()).expect("sim URL"),
         principal: tap.principal().to_owned(),
-        secret: tap.secret().to_owned(),
+        secret: tap.secret().into(),
         http: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -85,6 +85,7 @@ async fn the_embedded_component_under_node_with_credentials_returns_what_our_hos
         let answer = runtime
             .sync(&policy, &settings, w)
             .await
+            .answer
             .expect("the component ran");
         ours.push(answer_as_jco_json(&answer));
     }

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use tap_runtime::{
-    ComponentSource, Limits, OutboundPolicy, Runtime, RuntimeConfig, RuntimeError,
-    Settings, SyncError, SyncResult, Window,
+    CallOutcome, ComponentSource, Limits, OutboundPolicy, RequestCounts, Runtime, RuntimeConfig,
+    RuntimeError, Settings, SyncError, SyncResult, TapOrigin, Window,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -179,6 +179,7 @@ fn generous_limits() -> Limits {
         memory_bytes: 64 * 1024 * 1024,
         cpu_time: Duration::from_secs(10),
         wall_time: Duration::from_secs(30),
+        ..Limits::default()
     }
 }
 
@@ -191,7 +192,7 @@ fn no_redirects() -> reqwest::Client {
 
 fn policy_for(server: &TestServer) -> OutboundPolicy {
     OutboundPolicy {
-        tap_base_url: reqwest::Url::parse(&server.url()).expect("url"),
+        origin: TapOrigin::parse(&server.url()).expect("url"),
         principal: PRINCIPAL.into(),
         secret: SECRET.into(),
         http: no_redirects(),
@@ -225,9 +226,25 @@ async fn run(
     server: &TestServer,
     what: &str,
 ) -> Result<Result<SyncResult, SyncError>, RuntimeError> {
+    run_counted(runtime, policy, server, what).await.answer
+}
+
+/// The answer together with the requests the host counted.
+async fn run_counted(
+    runtime: &Runtime,
+    policy: &OutboundPolicy,
+    server: &TestServer,
+    what: &str,
+) -> CallOutcome {
     runtime
         .sync(policy, &settings_for(server), &behaviour(what))
         .await
+}
+
+/// After an attack: the same runtime still answers a normal call.
+async fn still_answers(runtime: &Runtime, policy: &OutboundPolicy, server: &TestServer) {
+    let after = run(runtime, policy, server, "echo").await;
+    assert!(matches!(after, Ok(Ok(_))), "{after:?}");
 }
 
 /// The probe's attribute `name` from a successful call.
@@ -665,9 +682,433 @@ async fn the_embedded_tap_component_loads_and_answers_without_a_sandbox_failure(
         start: "2026-11-28T10:00:00Z".into(),
         end: "2026-11-28T10:10:00Z".into(),
     };
-    let answer = runtime
+    let outcome = runtime
         .sync(&policy_for(&server), &settings_for(&server), &window)
         .await;
-    assert!(answer.is_ok(), "{answer:?}");
+    assert!(outcome.answer.is_ok(), "{:?}", outcome.answer);
+    // TAP answered 500 to the SIEM request: one sent, counted by the host.
+    assert_eq!(outcome.requests.siem, 1, "{:?}", outcome.requests);
 }
 
+// ---------------------------------------------------------------------------
+// Attacks on the caps: each is refused or stopped with a clear error, and
+// the same runtime then still answers a normal call.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_body_bomb_is_refused_at_the_cap_without_a_connection() {
+    let server = TestServer::start(|_| Reply::Text("ok")).await;
+    let runtime = probe_runtime(generous_limits());
+    let policy = policy_for(&server);
+    assert_eq!(Limits::default().request_body_bytes, 64 * 1024);
+
+    // 16 MiB streamed after the request was handed over: refused at 64 KiB.
+    let bomb = run_counted(
+        &runtime,
+        &policy,
+        &server,
+        &format!("post:{}/v2/siem/all:16384", server.url()),
+    )
+    .await;
+    let code = transport_error(bomb.answer);
+    assert!(code.starts_with("HttpRequestBodySize"), "{code}");
+    assert!(code.contains("65536"), "{code}");
+    assert_eq!(server.connections(), 0, "nothing was sent");
+    assert_eq!(
+        bomb.requests,
+        RequestCounts {
+            refused: 1,
+            ..RequestCounts::default()
+        }
+    );
+
+    // A small body under the cap still goes through.
+    let small = run(
+        &runtime,
+        &policy,
+        &server,
+        &format!("post:{}/v2/siem/all:4", server.url()),
+    )
+    .await
+    .expect("no sandbox failure")
+    .expect("the probe answers");
+    assert_eq!(attribute(&small, "status"), "200");
+    still_answers(&runtime, &policy, &server).await;
+}
+
+/// Every line logged while `future` runs, one string per line.
+async fn capture_log<F: std::future::Future>(future: F) -> (F::Output, Vec<String>) {
+    use tracing::instrument::WithSubscriber as _;
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("lock").extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let output = future.with_subscriber(subscriber).await;
+    let text = String::from_utf8_lossy(&buffer.0.lock().expect("lock")).into_owned();
+    (output, text.lines().map(str::to_owned).collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_flood_is_cut_at_the_line_cap_with_exactly_one_warning() {
+    let server = TestServer::start(|_| Reply::Text("ok")).await;
+    let runtime = probe_runtime(Limits {
+        log_lines: 50,
+        ..generous_limits()
+    });
+    let policy = policy_for(&server);
+    assert_eq!(Limits::default().log_lines, 10_000);
+
+    let (answer, lines) = capture_log(run(&runtime, &policy, &server, "log-flood:5000")).await;
+    let result = answer
+        .expect("no sandbox failure")
+        .expect("the probe answers");
+    assert_eq!(attribute(&result, "logged"), "5000");
+
+    let flood = lines
+        .iter()
+        .filter(|line| line.contains("probe flood line"))
+        .count();
+    assert_eq!(flood, 50, "only the first 50 lines are logged");
+    assert!(
+        lines
+            .iter()
+            .any(|line| line.contains("probe flood line 49"))
+    );
+    let warnings: Vec<&String> = lines
+        .iter()
+        .filter(|line| line.contains("WARN") && line.contains("were dropped"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("more than 50 lines") && warnings[0].contains("the 4950 lines"),
+        "{}",
+        warnings[0]
+    );
+
+    // The next call has its own budget.
+    let (answer, lines) = capture_log(run(&runtime, &policy, &server, "log-flood:3")).await;
+    assert!(matches!(answer, Ok(Ok(_))), "{answer:?}");
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|line| line.contains("probe flood line"))
+            .count(),
+        3
+    );
+    assert!(!lines.iter().any(|line| line.contains("dropped")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handle_leak_stops_at_the_handle_limit() {
+    let server = TestServer::start(|_| Reply::Text("ok")).await;
+    let runtime = probe_runtime(Limits {
+        resource_handles: 200,
+        ..generous_limits()
+    });
+    let policy = policy_for(&server);
+
+    let few = run(&runtime, &policy, &server, "handles:50").await;
+    assert!(matches!(few, Ok(Ok(_))), "{few:?}");
+
+    let leak = run(&runtime, &policy, &server, "handles:100000").await;
+    match leak {
+        Err(err @ RuntimeError::HandleLimit { .. }) => {
+            assert!(
+                err.to_string().contains("limit of 200 open WASI handles"),
+                "{err}"
+            );
+        }
+        other => panic!("expected the handle limit, got {other:?}"),
+    }
+    still_answers(&runtime, &policy, &server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_spellings_of_the_tap_address_are_denied_without_a_connection() {
+    let tap = TestServer::start(|_| Reply::Text("tap")).await;
+    let runtime = probe_runtime(generous_limits());
+    let policy = policy_for(&tap);
+    let port = tap.addr.port();
+
+    for (hostile, expected) in [
+        (
+            format!("http://[::1]:{port}/v2/siem/all"),
+            "HttpRequestDenied",
+        ),
+        (
+            format!("http://[::ffff:127.0.0.1]:{port}/v2/siem/all"),
+            "HttpRequestDenied",
+        ),
+        (
+            format!("http://[0:0:0:0:0:ffff:7f00:1]:{port}/v2/siem/all"),
+            "HttpRequestDenied",
+        ),
+        (
+            format!("http://2130706433:{port}/v2/siem/all"),
+            "HttpRequestDenied",
+        ),
+        (
+            format!("http://0177.0.0.1:{port}/v2/siem/all"),
+            "HttpRequestDenied",
+        ),
+        (
+            format!("http://0x7f.0.0.1:{port}/v2/siem/all"),
+            "HttpRequestDenied",
+        ),
+        (
+            format!("http://127.1:{port}/v2/siem/all"),
+            "HttpRequestDenied",
+        ),
+        (
+            format!("http://127.0.0.1.:{port}/v2/siem/all"),
+            "HttpRequestDenied",
+        ),
+        (
+            format!("http://127.0.0.1:0{port}/v2/siem/all"),
+            "HttpRequestDenied",
+        ),
+        (
+            format!("http://probe@127.0.0.1:{port}/v2/siem/all"),
+            "HttpRequestDenied",
+        ),
+        (
+            format!("http://:{SECRET}@127.0.0.1:{port}/v2/siem/all"),
+            "HttpRequestDenied",
+        ),
+        (
+            format!("http://127.0.0.1:{port}@127.0.0.1:{port}/"),
+            "HttpRequestDenied",
+        ),
+        // The http crate refuses percent-encoding in an authority outright,
+        // so the guest cannot even build the request.
+        (
+            format!("http://%31%32%37.0.0.1:{port}/v2/siem/all"),
+            "HttpRequestUriInvalid",
+        ),
+    ] {
+        let answer = run(&runtime, &policy, &tap, &format!("get:{hostile}")).await;
+        assert_eq!(transport_error(answer), expected, "{hostile}");
+    }
+    assert_eq!(tap.connections(), 0, "no request reached the TAP server");
+    still_answers(&runtime, &policy, &tap).await;
+    assert_eq!(tap.connections(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_named_origin_admits_only_its_own_spelling() {
+    // The origin is `localhost`; a URL parser would take the upper-case and
+    // trailing-dot spellings to the same server.
+    let tap = TestServer::start(|_| Reply::Text("tap")).await;
+    let port = tap.addr.port();
+    let base = format!("http://localhost:{port}");
+    let runtime = probe_runtime(generous_limits());
+    let policy = OutboundPolicy {
+        origin: TapOrigin::parse(&base).expect("origin"),
+        ..policy_for(&tap)
+    };
+
+    for hostile in [
+        format!("http://LOCALHOST:{port}/v2/siem/all"),
+        format!("http://LocalHost:{port}/v2/siem/all"),
+        format!("http://localhost.:{port}/v2/siem/all"),
+        format!("http://localhost:0{port}/v2/siem/all"),
+    ] {
+        let answer = run(&runtime, &policy, &tap, &format!("get:{hostile}")).await;
+        assert_eq!(transport_error(answer), "HttpRequestDenied", "{hostile}");
+    }
+    assert_eq!(tap.connections(), 0);
+
+    let result = run(&runtime, &policy, &tap, &format!("get:{base}/v2/siem/all"))
+        .await
+        .expect("no sandbox failure")
+        .expect("the probe answers");
+    assert_eq!(attribute(&result, "body"), "tap");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_that_follows_a_redirect_to_another_host_itself_is_denied() {
+    let elsewhere = TestServer::start(|_| Reply::Text("elsewhere")).await;
+    let away = format!("{}/stolen", elsewhere.url());
+    let tap = TestServer::start(move |request| match request.path.as_str() {
+        "/v2/siem/all" => Reply::Redirect(away.clone()),
+        _ => Reply::Text("tap"),
+    })
+    .await;
+    let runtime = probe_runtime(generous_limits());
+    let policy = policy_for(&tap);
+
+    let answer = run(
+        &runtime,
+        &policy,
+        &tap,
+        &format!("follow:{}/v2/siem/all", tap.url()),
+    )
+    .await;
+    assert_eq!(transport_error(answer), "HttpRequestDenied");
+    assert_eq!(tap.connections(), 1);
+    assert_eq!(elsewhere.connections(), 0);
+
+    // A redirect back to the TAP origin itself under another spelling of
+    // its address is denied too; the canonical spelling is followed.
+    for (template, followed) in [
+        ("http://2130706433:PORT/landed", false),
+        ("http://127.0.0.1:0PORT/landed", false),
+        ("http://127.0.0.1.:PORT/landed", false),
+        ("http://127.0.0.1:PORT/landed", true),
+    ] {
+        let own_port = Arc::new(std::sync::OnceLock::<u16>::new());
+        let port = Arc::clone(&own_port);
+        let selfish = TestServer::start(move |request| match request.path.as_str() {
+            "/v2/siem/all" => Reply::Redirect(
+                template.replace("PORT", &port.get().copied().unwrap_or(0).to_string()),
+            ),
+            _ => Reply::Text("landed"),
+        })
+        .await;
+        own_port.set(selfish.addr.port()).expect("set once");
+        let answer = run(
+            &runtime,
+            &policy_for(&selfish),
+            &selfish,
+            &format!("follow:{}/v2/siem/all", selfish.url()),
+        )
+        .await;
+        if followed {
+            let result = answer
+                .expect("no sandbox failure")
+                .expect("the probe answers");
+            assert!(
+                attribute(&result, "hop_1").starts_with("200 "),
+                "{result:?}"
+            );
+            assert_eq!(selfish.connections(), 2, "{template}");
+        } else {
+            assert_eq!(transport_error(answer), "HttpRequestDenied", "{template}");
+            assert_eq!(selfish.connections(), 1, "{template}");
+        }
+    }
+    assert_eq!(tap.connections(), 1);
+    still_answers(&runtime, &policy, &tap).await;
+}
+
+// ---------------------------------------------------------------------------
+// Budgets counted by the host.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_sent_before_a_panic_are_counted_by_the_host() {
+    let server = TestServer::start(|_| Reply::Text("{}")).await;
+    let runtime = probe_runtime(generous_limits());
+    let siem = format!("{}/v2/siem/all?format=json", server.url());
+
+    let outcome = run_counted(
+        &runtime,
+        &policy_for(&server),
+        &server,
+        &format!("visit:{siem}|{siem}|{siem}|panic"),
+    )
+    .await;
+    match &outcome.answer {
+        Err(RuntimeError::Trap(text)) => assert!(text.contains("after 3 requests"), "{text}"),
+        other => panic!("expected a trap, got {other:?}"),
+    }
+    assert_eq!(outcome.requests.siem, 3, "{:?}", outcome.requests);
+    assert_eq!(outcome.requests.sent(), 3);
+    assert_eq!(server.received().len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_host_counts_each_request_in_its_tap_pool_and_refusals_apart() {
+    let server = TestServer::start(|_| Reply::Status(404)).await;
+    let elsewhere = TestServer::start(|_| Reply::Text("elsewhere")).await;
+    let runtime = probe_runtime(generous_limits());
+    let tap = server.url();
+    let visits = [
+        format!("{tap}/v2/siem/all?format=json"),
+        format!("{tap}/v2/siem/clicks/blocked?format=json"),
+        format!("{tap}/v2/campaign/46e01b8a-c899-404d-bcd9-189bb393d1a7"),
+        format!("{tap}/v2/forensics?campaignId=46e01b8a-c899-404d-bcd9-189bb393d1a7"),
+        format!("{tap}/v2/forensics?threatId=3ba97fc852c66a7ba761450edfdfb9f4"),
+        format!("{tap}/v2/people/vap"),
+        format!("{}/v2/siem/all", elsewhere.url()),
+    ];
+
+    let outcome = run_counted(
+        &runtime,
+        &policy_for(&server),
+        &server,
+        &format!("visit:{}", visits.join("|")),
+    )
+    .await;
+    let result = outcome
+        .answer
+        .expect("no sandbox failure")
+        .expect("the probe answers");
+    assert_eq!(
+        attribute(&result, "visit_6"),
+        "ErrorCode::HttpRequestDenied"
+    );
+    assert_eq!(
+        outcome.requests,
+        RequestCounts {
+            siem: 2,
+            campaign: 1,
+            campaign_forensics: 1,
+            threat_forensics: 1,
+            other: 1,
+            refused: 1,
+            oversized: 0,
+        }
+    );
+    assert_eq!(server.received().len(), 6);
+    assert_eq!(elsewhere.connections(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_cut_off_by_the_wall_clock_is_still_counted() {
+    let server = TestServer::start(|request| match request.path.as_str() {
+        "/v2/siem/all" => Reply::Text("{}"),
+        _ => Reply::Silent,
+    })
+    .await;
+    let runtime = probe_runtime(Limits {
+        wall_time: Duration::from_millis(800),
+        ..generous_limits()
+    });
+    let tap = server.url();
+
+    let outcome = run_counted(
+        &runtime,
+        &policy_for(&server),
+        &server,
+        &format!("visit:{tap}/v2/siem/all|{tap}/v2/forensics?threatId=abc"),
+    )
+    .await;
+    assert!(
+        matches!(outcome.answer, Err(RuntimeError::WallClock { .. })),
+        "{:?}",
+        outcome.answer
+    );
+    assert_eq!(
+        outcome.requests,
+        RequestCounts {
+            siem: 1,
+            threat_forensics: 1,
+            ..RequestCounts::default()
+        }
+    );
+}

@@ -9,10 +9,36 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     #[error(
-        "the TAP component exceeded its memory limit of {}; raise `limits.memory` if the windows are very large",
+        "the TAP component exceeded its memory limit of {}; windows too large for it are split in halves; if even 30 s is too large, raise `memory_mib` under [run]",
         format_mib(*.limit_bytes)
     )]
     MemoryLimit { limit_bytes: usize },
+
+    /// A wasm table would have grown (or been created) past
+    /// `Limits::table_elements`.
+    #[error(
+        "the TAP component exceeded its table limit of {limit_elements} elements; this build of the component needs more than the sandbox allows"
+    )]
+    TableLimit { limit_elements: usize },
+
+    /// Instantiating the component needed more core instances, tables or
+    /// memories than `Limits` allows. Carries wasmtime's words.
+    #[error(
+        "the TAP component needs more than the sandbox allows to start ({reason}); the limits are {instances} instances, {tables} tables and {memories} memories"
+    )]
+    InstanceLimit {
+        reason: String,
+        instances: usize,
+        tables: usize,
+        memories: usize,
+    },
+
+    /// The component held more WASI handles (requests, streams, header
+    /// fields, pollables) at once than `Limits::resource_handles`.
+    #[error(
+        "the TAP component exceeded its limit of {limit} open WASI handles (requests, streams, fields); it is leaking them"
+    )]
+    HandleLimit { limit: usize },
 
     #[error(
         "the TAP component exceeded its CPU time limit of {}; it is stuck or the window is too large",
@@ -86,6 +112,20 @@ mod tests {
         assert!(
             cpu.to_string()
                 .starts_with("the TAP component exceeded its CPU time limit of 60 s")
+        );
+        let table = RuntimeError::TableLimit {
+            limit_elements: 10_000,
+        };
+        assert!(
+            table
+                .to_string()
+                .starts_with("the TAP component exceeded its table limit of 10000 elements")
+        );
+        let handles = RuntimeError::HandleLimit { limit: 1000 };
+        assert!(
+            handles
+                .to_string()
+                .contains("limit of 1000 open WASI handles")
         );
         let wall = RuntimeError::WallClock {
             limit: Duration::from_millis(1500),

@@ -1,37 +1,41 @@
 //! The sandbox's only way out: outbound HTTP to the configured TAP origin.
 //!
 //! `OutboundHttp` is the capability. wasi-http hands every guest request to
-//! its `send_request` hook, which refuses any other origin, sends the rest
-//! with the host's own `reqwest::Client` (the operator's proxy and TLS
-//! choices, no redirects), adds the TAP credentials the guest never sees,
-//! and bounds time and response size.
+//! its `send_request` hook, which refuses any other origin (`TapOrigin`,
+//! an exact comparison), refuses a request body over the cap without
+//! buffering it, sends the rest with the host's own `reqwest::Client` (the
+//! operator's proxy and TLS choices, no redirects), adds the TAP credentials
+//! the guest never sees, bounds time and response size, and counts per TAP
+//! pool what it actually sent, in a counter that outlives the call.
 
 use std::fmt;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, HOST};
+use http::header::{AUTHORIZATION, CONTENT_LENGTH, HOST};
 use http::{HeaderValue, Method, StatusCode};
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::BodyExt;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use secrecy::{ExposeSecret, SecretString};
 use wasmtime_wasi_http::{Error as WasiHttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
-use crate::RuntimeError;
+use crate::{RuntimeError, TapOrigin};
 
 /// Where the component may send HTTP, and how.
 #[derive(Clone)]
 pub struct OutboundPolicy {
-    /// The TAP API origin. Requests must match its scheme, host and port
-    /// exactly; any path below it is allowed.
-    pub tap_base_url: url::Url,
+    /// The TAP API origin. Requests must name its scheme, host and port
+    /// exactly ([`TapOrigin::admits`]); any path below it is allowed.
+    pub origin: TapOrigin,
     /// The TAP service principal, sent as the Basic auth user.
     pub principal: String,
-    /// The TAP secret, sent as the Basic auth password. It stays in the host.
-    pub secret: String,
+    /// The TAP secret, sent as the Basic auth password. It stays in the host;
+    /// its Debug prints a placeholder.
+    pub secret: SecretString,
     /// The host's HTTP client. Build it with `redirect::Policy::none()`: a
     /// redirect is the guest's business to see, not the client's to follow.
     pub http: reqwest::Client,
@@ -49,80 +53,144 @@ impl OutboundPolicy {
 }
 
 impl fmt::Debug for OutboundPolicy {
-    // Hand-written so the secret cannot end up in a log through `{:?}`.
+    // Hand-written to leave out the HTTP client; the secret's own Debug is
+    // a placeholder.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OutboundPolicy")
-            .field("tap_base_url", &self.tap_base_url.as_str())
+            .field("origin", &self.origin)
             .field("principal", &self.principal)
-            .field("secret", &"<redacted>")
+            .field("secret", &self.secret)
             .field("request_timeout", &self.request_timeout)
             .field("max_response_bytes", &self.max_response_bytes)
             .finish()
     }
 }
 
-/// The one origin (scheme, host, port) the guest may reach.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct AllowedOrigin {
-    scheme: String,
-    host: String,
-    port: u16,
+/// The requests one call made, as the host counted them: per TAP pool, the
+/// requests the hook actually dispatched to TAP, and the requests it
+/// refused (another origin, a body over the cap), which never left the
+/// host. Counted as they happen, so the figures stand whatever ended the
+/// call (an answer, a TAP error, a trap, a limit, the wall clock).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RequestCounts {
+    /// `/v2/siem/...`.
+    pub siem: u32,
+    /// `/v2/campaign/<id>`.
+    pub campaign: u32,
+    /// `/v2/forensics?campaignId=...`.
+    pub campaign_forensics: u32,
+    /// `/v2/forensics?threatId=...`.
+    pub threat_forensics: u32,
+    /// Any other path on the TAP origin (counted in no pool).
+    pub other: u32,
+    /// Refused by the hook and never sent.
+    pub refused: u32,
+    /// Sent, but the answer was cut off for exceeding the response size
+    /// cap: the host splits such a window (docs/sync.md, "Windows that fit").
+    pub oversized: u32,
 }
 
-impl AllowedOrigin {
-    pub(crate) fn from_base_url(url: &url::Url) -> Result<Self, RuntimeError> {
-        let scheme = url.scheme().to_ascii_lowercase();
-        if scheme != "http" && scheme != "https" {
-            return Err(RuntimeError::Policy(format!(
-                "the TAP base URL {url} must start with https:// (or http:// for a local test server)"
-            )));
-        }
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err(RuntimeError::Policy(format!(
-                "the TAP base URL must not carry credentials; set the principal and secret instead (got {}://…@{})",
-                url.scheme(),
-                url.host_str().unwrap_or("")
-            )));
-        }
-        let host = url
-            .host_str()
-            .ok_or_else(|| RuntimeError::Policy(format!("the TAP base URL {url} has no host")))?
-            .to_ascii_lowercase();
-        let port = url
-            .port_or_known_default()
-            .ok_or_else(|| RuntimeError::Policy(format!("the TAP base URL {url} has no port")))?;
-        Ok(AllowedOrigin { scheme, host, port })
+impl RequestCounts {
+    /// Every request sent to TAP, whatever its pool.
+    pub fn sent(&self) -> u32 {
+        self.siem
+            .saturating_add(self.campaign)
+            .saturating_add(self.campaign_forensics)
+            .saturating_add(self.threat_forensics)
+            .saturating_add(self.other)
     }
 
-    /// Whether `uri` points at this origin. Userinfo in the authority is
-    /// refused outright: it has no business in a TAP request and would let
-    /// the client send credentials of the guest's choosing.
-    fn admits(&self, uri: &http::Uri) -> bool {
-        let Some(scheme) = uri.scheme_str() else {
-            return false;
+    fn count(&mut self, endpoint: Endpoint) {
+        let slot = match endpoint {
+            Endpoint::Siem => &mut self.siem,
+            Endpoint::Campaign => &mut self.campaign,
+            Endpoint::CampaignForensics => &mut self.campaign_forensics,
+            Endpoint::ThreatForensics => &mut self.threat_forensics,
+            Endpoint::Other => &mut self.other,
         };
-        let Some(authority) = uri.authority() else {
-            return false;
-        };
-        if authority.as_str().contains('@') {
-            return false;
-        }
-        let scheme = scheme.to_ascii_lowercase();
-        let default_port = match scheme.as_str() {
-            "http" => 80,
-            "https" => 443,
-            _ => return false,
-        };
-        scheme == self.scheme
-            && authority.host().eq_ignore_ascii_case(&self.host)
-            && authority.port_u16().unwrap_or(default_port) == self.port
+        *slot = slot.saturating_add(1);
     }
 }
 
-impl fmt::Display for AllowedOrigin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}://{}:{}", self.scheme, self.host, self.port)
+/// The counter one call's hook writes and `Runtime::sync` reads, shared so
+/// it survives the store being dropped.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RequestCounter(Arc<Mutex<RequestCounts>>);
+
+impl RequestCounter {
+    fn update(&self, change: impl FnOnce(&mut RequestCounts)) {
+        change(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner));
     }
+
+    pub(crate) fn snapshot(&self) -> RequestCounts {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Which TAP pool a request draws on (docs/tap-api.md, "Rate limits").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Endpoint {
+    Siem,
+    Campaign,
+    CampaignForensics,
+    ThreatForensics,
+    Other,
+}
+
+impl Endpoint {
+    /// Classifies by path and query as TAP would read them: percent-decoded
+    /// and without regard to case, so a guest cannot move a request out of
+    /// its pool by spelling it differently. `/v2/campaign/ids` (a pool the
+    /// host does not track, and the component does not call) is `Other`.
+    pub(crate) fn of(uri: &http::Uri) -> Endpoint {
+        let path = percent_decode(uri.path()).to_ascii_lowercase();
+        let path = path.strip_suffix('/').unwrap_or(&path);
+        if path == "/v2/siem" || path.starts_with("/v2/siem/") {
+            return Endpoint::Siem;
+        }
+        if let Some(id) = path.strip_prefix("/v2/campaign/") {
+            return if id.is_empty() || id.contains('/') || id == "ids" {
+                Endpoint::Other
+            } else {
+                Endpoint::Campaign
+            };
+        }
+        if path == "/v2/forensics" {
+            let keys: Vec<String> =
+                url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+                    .map(|(key, _)| key.to_ascii_lowercase())
+                    .collect();
+            // Both at once is refused by TAP; count the scarcer pool.
+            if keys.iter().any(|key| key == "threatid") {
+                return Endpoint::ThreatForensics;
+            }
+            if keys.iter().any(|key| key == "campaignid") {
+                return Endpoint::CampaignForensics;
+            }
+        }
+        Endpoint::Other
+    }
+}
+
+/// `%XX` sequences decoded (invalid ones kept as they are).
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        if bytes[index] == b'%'
+            && let Some(hex) = bytes.get(index + 1..index + 3)
+            && let Ok(hex) = std::str::from_utf8(hex)
+            && let Ok(byte) = u8::from_str_radix(hex, 16)
+        {
+            out.push(byte);
+            index += 3;
+        } else {
+            out.push(bytes[index]);
+            index += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The capability installed as the wasi-http hooks of one store.
@@ -132,30 +200,51 @@ pub(crate) struct OutboundHttp {
 
 /// Everything one request needs, shared with the spawned request futures.
 struct Exchange {
-    origin: AllowedOrigin,
+    origin: TapOrigin,
+    /// The same origin as the URL parser the client uses reads it.
+    client_origin: url::Origin,
     authorization: HeaderValue,
     http: reqwest::Client,
     request_timeout: Duration,
     max_response_bytes: u64,
+    max_request_body_bytes: usize,
+    counts: RequestCounter,
 }
 
 impl OutboundHttp {
-    pub(crate) fn new(policy: &OutboundPolicy) -> Result<Self, RuntimeError> {
-        let origin = AllowedOrigin::from_base_url(&policy.tap_base_url)?;
-        let credentials = base64::engine::general_purpose::STANDARD
-            .encode(format!("{}:{}", policy.principal, policy.secret));
+    pub(crate) fn new(
+        policy: &OutboundPolicy,
+        max_request_body_bytes: usize,
+        counts: RequestCounter,
+    ) -> Result<Self, RuntimeError> {
+        let credentials = base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
+            policy.principal,
+            policy.secret.expose_secret()
+        ));
         let mut authorization =
             HeaderValue::from_str(&format!("Basic {credentials}")).map_err(|_| {
                 RuntimeError::Policy("the TAP credentials cannot form an HTTP header".into())
             })?;
         authorization.set_sensitive(true);
+        let client_origin = url::Url::parse(&policy.origin.base_url())
+            .map(|url| url.origin())
+            .map_err(|err| {
+                RuntimeError::Policy(format!(
+                    "the TAP origin {} is not a URL the HTTP client can use: {err}",
+                    policy.origin
+                ))
+            })?;
         Ok(OutboundHttp {
             exchange: Arc::new(Exchange {
-                origin,
+                origin: policy.origin.clone(),
+                client_origin,
                 authorization,
                 http: policy.http.clone(),
                 request_timeout: policy.request_timeout,
                 max_response_bytes: u64::try_from(policy.max_response_bytes).unwrap_or(u64::MAX),
+                max_request_body_bytes,
+                counts,
             }),
         })
     }
@@ -210,6 +299,7 @@ impl Exchange {
         let path = parts.uri.path().to_owned();
 
         if !self.origin.admits(&parts.uri) {
+            self.counts.update(|counts| counts.refused += 1);
             tracing::warn!(
                 refused = %refused_authority(&parts.uri),
                 allowed = %self.origin,
@@ -220,9 +310,49 @@ impl Exchange {
 
         let url = reqwest::Url::parse(&parts.uri.to_string())
             .map_err(|_| WasiHttpError::HttpRequestUriInvalid)?;
-        // TAP requests are GETs; a body, if any, is small and bounded by the
-        // guest's own memory limit, so collecting it is fine.
-        let body = body.collect().await?.to_bytes();
+        // Belt and braces: the client must read the URL as the origin too.
+        if url.origin() != self.client_origin {
+            self.counts.update(|counts| counts.refused += 1);
+            tracing::warn!(
+                refused = %refused_authority(&parts.uri),
+                allowed = %self.origin,
+                "refused an outbound request from the TAP component: the HTTP client reads its URL differently"
+            );
+            return Err(WasiHttpError::HttpRequestDenied);
+        }
+
+        // TAP requests are GETs without a body. A body is read through a
+        // limit, so one over the cap is refused without being buffered.
+        let limit = self.max_request_body_bytes;
+        let declared = parts
+            .headers
+            .get(CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.trim().parse::<u64>().ok());
+        let body = match declared {
+            Some(declared) if declared > limit as u64 => Err(declared),
+            _ => match Limited::new(body, limit).collect().await {
+                Ok(collected) => Ok(collected.to_bytes()),
+                Err(err) if err.is::<LengthLimitError>() => Err(limit as u64 + 1),
+                Err(err) => {
+                    return Err(match err.downcast::<WasiHttpError>() {
+                        Ok(code) => *code,
+                        Err(other) => WasiHttpError::InternalError(Some(other.to_string())),
+                    });
+                }
+            },
+        };
+        let body = match body {
+            Ok(body) => body,
+            Err(at_least) => {
+                self.counts.update(|counts| counts.refused += 1);
+                tracing::warn!(
+                    %method, %path, limit_bytes = limit, body_bytes_at_least = at_least,
+                    "refused an outbound request from the TAP component: its body is larger than the request body limit of {limit} bytes"
+                );
+                return Err(WasiHttpError::HttpRequestBodySize(Some(limit as u64)));
+            }
+        };
 
         let mut headers = parts.headers;
         headers.remove(HOST);
@@ -239,6 +369,10 @@ impl Exchange {
             builder = builder.body(body);
         }
 
+        // Dispatched from here on: it counts against TAP's budgets whatever
+        // happens next.
+        self.counts
+            .update(|counts| counts.count(Endpoint::of(&parts.uri)));
         let response = match builder.send().await {
             Ok(response) => response,
             Err(err) => {
@@ -268,6 +402,7 @@ impl Exchange {
                 %method, %path, status = status.as_u16(), bytes = declared,
                 limit = self.max_response_bytes, "TAP response refused: larger than the limit"
             );
+            self.counts.update(|counts| counts.oversized += 1);
             return Err(WasiHttpError::HttpResponseBodySize(Some(declared)));
         }
 
@@ -287,6 +422,7 @@ impl Exchange {
                 status,
                 started,
             }),
+            counts: self.counts.clone(),
         };
         builder
             .body(body.boxed_unsync())
@@ -323,6 +459,7 @@ struct MeteredBody {
     received: u64,
     limit: u64,
     record: Option<ExchangeRecord>,
+    counts: RequestCounter,
 }
 
 impl MeteredBody {
@@ -351,6 +488,7 @@ impl Body for MeteredBody {
                     self.received = self.received.saturating_add(data.len() as u64);
                     if self.received > self.limit {
                         let limit = self.limit;
+                        self.counts.update(|counts| counts.oversized += 1);
                         self.finish("refused: larger than the response size limit");
                         return Poll::Ready(Some(Err(WasiHttpError::HttpResponseBodySize(Some(
                             limit,
@@ -458,61 +596,221 @@ fn elapsed_ms(started: Instant) -> u64 {
 mod tests {
     use super::*;
 
-    fn origin(base: &str) -> AllowedOrigin {
-        AllowedOrigin::from_base_url(&url::Url::parse(base).expect("test URL parses"))
-            .expect("test URL is a valid origin")
-    }
-
     fn uri(text: &str) -> http::Uri {
         text.parse().expect("test URI parses")
     }
 
-    #[test]
-    fn only_the_configured_scheme_host_and_port_are_admitted() {
-        let tap = origin("https://tap-api-v2.proofpoint.com");
-        assert!(tap.admits(&uri(
-            "https://tap-api-v2.proofpoint.com/v2/siem/all?format=json"
-        )));
-        assert!(tap.admits(&uri("https://TAP-API-V2.proofpoint.com:443/v2/siem/all")));
-        assert!(!tap.admits(&uri("http://tap-api-v2.proofpoint.com/v2/siem/all")));
-        assert!(!tap.admits(&uri("https://tap-api-v2.proofpoint.com:8443/v2/siem/all")));
-        assert!(!tap.admits(&uri("https://tap-api-v2.proofpoint.com.evil.example/")));
-        assert!(!tap.admits(&uri("https://example.com/")));
+    fn endpoint(path_and_query: &str) -> Endpoint {
+        Endpoint::of(&uri(&format!("https://tap.example{path_and_query}")))
     }
 
-    #[test]
-    fn an_explicit_port_must_match_exactly() {
-        let local = origin("http://127.0.0.1:8080");
-        assert!(local.admits(&uri("http://127.0.0.1:8080/v2/siem/all")));
-        assert!(!local.admits(&uri("http://127.0.0.1/v2/siem/all")));
-        assert!(!local.admits(&uri("http://127.0.0.1:8081/v2/siem/all")));
-        assert!(!local.admits(&uri("http://localhost:8080/v2/siem/all")));
-    }
-
-    #[test]
-    fn userinfo_in_a_request_authority_is_refused() {
-        let local = origin("http://127.0.0.1:8080");
-        assert!(!local.admits(&uri("http://user:pw@127.0.0.1:8080/")));
-    }
-
-    #[test]
-    fn a_base_url_with_credentials_or_a_strange_scheme_is_rejected() {
-        for bad in ["ftp://tap.example", "https://user:pw@tap.example"] {
-            let url = url::Url::parse(bad).expect("test URL parses");
-            assert!(AllowedOrigin::from_base_url(&url).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn the_policy_debug_output_hides_the_secret() {
-        let policy = OutboundPolicy {
-            tap_base_url: url::Url::parse("https://tap.example").expect("test URL parses"),
+    fn policy(origin: &str) -> OutboundPolicy {
+        OutboundPolicy {
+            origin: TapOrigin::parse(origin).expect("test origin"),
             principal: "principal".into(),
             secret: "s3cr3t-value".into(),
             http: reqwest::Client::new(),
             request_timeout: OutboundPolicy::DEFAULT_REQUEST_TIMEOUT,
             max_response_bytes: OutboundPolicy::DEFAULT_MAX_RESPONSE_BYTES,
-        };
-        assert!(!format!("{policy:?}").contains("s3cr3t-value"));
+        }
+    }
+
+    #[test]
+    fn requests_are_classified_into_tap_pools_by_path_and_query() {
+        use Endpoint::*;
+        for (path, pool) in [
+            ("/v2/siem/all?format=json&interval=a%2Fb", Siem),
+            ("/v2/siem/clicks/blocked", Siem),
+            ("/v2/siem", Siem),
+            ("/v2/%73iem/all", Siem),
+            ("/V2/SIEM/all", Siem),
+            ("/v2/campaign/46e01b8a-c899", Campaign),
+            ("/v2/campaign/46e01b8a-c899/", Campaign),
+            ("/v2/campaign/ids?interval=x", Other),
+            ("/v2/campaign/", Other),
+            ("/v2/forensics?campaignId=46e01b8a", CampaignForensics),
+            ("/v2/forensics?threatId=abc", ThreatForensics),
+            ("/v2/forensics?threatid=abc", ThreatForensics),
+            ("/v2/forensics?%74hreatId=abc", ThreatForensics),
+            ("/v2/forensics?campaignId=1&threatId=2", ThreatForensics),
+            ("/v2/forensics", Other),
+            ("/v2/forensics?other=1", Other),
+            ("/v2/people/vap", Other),
+            ("/echo", Other),
+        ] {
+            assert_eq!(endpoint(path), pool, "{path}");
+        }
+    }
+
+    #[test]
+    fn the_request_counts_add_up_and_the_counter_is_shared() {
+        let counter = RequestCounter::default();
+        let clone = counter.clone();
+        for endpoint in [
+            Endpoint::Siem,
+            Endpoint::Siem,
+            Endpoint::Campaign,
+            Endpoint::CampaignForensics,
+            Endpoint::ThreatForensics,
+            Endpoint::Other,
+        ] {
+            clone.update(|counts| counts.count(endpoint));
+        }
+        clone.update(|counts| counts.refused += 1);
+        let counts = counter.snapshot();
+        assert_eq!(
+            counts,
+            RequestCounts {
+                siem: 2,
+                campaign: 1,
+                campaign_forensics: 1,
+                threat_forensics: 1,
+                other: 1,
+                refused: 1,
+                oversized: 0,
+            }
+        );
+        assert_eq!(counts.sent(), 6);
+    }
+
+    /// A 16 MiB request body in 1 KiB frames, counting what was pulled
+    /// from it.
+    struct EndlessBody {
+        pulled: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    const BOMB_BYTES: usize = 16 * 1024 * 1024;
+
+    impl Body for EndlessBody {
+        type Data = Bytes;
+        type Error = WasiHttpError;
+
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, WasiHttpError>>> {
+            const CHUNK: usize = 1024;
+            let before = self
+                .pulled
+                .fetch_add(CHUNK, std::sync::atomic::Ordering::SeqCst);
+            if before >= BOMB_BYTES {
+                return Poll::Ready(None);
+            }
+            Poll::Ready(Some(Ok(Frame::data(Bytes::from(vec![b'x'; CHUNK])))))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_request_body_over_the_cap_is_refused_without_being_buffered_or_sent() {
+        let counts = RequestCounter::default();
+        let hook = OutboundHttp::new(&policy("http://127.0.0.1:9"), 64 * 1024, counts.clone())
+            .expect("hook");
+        let pulled = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let request = http::Request::post("http://127.0.0.1:9/v2/siem/all")
+            .body(
+                EndlessBody {
+                    pulled: Arc::clone(&pulled),
+                }
+                .boxed_unsync(),
+            )
+            .expect("request");
+        let answer = hook.exchange.send(request).await;
+        assert!(
+            matches!(answer, Err(WasiHttpError::HttpRequestBodySize(Some(65536)))),
+            "{:?}",
+            answer.err()
+        );
+        // Read one chunk past the cap at most, then stopped.
+        assert!(
+            pulled.load(std::sync::atomic::Ordering::SeqCst) <= 64 * 1024 + 1024,
+            "pulled {} bytes",
+            pulled.load(std::sync::atomic::Ordering::SeqCst)
+        );
+        assert_eq!(
+            counts.snapshot(),
+            RequestCounts {
+                refused: 1,
+                ..RequestCounts::default()
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn a_declared_content_length_over_the_cap_is_refused_before_reading() {
+        let counts = RequestCounter::default();
+        let hook =
+            OutboundHttp::new(&policy("http://127.0.0.1:9"), 1024, counts.clone()).expect("hook");
+        let pulled = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let request = http::Request::post("http://127.0.0.1:9/v2/siem/all")
+            .header(CONTENT_LENGTH, "1000000")
+            .body(
+                EndlessBody {
+                    pulled: Arc::clone(&pulled),
+                }
+                .boxed_unsync(),
+            )
+            .expect("request");
+        let answer = hook.exchange.send(request).await;
+        assert!(matches!(
+            answer,
+            Err(WasiHttpError::HttpRequestBodySize(Some(1024)))
+        ));
+        assert_eq!(pulled.load(std::sync::atomic::Ordering::SeqCst), 0);
+        assert_eq!(counts.snapshot().refused, 1);
+    }
+
+    #[tokio::test]
+    async fn a_request_to_another_origin_is_refused_and_counted_as_refused() {
+        let counts = RequestCounter::default();
+        let hook =
+            OutboundHttp::new(&policy("http://127.0.0.1:9"), 1024, counts.clone()).expect("hook");
+        let request = http::Request::get("http://2130706433:9/v2/siem/all")
+            .body(
+                http_body_util::Empty::new()
+                    .map_err(|never| match never {})
+                    .boxed_unsync(),
+            )
+            .expect("request");
+        let answer = hook.exchange.send(request).await;
+        assert!(matches!(answer, Err(WasiHttpError::HttpRequestDenied)));
+        assert_eq!(
+            counts.snapshot(),
+            RequestCounts {
+                refused: 1,
+                ..RequestCounts::default()
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn a_dispatched_request_counts_in_its_pool_even_when_it_fails() {
+        // Port 9 on 127.0.0.1 refuses the connection: sent, but no answer.
+        let counts = RequestCounter::default();
+        let hook =
+            OutboundHttp::new(&policy("http://127.0.0.1:9"), 1024, counts.clone()).expect("hook");
+        let request = http::Request::get("http://127.0.0.1:9/v2/forensics?threatId=abc")
+            .body(
+                http_body_util::Empty::new()
+                    .map_err(|never| match never {})
+                    .boxed_unsync(),
+            )
+            .expect("request");
+        assert!(hook.exchange.send(request).await.is_err());
+        assert_eq!(
+            counts.snapshot(),
+            RequestCounts {
+                threat_forensics: 1,
+                ..RequestCounts::default()
+            }
+        );
+    }
+
+    #[test]
+    fn the_policy_debug_output_hides_the_secret() {
+        let policy = policy("https://tap.example");
+        let text = format!("{policy:?}");
+        assert!(!text.contains("s3cr3t-value"), "{text}");
+        assert!(text.contains("REDACTED"), "{text}");
+        assert!(text.contains("https://tap.example"), "{text}");
     }
 }

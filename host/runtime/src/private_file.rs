@@ -288,7 +288,7 @@ mod tests {
         let dir = private_dir();
         rustix::fs::mknodat(
             rustix::fs::CWD,
-            &dir.path().join("a.cwasm"),
+            dir.path().join("a.cwasm"),
             rustix::fs::FileType::Fifo,
             rustix::fs::Mode::from_raw_mode(0o600),
             0,

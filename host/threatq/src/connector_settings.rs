@@ -30,6 +30,7 @@
 use std::fmt;
 use std::sync::atomic::AtomicUsize;
 
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
 
 use crate::error::ThreatqError;
@@ -50,17 +51,40 @@ impl OptionName {
 }
 
 /// The connector's entry in ThreatQ's UI. `None` fields were not set there.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct ConnectorSettings {
     /// The UI's on/off switch; an entry without one counts as on, so a
     /// missing field never silently stops the feed.
     pub enabled: bool,
     pub hostname: Option<String>,
     pub principal: Option<String>,
-    pub secret: Option<String>,
+    pub secret: Option<SecretString>,
     pub history_hours: Option<u32>,
     pub create_incidents: Option<bool>,
 }
+
+impl PartialEq for ConnectorSettings {
+    fn eq(&self, other: &Self) -> bool {
+        // Exhaustive, so a new field cannot be forgotten here.
+        let ConnectorSettings {
+            enabled,
+            hostname,
+            principal,
+            secret,
+            history_hours,
+            create_incidents,
+        } = self;
+        *enabled == other.enabled
+            && *hostname == other.hostname
+            && *principal == other.principal
+            && secret.as_ref().map(|s| s.expose_secret())
+                == other.secret.as_ref().map(|s| s.expose_secret())
+            && *history_hours == other.history_hours
+            && *create_incidents == other.create_incidents
+    }
+}
+
+impl Eq for ConnectorSettings {}
 
 impl fmt::Debug for ConnectorSettings {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -95,10 +119,10 @@ impl Client {
             Some(entry @ Value::Object(_)) => vec![entry],
             Some(Value::Null) | None => Vec::new(),
             Some(other) => {
-                return Err(unexpected(
+                return Err(self.scrubbed(unexpected(
                     &what,
                     format!("\"data\" is {other}, not a list"),
-                ));
+                )));
             }
         };
         // The server may ignore the filter; only an entry with our name counts.
@@ -110,7 +134,21 @@ impl Client {
         }) else {
             return Ok(None);
         };
-        parse_entry(entry, &what).map(Some)
+        parse_entry(entry, &what)
+            .map(Some)
+            .map_err(|error| self.scrubbed(error))
+    }
+
+    /// An answer quoted in an error may hold what we sent (the password) or
+    /// a token: scrub it like every other quoted answer.
+    fn scrubbed(&self, error: ThreatqError) -> ThreatqError {
+        match error {
+            ThreatqError::UnexpectedResponse { what, detail } => ThreatqError::UnexpectedResponse {
+                what,
+                detail: self.scrub(detail),
+            },
+            other => other,
+        }
     }
 
     /// The proxy configured in ThreatQ (for `-ep`), or `None` when none is
@@ -181,7 +219,7 @@ fn parse_entry(entry: &Value, what: &str) -> Result<ConnectorSettings, ThreatqEr
         enabled,
         hostname: option(OptionName::HOSTNAME).map(text),
         principal: option(OptionName::PRINCIPAL).map(text),
-        secret: option(OptionName::SECRET).map(text),
+        secret: option(OptionName::SECRET).map(|value| text(value).into()),
         history_hours,
         create_incidents,
     })
@@ -258,7 +296,13 @@ mod tests {
         });
         let settings = parse_entry(&entry, "test").unwrap();
         assert!(settings.enabled);
-        assert_eq!(settings.secret.as_deref(), Some("1234"));
+        assert_eq!(
+            settings
+                .secret
+                .as_ref()
+                .map(secrecy::ExposeSecret::expose_secret),
+            Some("1234")
+        );
         assert_eq!(settings.history_hours, Some(12));
         assert_eq!(settings.create_incidents, Some(true));
     }

@@ -21,4 +21,7 @@ pub use date::format_threatq_date;
 pub use error::ThreatqError;
 pub use model::{Batch, Collection, ForwardOptions, ForwardReport, RejectedObject, TqObject};
 pub use retry::{RetryPolicy, Transient};
+/// The secret type of [`ThreatqConfig::password`] and
+/// [`ConnectorSettings::secret`], re-exported for callers.
+pub use secrecy::{ExposeSecret, SecretString};
 pub use session::{Client, MAX_RESPONSE_BYTES, ThreatqConfig};

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use url::Url;
 
@@ -23,7 +24,7 @@ use crate::error::{ThreatqError, errors_of, reason_from_body, shorten};
 use crate::retry::RetryPolicy;
 
 /// Where ThreatQ is and who the connector logs in as.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct ThreatqConfig {
     /// `scheme://host[:port]`; any path is ignored.
     pub base_url: Url,
@@ -31,17 +32,20 @@ pub struct ThreatqConfig {
     pub client_id: String,
     /// The ThreatQ user's login (sent as `email`).
     pub username: String,
-    pub password: String,
+    /// Its Debug prints a placeholder; only the token request exposes it.
+    pub password: SecretString,
 }
 
 impl fmt::Debug for ThreatqConfig {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         formatter
             .debug_struct("ThreatqConfig")
-            .field("base_url", &self.base_url.as_str())
+            // The origin alone: never a `user:password@` a caller put in
+            // the URL (the path is ignored anyway).
+            .field("base_url", &self.base_url.origin().ascii_serialization())
             .field("client_id", &self.client_id)
             .field("username", &self.username)
-            .field("password", &"[redacted]")
+            .field("password", &self.password)
             .finish()
     }
 }
@@ -67,7 +71,7 @@ pub const MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
 const REMEMBERED_TOKENS: usize = 4;
 
 struct CachedToken {
-    access: String,
+    access: SecretString,
     renew_at: Instant,
 }
 
@@ -84,7 +88,7 @@ struct Inner {
     /// An async mutex: the holder may log in while others wait, so a burst
     /// of calls with an expired token triggers one login, not many.
     token: tokio::sync::Mutex<Option<CachedToken>>,
-    issued_tokens: Mutex<Vec<String>>,
+    issued_tokens: Mutex<Vec<SecretString>>,
 }
 
 impl fmt::Debug for Client {
@@ -202,7 +206,7 @@ impl Client {
     }
 
     /// A token that is valid for at least `RENEW_EARLY` more.
-    async fn bearer(&self, counter: &AtomicUsize) -> Result<String, ThreatqError> {
+    async fn bearer(&self, counter: &AtomicUsize) -> Result<SecretString, ThreatqError> {
         let mut cached = self.inner.token.lock().await;
         if let Some(token) = cached.as_ref()
             && Instant::now() < token.renew_at
@@ -216,9 +220,12 @@ impl Client {
     }
 
     /// Drops `token` from the cache unless another caller already replaced it.
-    async fn forget(&self, token: &str) {
+    async fn forget(&self, token: &SecretString) {
         let mut cached = self.inner.token.lock().await;
-        if cached.as_ref().is_some_and(|held| held.access == token) {
+        if cached
+            .as_ref()
+            .is_some_and(|held| held.access.expose_secret() == token.expose_secret())
+        {
             *cached = None;
         }
     }
@@ -227,7 +234,7 @@ impl Client {
         let what = "logging in to ThreatQ";
         let config = &self.inner.config;
         let url = self.url("/api/token")?;
-        let body = json!({ "email": config.username, "password": config.password });
+        let body = json!({ "email": config.username, "password": config.password.expose_secret() });
         counter.fetch_add(1, Ordering::Relaxed);
         let response = self
             .inner
@@ -248,7 +255,7 @@ impl Client {
             });
         }
         let json = self.interpret(what, status, &body)?;
-        let access = json
+        let access: SecretString = json
             .get("access_token")
             .and_then(Value::as_str)
             .filter(|token| !token.is_empty())
@@ -256,7 +263,7 @@ impl Client {
                 what: what.to_owned(),
                 detail: "the token answer has no access_token".to_owned(),
             })?
-            .to_owned();
+            .into();
         let lifetime = json
             .get("expires_in")
             .and_then(|value| {
@@ -283,7 +290,7 @@ impl Client {
     async fn send(
         &self,
         request: &ApiRequest,
-        token: &str,
+        token: &SecretString,
         counter: &AtomicUsize,
     ) -> Result<(StatusCode, Bytes), ThreatqError> {
         let started = Instant::now();
@@ -291,7 +298,8 @@ impl Client {
             .inner
             .http
             .request(request.method.clone(), self.url(&request.path)?)
-            .bearer_auth(token)
+            // reqwest marks the header sensitive.
+            .bearer_auth(token.expose_secret())
             .header(ACCEPT, "application/json");
         if !request.query.is_empty() {
             builder = builder.query(&request.query);
@@ -441,13 +449,13 @@ impl Client {
         }
     }
 
-    fn remember_token(&self, token: &str) {
+    fn remember_token(&self, token: &SecretString) {
         let mut issued = self
             .inner
             .issued_tokens
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        issued.push(token.to_owned());
+        issued.push(token.clone());
         if issued.len() > REMEMBERED_TOKENS {
             issued.remove(0);
         }
@@ -461,11 +469,10 @@ impl Client {
             .issued_tokens
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let secrets = issued.iter().map(String::as_str).chain([self
-            .inner
-            .config
-            .password
-            .as_str()]);
+        let secrets = issued
+            .iter()
+            .chain([&self.inner.config.password])
+            .map(ExposeSecret::expose_secret);
         let mut text = text;
         for secret in secrets {
             // Very short passwords would blank out ordinary words; such a
@@ -484,5 +491,25 @@ impl Client {
             }
         }
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_config_debug_shows_neither_the_password_nor_url_credentials() {
+        let config = ThreatqConfig {
+            base_url: Url::parse("https://admin:url-pass-77@threatq.example:8443/ignored").unwrap(),
+            client_id: "client".to_owned(),
+            username: "analyst@example.com".to_owned(),
+            password: "tq-password-9f2".into(),
+        };
+        let text = format!("{config:?}");
+        assert!(!text.contains("tq-password-9f2"), "{text}");
+        assert!(!text.contains("url-pass-77"), "{text}");
+        assert!(text.contains("https://threatq.example:8443"), "{text}");
+        assert!(text.contains("REDACTED"), "{text}");
     }
 }

@@ -24,7 +24,7 @@ fn config(sim: &ThreatqSim, password: &str) -> ThreatqConfig {
         base_url: sim.base_url().parse().expect("sim URL"),
         client_id: "sim-client".to_owned(),
         username: "analyst@example.com".to_owned(),
-        password: password.to_owned(),
+        password: password.into(),
     }
 }
 
@@ -508,7 +508,13 @@ async fn connector_settings_are_read_when_the_entry_exists() {
         Some("tap-api-v2.proofpoint.com")
     );
     assert_eq!(settings.principal.as_deref(), Some("principal-1"));
-    assert_eq!(settings.secret.as_deref(), Some("secret-1"));
+    assert_eq!(
+        settings
+            .secret
+            .as_ref()
+            .map(threatq_client::ExposeSecret::expose_secret),
+        Some("secret-1")
+    );
     assert_eq!(settings.history_hours, Some(24));
     assert_eq!(settings.create_incidents, Some(true));
 

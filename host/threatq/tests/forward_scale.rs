@@ -74,7 +74,7 @@ async fn a_busy_day_forwards_completely_in_bounded_requests() {
         base_url: sim.base_url().parse().unwrap(),
         client_id: "sim-client".to_owned(),
         username: "analyst@example.com".to_owned(),
-        password: "sim-password".to_owned(),
+        password: "sim-password".into(),
     };
     let retry = RetryPolicy {
         max_attempts: 3,

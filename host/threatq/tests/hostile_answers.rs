@@ -109,8 +109,4 @@ async fn an_endless_chunked_body_is_cut_at_the_limit() {
     .await;
     let text = login_error(&url).await.to_string();
     assert!(text.contains("MiB limit"), "{text}");
-    assert!(
-        threatq_client::MAX_RESPONSE_BYTES <= 64 * 1024 * 1024,
-        "the limit stays far below what would hurt the host"
-    );
 }

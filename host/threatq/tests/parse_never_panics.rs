@@ -151,7 +151,7 @@ fn client(address: SocketAddr, http: &reqwest::Client) -> Client {
         base_url: format!("http://{address}").parse().unwrap(),
         client_id: "prop-client".to_owned(),
         username: "analyst@example.com".to_owned(),
-        password: PASSWORD.to_owned(),
+        password: PASSWORD.into(),
     };
     let once = RetryPolicy {
         max_attempts: 1,

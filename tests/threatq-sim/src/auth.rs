@@ -36,12 +36,14 @@ pub(crate) struct Tokens {
 
 impl Tokens {
     /// Answers a token request whose parameters were gathered from the query
-    /// string and the body, whatever the body's encoding.
+    /// string and the body, whatever the body's encoding; `fixed` is the
+    /// access token to issue instead of a random one.
     pub fn grant(
         &mut self,
         credentials: &Credentials,
         params: &HashMap<String, String>,
         ttl: Duration,
+        fixed: Option<&str>,
     ) -> Result<Value, GrantRefused> {
         let param = |name: &str| params.get(name).map(String::as_str);
         match param("grant_type") {
@@ -79,7 +81,10 @@ impl Tokens {
                 });
             }
         }
-        let access = Alphanumeric.sample_string(&mut rand::rng(), 40);
+        let access = fixed.map_or_else(
+            || Alphanumeric.sample_string(&mut rand::rng(), 40),
+            str::to_owned,
+        );
         let refresh = Alphanumeric.sample_string(&mut rand::rng(), 40);
         // A test may ask for an absurd lifetime (Duration::MAX) to see what
         // the client does with it; the sim itself just never expires it.

@@ -43,6 +43,10 @@ pub struct ThreatqSimConfig {
     pub connector: Option<Value>,
     /// What `/api/configuration/proxy` reports.
     pub proxy: Option<String>,
+    /// The access token every password grant issues, for tests that look
+    /// for a known value where it must not appear; `None` issues a fresh
+    /// random one each time.
+    pub access_token: Option<String>,
 }
 
 impl Default for ThreatqSimConfig {
@@ -54,6 +58,7 @@ impl Default for ThreatqSimConfig {
             token_ttl: Duration::from_secs(3600),
             connector: None,
             proxy: None,
+            access_token: None,
         }
     }
 }
@@ -82,6 +87,7 @@ impl RecordedRequest {
 pub(crate) struct Shared {
     credentials: Credentials,
     token_ttl: Duration,
+    access_token: Option<String>,
     store: Mutex<Store>,
     tokens: Mutex<Tokens>,
     faults: Mutex<FaultState>,
@@ -115,6 +121,7 @@ impl ThreatqSim {
                 password: config.password,
             },
             token_ttl: config.token_ttl,
+            access_token: config.access_token,
             store: Mutex::new(Store::default()),
             tokens: Mutex::new(Tokens::default()),
             faults: Mutex::new(FaultState::default()),

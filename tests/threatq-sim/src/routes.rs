@@ -138,7 +138,12 @@ async fn token(
             }
         }
     }
-    let granted = lock(&shared.tokens).grant(&shared.credentials, &params, shared.token_ttl);
+    let granted = lock(&shared.tokens).grant(
+        &shared.credentials,
+        &params,
+        shared.token_ttl,
+        shared.access_token.as_deref(),
+    );
     match granted {
         Ok(body) => json_response(StatusCode::OK, body),
         Err(refused) => json_response(StatusCode::BAD_REQUEST, refused.body()),

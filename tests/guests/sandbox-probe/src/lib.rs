@@ -11,6 +11,15 @@
 //! - `spin`: loops forever.
 //! - `panic`: panics.
 //! - `log`: writes one line through the host's `log` import.
+//! - `log-flood:<n>`: writes `n` lines through `log`.
+//! - `post:<url>:<KiB>`: POSTs `url` while streaming a body of that many
+//!   KiB after the request was handed to the host; reports like `get:`.
+//! - `visit:<url>|<url>|...`: GETs each URL in turn, ignoring failures (a
+//!   `panic` element panics there); attribute `visit_<i>` is the status or
+//!   the error code of each.
+//! - `follow:<url>`: GETs `url` and follows up to three redirects itself,
+//!   as a guest trying to reach another host through one would.
+//! - `handles:<n>`: creates `n` header-field resources and keeps them all.
 //!
 //! Built for wasm32-wasip2 only (by `tests/build.rs`).
 
@@ -62,6 +71,71 @@ mod probe {
                 spin()
             } else if behaviour == "panic" {
                 panic!("the sandbox probe panicked on purpose");
+            } else if let Some(count) = behaviour.strip_prefix("log-flood:") {
+                let count: u32 = count
+                    .parse()
+                    .map_err(|_| SyncError::InvalidInput(format!("bad line count {count}")))?;
+                for line in 0..count {
+                    log(
+                        LogLevel::Info,
+                        &format!("probe flood line {line}"),
+                        &[LogField {
+                            key: "line".into(),
+                            value: line.to_string(),
+                        }],
+                    );
+                }
+                vec![attribute("logged", count.to_string())]
+            } else if let Some(rest) = behaviour.strip_prefix("post:") {
+                let (url, kib) = rest
+                    .rsplit_once(':')
+                    .ok_or_else(|| SyncError::InvalidInput(format!("bad post {rest}")))?;
+                let kib: usize = kib
+                    .parse()
+                    .map_err(|_| SyncError::InvalidInput(format!("bad KiB count {kib}")))?;
+                let response =
+                    post(url, kib).map_err(|code| SyncError::Transport(format!("{code:?}")))?;
+                vec![
+                    attribute("status", response.status.to_string()),
+                    attribute("body", response.body),
+                ]
+            } else if let Some(urls) = behaviour.strip_prefix("visit:") {
+                let mut visited = Vec::new();
+                for (index, url) in urls.split('|').enumerate() {
+                    if url == "panic" {
+                        panic!("the sandbox probe panicked on purpose after {index} requests");
+                    }
+                    let outcome = match fetch(url, None) {
+                        Ok(response) => response.status.to_string(),
+                        Err(code) => format!("{code:?}"),
+                    };
+                    visited.push(attribute(&format!("visit_{index}"), outcome));
+                }
+                visited
+            } else if let Some(url) = behaviour.strip_prefix("follow:") {
+                let mut url = url.to_owned();
+                let mut hops = Vec::new();
+                for hop in 0..4 {
+                    let response = fetch(&url, None)
+                        .map_err(|code| SyncError::Transport(format!("{code:?}")))?;
+                    hops.push(attribute(
+                        &format!("hop_{hop}"),
+                        format!("{} {url}", response.status),
+                    ));
+                    match response.location {
+                        Some(next) if (300..400).contains(&response.status) => url = next,
+                        _ => break,
+                    }
+                }
+                hops
+            } else if let Some(count) = behaviour.strip_prefix("handles:") {
+                let count: usize = count
+                    .parse()
+                    .map_err(|_| SyncError::InvalidInput(format!("bad handle count {count}")))?;
+                let kept: Vec<Fields> = (0..count).map(|_| Fields::new()).collect();
+                let held = kept.len();
+                std::mem::forget(kept);
+                vec![attribute("handles", held.to_string())]
             } else if behaviour == "log" {
                 log(
                     LogLevel::Info,
@@ -206,6 +280,44 @@ mod probe {
 
     /// A plain wasi:http GET that reports the exact error code.
     fn fetch(url: &str, authorization: Option<&str>) -> Result<Fetched, ErrorCode> {
+        let request = new_request(url, Method::Get, authorization)?;
+        let body = request
+            .body()
+            .map_err(|_| ErrorCode::InternalError(Some("no request body".into())))?;
+        OutgoingBody::finish(body, None)?;
+        let pending = outgoing_handler::handle(request, None)?;
+        read_response(pending)
+    }
+
+    /// A POST whose body (`kib` KiB) is streamed after the request was
+    /// handed to the host, as a body bomb would be. Write failures (the
+    /// host stopped reading) end the body; the response tells why.
+    fn post(url: &str, kib: usize) -> Result<Fetched, ErrorCode> {
+        let request = new_request(url, Method::Post, None)?;
+        let body = request
+            .body()
+            .map_err(|_| ErrorCode::InternalError(Some("no request body".into())))?;
+        let pending = outgoing_handler::handle(request, None)?;
+        if let Ok(stream) = body.write() {
+            let chunk = [b'x'; 4096];
+            let mut written = 0;
+            while written < kib * 1024 {
+                if stream.blocking_write_and_flush(&chunk).is_err() {
+                    break;
+                }
+                written += chunk.len();
+            }
+            drop(stream);
+        }
+        let _ = OutgoingBody::finish(body, None);
+        read_response(pending)
+    }
+
+    fn new_request(
+        url: &str,
+        method: Method,
+        authorization: Option<&str>,
+    ) -> Result<OutgoingRequest, ErrorCode> {
         let (scheme, rest) = url
             .split_once("://")
             .ok_or(ErrorCode::HttpRequestUriInvalid)?;
@@ -227,16 +339,16 @@ mod probe {
         }
         let request = OutgoingRequest::new(headers);
         let invalid = |_| ErrorCode::HttpRequestUriInvalid;
-        request.set_method(&Method::Get).map_err(invalid)?;
+        request.set_method(&method).map_err(invalid)?;
         request.set_scheme(Some(&scheme)).map_err(invalid)?;
         request.set_authority(Some(authority)).map_err(invalid)?;
         request.set_path_with_query(Some(path)).map_err(invalid)?;
-        let body = request
-            .body()
-            .map_err(|_| ErrorCode::InternalError(Some("no request body".into())))?;
-        OutgoingBody::finish(body, None)?;
+        Ok(request)
+    }
 
-        let pending = outgoing_handler::handle(request, None)?;
+    fn read_response(
+        pending: outgoing_handler::FutureIncomingResponse,
+    ) -> Result<Fetched, ErrorCode> {
         pending.subscribe().block();
         let response = pending
             .get()
