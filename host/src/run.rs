@@ -307,11 +307,9 @@ async fn run_inner(options: &RunOptions, summary: &mut RunSummary) -> Result<Opt
     let mut pending: std::collections::VecDeque<Window> = plan.windows.iter().copied().collect();
     while let Some(window) = pending.pop_front() {
         let window = &window;
-        if let Err(stop) = deadline.check(window, summary) {
-            save_state(&state_file, &state);
-            progress.finish();
-            return Err(stop);
-        }
+        deadline
+            .check(window, summary)
+            .map_err(|stop| abandon(&state_file, &state, &progress, stop))?;
         let clock = options.now.unwrap_or_else(OffsetDateTime::now_utc);
         let settings = component_settings(&tap, &state, &known_campaigns, clock)?;
         let result = deadline
@@ -347,22 +345,17 @@ async fn run_inner(options: &RunOptions, summary: &mut RunSummary) -> Result<Opt
                 continue;
             }
             Err(Stop::TooLarge(why)) => {
-                save_state(&state_file, &state);
-                progress.finish();
-                return Err(Stop::Failed(
+                let stop = Stop::Failed(
                     FailureKind::Sandbox,
                     why.context(format!(
                         "window {} is too large for the sandbox even at TAP's shortest \
                          window (30 s); raise the limit named above under [run] (memory_mib, tap_response_mib)",
                         describe(window)
                     )),
-                ));
+                );
+                return Err(abandon(&state_file, &state, &progress, stop));
             }
-            Err(stop) => {
-                save_state(&state_file, &state);
-                progress.finish();
-                return Err(stop);
-            }
+            Err(stop) => return Err(abandon(&state_file, &state, &progress, stop)),
         };
 
         let batch = to_batch(&result);
@@ -377,21 +370,12 @@ async fn run_inner(options: &RunOptions, summary: &mut RunSummary) -> Result<Opt
 
         let mut rejected = BTreeSet::new();
         if !options.dry_run {
-            let forwarded = deadline
+            let forwarded = match deadline
                 .bound(window, summary, threatq.forward(&batch, &forward_options))
-                .await;
-            let forwarded = match forwarded {
-                Ok(forwarded) => forwarded,
-                Err(stop) => {
-                    save_state(&state_file, &state);
-                    progress.finish();
-                    return Err(stop);
-                }
-            };
-            let report = forwarded.map_err(|e| {
-                save_state(&state_file, &state);
-                progress.finish();
-                Stop::Failed(
+                .await
+            {
+                Ok(Ok(report)) => Ok(report),
+                Ok(Err(e)) => Err(Stop::Failed(
                     FailureKind::Threatq,
                     anyhow!(e).context(format!(
                         "ThreatQ did not accept window {}; the checkpoint stays at {}",
@@ -401,8 +385,10 @@ async fn run_inner(options: &RunOptions, summary: &mut RunSummary) -> Result<Opt
                             .map(rfc3339)
                             .unwrap_or_else(|| "the start".into())
                     )),
-                )
-            })?;
+                )),
+                Err(stop) => Err(stop),
+            };
+            let report = forwarded.map_err(|stop| abandon(&state_file, &state, &progress, stop))?;
             for object in &report.rejected {
                 warn!(
                     collection = %object.collection.api_name(),
@@ -1006,6 +992,15 @@ fn budgets_left(
         .into_iter()
         .map(|pool| (pool, state.budgets.remaining(pool, now)))
         .collect()
+}
+
+/// Ends the run at a failed window, the one way every window failure
+/// leaves: the state is saved (its budgets; its checkpoint is still the
+/// last accepted window's) and the progress bar cleared.
+fn abandon(file: &StateFile, state: &crate::state::State, progress: &Progress, stop: Stop) -> Stop {
+    save_state(file, state);
+    progress.finish();
+    stop
 }
 
 /// Saves what we have when a window failed (budgets); the checkpoint in it

@@ -29,6 +29,7 @@ const MAX_ARTIFACT_BYTES: u64 = 512 * 1024 * 1024;
 #[cfg(unix)]
 mod unix {
     use std::io::Read as _;
+    use std::os::fd::OwnedFd;
     use std::path::Path;
 
     use rustix::fs::{CWD, FileType, Mode, OFlags, Stat, fstat, openat};
@@ -39,16 +40,7 @@ mod unix {
     /// Who may own the files: the effective user, as a parameter so tests
     /// can play "another user" without root.
     pub(crate) fn read_owned_by(dir: &Path, name: &str, owner: u32) -> Result<Vec<u8>, NotRead> {
-        let dir_fd = openat(
-            CWD,
-            dir,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|errno| opened("directory", dir, errno))?;
-        let dir_stat = fstat(&dir_fd).map_err(|errno| NotRead::Io(errno.into()))?;
-        check(&dir_stat, FileType::Directory, owner)
-            .map_err(|why| NotRead::Unsafe(format!("its directory {} {why}", dir.display())))?;
+        let dir_fd = open_dir_owned_by(dir, owner)?;
 
         // O_NONBLOCK: a FIFO planted under the name must not hang the run
         // before its type is checked.
@@ -76,6 +68,21 @@ mod unix {
         Ok(bytes)
     }
 
+    /// Opens `dir` itself (no symlink) and checks it like a file.
+    pub(crate) fn open_dir_owned_by(dir: &Path, owner: u32) -> Result<OwnedFd, NotRead> {
+        let dir_fd = openat(
+            CWD,
+            dir,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|errno| opened("directory", dir, errno))?;
+        let stat = fstat(&dir_fd).map_err(|errno| NotRead::Io(errno.into()))?;
+        check(&stat, FileType::Directory, owner)
+            .map_err(|why| NotRead::Unsafe(format!("the directory {} {why}", dir.display())))?;
+        Ok(dir_fd)
+    }
+
     fn opened(what: &str, path: &Path, errno: Errno) -> NotRead {
         match errno {
             Errno::NOENT => NotRead::Missing,
@@ -90,7 +97,7 @@ mod unix {
 
     /// "" when `stat` is of the right type, owned by `owner` and writable
     /// by nobody else; otherwise what is wrong, phrased to follow "it".
-    pub(crate) fn check(stat: &Stat, kind: FileType, owner: u32) -> Result<(), String> {
+    fn check(stat: &Stat, kind: FileType, owner: u32) -> Result<(), String> {
         let actual = FileType::from_raw_mode(stat.st_mode);
         if actual != kind {
             return Err(format!("is a {actual:?}, not a {kind:?}"));
@@ -152,28 +159,7 @@ pub(crate) fn ensure_private_dir(dir: &Path) -> Result<(), NotRead> {
             Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(err) => return Err(NotRead::Io(err)),
         }
-        let fd = rustix::fs::openat(
-            rustix::fs::CWD,
-            dir,
-            rustix::fs::OFlags::RDONLY
-                | rustix::fs::OFlags::DIRECTORY
-                | rustix::fs::OFlags::NOFOLLOW
-                | rustix::fs::OFlags::CLOEXEC,
-            rustix::fs::Mode::empty(),
-        )
-        .map_err(|errno| {
-            NotRead::Unsafe(format!(
-                "{} is not a plain directory ({errno})",
-                dir.display()
-            ))
-        })?;
-        let stat = rustix::fs::fstat(&fd).map_err(|errno| NotRead::Io(errno.into()))?;
-        unix::check(
-            &stat,
-            rustix::fs::FileType::Directory,
-            rustix::process::geteuid().as_raw(),
-        )
-        .map_err(|why| NotRead::Unsafe(format!("{} {why}", dir.display())))
+        unix::open_dir_owned_by(dir, rustix::process::geteuid().as_raw()).map(drop)
     }
     #[cfg(not(unix))]
     {
