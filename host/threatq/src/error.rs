@@ -6,6 +6,7 @@
 
 use serde_json::Value;
 
+use crate::model::Collection;
 use crate::retry::Transient;
 
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +75,37 @@ pub enum ThreatqError {
         "the batch to forward is malformed: {detail}; this is a connector bug, please report it"
     )]
     InvalidBatch { detail: String },
+
+    /// ThreatQ refused `refused` objects of `collection` one at a time and
+    /// accepted none, so `forward` stopped bisecting (and forwarding)
+    /// rather than spend a request on every object of the window.
+    #[error(
+        "ThreatQ refuses {subject} it is sent (HTTP {status}: \"{reason}\"): it refused {refused} of the {sent} in this window one by one and accepted none. That is a setting or a rule on the ThreatQ side, not bad data: check [threatq] status against ThreatQ's indicator statuses, the ThreatQ user's permissions, and any web firewall in front of ThreatQ. Nothing of the window was checkpointed, so the next run sends it again",
+        subject = systemic_subject(.collection, .relations_only)
+    )]
+    SystemicRefusal {
+        collection: Collection,
+        /// The status of the last refusal.
+        status: u16,
+        /// ThreatQ's text of the last refusal.
+        reason: String,
+        /// Objects refused alone before `forward` stopped.
+        refused: usize,
+        /// Objects of `collection` this forward was sending (in the pass
+        /// that stopped).
+        sent: usize,
+        /// True when the objects were stored and their relations (the
+        /// linking pass) are what ThreatQ refuses.
+        relations_only: bool,
+    },
+}
+
+fn systemic_subject(collection: &Collection, relations_only: &bool) -> String {
+    if *relations_only {
+        format!("the relations of every {collection} object")
+    } else {
+        format!("every {collection} object")
+    }
 }
 
 impl ThreatqError {
@@ -93,7 +125,8 @@ impl ThreatqError {
             ThreatqError::BadCredentials { status }
             | ThreatqError::Unavailable { status, .. }
             | ThreatqError::Refused { status, .. }
-            | ThreatqError::ErrorsInSuccess { status, .. } => Some(*status),
+            | ThreatqError::ErrorsInSuccess { status, .. }
+            | ThreatqError::SystemicRefusal { status, .. } => Some(*status),
             ThreatqError::Unauthorized { .. } => Some(401),
             ThreatqError::GaveUp { last, .. } => last.status(),
             _ => None,
@@ -125,7 +158,7 @@ pub(crate) fn reason_from_body(body: &[u8]) -> String {
             .unwrap_or_else(|| json.to_string()),
         Err(_) => String::from_utf8_lossy(body).trim().to_owned(),
     };
-    if text.is_empty() {
+    if text.trim().is_empty() {
         "(empty answer)".to_owned()
     } else {
         text
@@ -155,6 +188,8 @@ fn message_of(body: &Value) -> Option<String> {
     let texts: Vec<&str> = ["message", "error_description", "error", "name"]
         .iter()
         .filter_map(|key| body.get(*key).and_then(Value::as_str))
+        // A blank message says nothing; the whole body is quoted instead.
+        .filter(|text| !text.trim().is_empty())
         .collect();
     (!texts.is_empty()).then(|| texts.join(": "))
 }
@@ -224,6 +259,11 @@ mod tests {
             "<html>Bad Gateway</html>"
         );
         assert_eq!(reason_from_body(b""), "(empty answer)");
+        assert_eq!(reason_from_body(b" \x0b\n"), "(empty answer)");
+        assert_eq!(
+            reason_from_body(br#"{"message": "\u000b"}"#),
+            r#"{"message":"\u000b"}"#
+        );
     }
 
     #[test]

@@ -2,11 +2,21 @@
 //! and learns their ids; pass 2 links related objects by consuming one side
 //! again with the other side's id under its relationship key.
 //!
-//! A consume request that ThreatQ refuses as invalid (400/413/422) is split
-//! in halves and resent until each bad object stands alone, so one bad
-//! object costs only itself. Every request is an idempotent upsert, so the
-//! caller may repeat a whole forward after a failure, and the requests of
-//! one collection may be in flight together.
+//! A consume request that ThreatQ refuses for what it holds is split in
+//! halves and resent until each bad object stands alone, so one bad object
+//! costs only itself: finding k bad objects among n costs O(k log n)
+//! requests. "For what it holds" is any 4xx but those about who asks or
+//! when ([`refuses_the_body`]): ThreatQ's own 400/413/422, and equally a
+//! 403 from a web firewall in front of ThreatQ that blocks a body for one
+//! phishing URL in it. When ThreatQ refuses everything of a collection (a
+//! status it does not know, a role that may not write, a firewall that
+//! blocks every body), bisecting would cost two requests per object; after
+//! [`SYSTEMIC_REFUSALS`] objects refused alone and none accepted, the
+//! forward stops with [`ThreatqError::SystemicRefusal`] instead.
+//!
+//! Every request is an idempotent upsert, so the caller may repeat a whole
+//! forward after a failure, and the requests of one collection may be in
+//! flight together.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -31,6 +41,20 @@ const REQUESTS_IN_FLIGHT: usize = 4;
 const MAX_OBJECTS_PER_REQUEST: usize = 500;
 /// Request body bytes, so 500 long descriptions do not make one huge body.
 const MAX_BYTES_PER_REQUEST: usize = 8 * 1024 * 1024;
+/// Objects of one collection that ThreatQ must refuse one at a time, with
+/// none of that collection accepted in the same pass, before the refusal is
+/// taken to be about the collection and not about the objects.
+///
+/// Why 8: bad data is rare and scattered (a window's indicators are
+/// hundreds, its bad ones a few), so eight refused alone with not one
+/// accepted is, in practice, a setting or a ThreatQ-side rule, and bisecting
+/// on would refuse every object of the window at two requests each. Eight
+/// caps that case at `2 * 8 * ceil(log2(500))` = 144 requests per
+/// collection (each single refused costs at most two requests per halving
+/// level; in practice the halvings are shared and it is about 40:
+/// tests/refusals.rs). Fewer would let a handful of genuinely bad objects,
+/// the only ones of their collection in a small window, fail the window.
+const SYSTEMIC_REFUSALS: usize = 8;
 
 /// One object's serialised consume element.
 struct Element {
@@ -39,19 +63,55 @@ struct Element {
     json: Bytes,
 }
 
+/// Which pass a consume request belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    /// Pass 1: the objects themselves.
+    Sending,
+    /// Pass 2: objects already stored, sent again with their relations.
+    Linking,
+}
+
+impl Pass {
+    fn verb(self) -> &'static str {
+        match self {
+            Pass::Sending => "sending",
+            Pass::Linking => "linking",
+        }
+    }
+}
+
+/// An element ThreatQ refused: alone, or with its whole collection (404).
+struct Refusal {
+    index: usize,
+    status: u16,
+    reason: String,
+}
+
 /// What ThreatQ made of a set of elements.
 #[derive(Default)]
 struct ConsumeOutcome {
     /// Groups ThreatQ stored: their batch indices and the rows it returned.
     stored: Vec<(Vec<usize>, Vec<Value>)>,
-    rejected: Vec<(usize, String)>,
+    rejected: Vec<Refusal>,
+}
+
+/// Whether a refusal with `status` is about the request's body, so that
+/// halves of it may fare better: any 4xx except 401 (the token; the session
+/// has already logged in again once), 404 (the collection is missing;
+/// handled on its own), 407 (proxy credentials) and 408/429 (transient:
+/// the session retries them, and they never arrive here as `Refused`).
+fn refuses_the_body(status: u16) -> bool {
+    (400..500).contains(&status) && !matches!(status, 401 | 404 | 407 | 408 | 429)
 }
 
 impl Client {
     /// Upserts every object of `batch` and then its relations; see the
     /// module doc. Objects ThreatQ refuses are reported, not fatal; an
     /// error means ThreatQ could not be used at all (credentials, outage
-    /// outlasting the retry policy, an answer that cannot be read).
+    /// outlasting the retry policy, an answer that cannot be read, or a
+    /// collection it refuses as a whole: [`ThreatqError::SystemicRefusal`]),
+    /// and the caller should keep the window for a later run.
     pub async fn forward(
         &self,
         batch: &Batch,
@@ -81,7 +141,11 @@ impl Client {
                     continue;
                 }
                 match payload::unsendable_because(object) {
-                    Some(reason) => report.rejected.push(rejection(object, reason)),
+                    Some(reason) => {
+                        report
+                            .rejected
+                            .push(rejection(index, object, None, false, reason));
+                    }
                     None => elements.push(element(index, &payload::full(object, options))?),
                 }
             }
@@ -89,7 +153,7 @@ impl Client {
                 continue;
             }
             let outcome = self
-                .consume(collection, elements, "sending", &counter)
+                .consume(collection, elements, Pass::Sending, &counter)
                 .await?;
             let mut accepted = 0;
             for (group, rows) in &outcome.stored {
@@ -97,12 +161,17 @@ impl Client {
                 assign_ids(group, rows, objects, &mut ids);
             }
             report.accepted.insert(collection, accepted);
-            report.rejected.extend(
-                outcome
-                    .rejected
-                    .into_iter()
-                    .map(|(index, reason)| rejection(&objects[index], reason)),
-            );
+            report
+                .rejected
+                .extend(outcome.rejected.into_iter().map(|refusal| {
+                    rejection(
+                        refusal.index,
+                        &objects[refusal.index],
+                        Some(refusal.status),
+                        false,
+                        refusal.reason,
+                    )
+                }));
         }
 
         let (anchors, skipped) = plan_links(batch, &ids);
@@ -124,7 +193,7 @@ impl Client {
                 continue;
             }
             let outcome = self
-                .consume(collection, elements, "linking", &counter)
+                .consume(collection, elements, Pass::Linking, &counter)
                 .await?;
             for (group, _) in &outcome.stored {
                 report.relations += group
@@ -132,10 +201,21 @@ impl Client {
                     .map(|anchor| anchors[anchor].len())
                     .sum::<usize>();
             }
-            for (anchor, reason) in outcome.rejected {
+            for Refusal {
+                index: anchor,
+                status,
+                reason,
+            } in outcome.rejected
+            {
                 report.relations_skipped += anchors[&anchor].len();
                 let reason = format!("its relations were not stored: {reason}");
-                report.rejected.push(rejection(&objects[anchor], reason));
+                report.rejected.push(rejection(
+                    anchor,
+                    &objects[anchor],
+                    Some(status),
+                    true,
+                    reason,
+                ));
             }
         }
 
@@ -152,14 +232,18 @@ impl Client {
 
     /// Sends `elements` to `/api/<collection>/consume` in bounded requests,
     /// up to [`REQUESTS_IN_FLIGHT`] at a time, bisecting any request ThreatQ
-    /// refuses as invalid.
+    /// refuses for its body, until [`SYSTEMIC_REFUSALS`] says the refusal
+    /// is about the collection.
     async fn consume(
         &self,
         collection: Collection,
         elements: Vec<Element>,
-        verb: &str,
+        pass: Pass,
         counter: &AtomicUsize,
     ) -> Result<ConsumeOutcome, ThreatqError> {
+        let sent = elements.len();
+        let mut accepted = 0;
+        let mut refused_alone = 0;
         let mut outcome = ConsumeOutcome::default();
         // Processed from the end, so push groups in reverse to keep order.
         let mut pending: Vec<Vec<Element>> = chunk(elements);
@@ -168,7 +252,7 @@ impl Client {
         loop {
             while in_flight.len() < REQUESTS_IN_FLIGHT {
                 let Some(group) = pending.pop() else { break };
-                in_flight.push(self.send_group(collection, group, verb, counter));
+                in_flight.push(self.send_group(collection, group, pass.verb(), counter));
             }
             // An error below returns at once; dropping `in_flight` cancels
             // the other requests, which is safe: every one is an idempotent
@@ -183,16 +267,33 @@ impl Client {
                         Some(Value::Array(rows)) => rows.clone(),
                         _ => Vec::new(),
                     };
+                    accepted += indices.len();
                     outcome.stored.push((indices, rows));
                 }
-                Err(ThreatqError::Refused { status, reason, .. })
-                    if matches!(status, 400 | 413 | 422) =>
-                {
+                Err(ThreatqError::Refused { status, reason, .. }) if refuses_the_body(status) => {
                     if group.len() == 1 {
-                        outcome.rejected.push((indices[0], reason));
+                        refused_alone += 1;
+                        if accepted == 0 && refused_alone >= SYSTEMIC_REFUSALS {
+                            tracing::warn!(
+                                "ThreatQ refused {refused_alone} {collection} one by one and accepted none (HTTP {status}); stopping"
+                            );
+                            return Err(ThreatqError::SystemicRefusal {
+                                collection,
+                                status,
+                                reason,
+                                refused: refused_alone,
+                                sent,
+                                relations_only: pass == Pass::Linking,
+                            });
+                        }
+                        outcome.rejected.push(Refusal {
+                            index: indices[0],
+                            status,
+                            reason,
+                        });
                     } else {
                         tracing::debug!(
-                            "ThreatQ refused {} {collection} (HTTP {status}); splitting to find the invalid ones",
+                            "ThreatQ refused {} {collection} (HTTP {status}); splitting to find the refused ones",
                             group.len()
                         );
                         let mut first = group;
@@ -209,14 +310,18 @@ impl Client {
                     );
                     outcome
                         .rejected
-                        .extend(indices.into_iter().map(|index| (index, reason.clone())));
+                        .extend(indices.into_iter().map(|index| Refusal {
+                            index,
+                            status: 404,
+                            reason: reason.clone(),
+                        }));
                 }
                 Err(error) => return Err(error),
             }
         }
         // Answers arrive in any order; the report lists rejections in the
         // batch's order, so it is the same from run to run.
-        outcome.rejected.sort_by_key(|(index, _)| *index);
+        outcome.rejected.sort_by_key(|refusal| refusal.index);
         Ok(outcome)
     }
 
@@ -251,10 +356,19 @@ fn element(index: usize, json: &Value) -> Result<Element, ThreatqError> {
     })
 }
 
-fn rejection(object: &TqObject, reason: String) -> RejectedObject {
+fn rejection(
+    index: usize,
+    object: &TqObject,
+    status: Option<u16>,
+    relations_only: bool,
+    reason: String,
+) -> RejectedObject {
     RejectedObject {
+        index,
         collection: object.collection,
         identity: object.identity(),
+        status,
+        relations_only,
         reason,
     }
 }

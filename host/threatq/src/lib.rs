@@ -3,7 +3,8 @@
 //! [`Client`] logs in with the OAuth password grant and keeps the token,
 //! upserts batches of objects through ThreatQ's consume endpoints and links
 //! them ([`Client::forward`]), and reads the connector's settings from
-//! ThreatQ's UI (a documented guess, see [`ConnectorSettings`]). Transient
+//! ThreatQ's UI (a documented guess, see [`ConnectorSettings`]) and its
+//! indicator statuses ([`Client::indicator_statuses`]). Transient
 //! failures are retried per [`RetryPolicy`]; every error's message says
 //! what happened and what to do, and never carries the password or a token.
 
@@ -13,6 +14,7 @@ mod error;
 mod forward;
 mod model;
 mod payload;
+mod reference;
 mod retry;
 mod session;
 

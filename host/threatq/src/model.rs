@@ -4,11 +4,11 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The ThreatQ collections this connector writes, in the order `forward`
 /// sends them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Collection {
     Indicators,
@@ -62,8 +62,9 @@ impl fmt::Display for Collection {
     }
 }
 
-/// One object to upsert into ThreatQ.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One object to upsert into ThreatQ. Serialisable, so an object ThreatQ
+/// refused can be kept in the dead-letter store and sent again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TqObject {
     pub collection: Collection,
     /// The identifying text: an indicator's or custom object's value, an
@@ -91,7 +92,7 @@ impl TqObject {
 }
 
 /// Objects plus the undirected relations between them, by index into `objects`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Batch {
     pub objects: Vec<TqObject>,
     pub relations: Vec<(usize, usize)>,
@@ -130,11 +131,26 @@ impl ForwardReport {
     }
 }
 
-/// An object ThreatQ refused, in ThreatQ's words.
+/// An object ThreatQ refused (or that could not be sent), in ThreatQ's
+/// words.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RejectedObject {
+    /// The object's index in [`Batch::objects`].
+    pub index: usize,
     pub collection: Collection,
     /// See [`TqObject::identity`].
     pub identity: String,
+    /// ThreatQ's HTTP status for the request that held this object alone
+    /// (or, for a missing collection, any request of it); `None` when the
+    /// object was rejected here without a request (it lacks what ThreatQ
+    /// requires).
+    pub status: Option<u16>,
+    /// True when the object itself was stored (in the first pass) and only
+    /// the request carrying its relations was refused (the linking pass);
+    /// false when the object was not stored.
+    pub relations_only: bool,
+    /// ThreatQ's text (a relations-only rejection starts with "its
+    /// relations were not stored: "); our own for a missing collection and
+    /// an object not sent.
     pub reason: String,
 }

@@ -186,7 +186,7 @@ impl Client {
         request: &ApiRequest,
         counter: &AtomicUsize,
     ) -> Result<Value, ThreatqError> {
-        let token = self.bearer(counter).await?;
+        let token = self.bearer(counter).await.map_err(login_failure)?;
         let (mut status, mut body) = self.send(request, &token, counter).await?;
         if status == StatusCode::UNAUTHORIZED {
             tracing::debug!(
@@ -194,7 +194,7 @@ impl Client {
                 request.what
             );
             self.forget(&token).await;
-            let token = self.bearer(counter).await?;
+            let token = self.bearer(counter).await.map_err(login_failure)?;
             (status, body) = self.send(request, &token, counter).await?;
             if status == StatusCode::UNAUTHORIZED {
                 return Err(ThreatqError::Unauthorized {
@@ -249,7 +249,13 @@ impl Client {
         let status = response.status();
         let body = self.read_body(what, response).await?;
         tracing::debug!("POST /api/token -> {}", status.as_u16());
-        if matches!(status, StatusCode::BAD_REQUEST | StatusCode::UNAUTHORIZED) {
+        // 400 is what ThreatQ answers a wrong password; 401 and 403 are
+        // what a proxy or a locked account may answer. All three refuse who
+        // logs in, not a request's data.
+        if matches!(
+            status,
+            StatusCode::BAD_REQUEST | StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+        ) {
             return Err(ThreatqError::BadCredentials {
                 status: status.as_u16(),
             });
@@ -491,6 +497,26 @@ impl Client {
             }
         }
         text
+    }
+}
+
+/// A login made on the way to an API call that the token endpoint refused
+/// with a status other than the credential ones (a 404 or 422 from
+/// `/api/token`). As a `Refused` it would read as the call's own refusal:
+/// a consume request's 404 means "no such collection", its 4xx is
+/// bisected as bad data. It is neither, so it becomes an answer this
+/// connector cannot use.
+fn login_failure(error: ThreatqError) -> ThreatqError {
+    match error {
+        ThreatqError::Refused {
+            status,
+            what,
+            reason,
+        } => ThreatqError::UnexpectedResponse {
+            what,
+            detail: format!("the token endpoint /api/token answered HTTP {status}: {reason}"),
+        },
+        other => other,
     }
 }
 

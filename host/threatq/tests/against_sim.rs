@@ -314,8 +314,11 @@ async fn rejected_objects_are_reported_with_threatqs_reason_and_the_rest_land() 
     let poison = &report.rejected[0];
     assert_eq!(poison.identity, "poison.example (FQDN)");
     assert_eq!(poison.reason, "0.value: The 0.value format is invalid.");
+    assert_eq!((poison.index, poison.status), (37, Some(422)));
+    assert!(!poison.relations_only);
     let agent = &report.rejected[1];
     assert_eq!(agent.identity, "curl/8.0 (User-Agent)");
+    assert_eq!((agent.index, agent.status), (80, Some(422)));
     assert!(
         agent.reason.contains("type.name is invalid"),
         "{}",
@@ -342,6 +345,11 @@ async fn objects_without_what_threatq_requires_are_rejected_without_a_request() 
     let report = client.forward(&batch, &options()).await.unwrap();
     assert_eq!(report.rejected.len(), 1);
     assert!(report.rejected[0].reason.starts_with("not sent"));
+    assert_eq!(report.rejected[0].index, 0);
+    assert_eq!(
+        report.rejected[0].status, None,
+        "rejected without a request"
+    );
     assert_eq!(report.relations_skipped, 1);
     assert_eq!(consume_requests(&sim).len(), 1);
 }
@@ -470,6 +478,8 @@ async fn a_collection_threatq_lacks_rejects_its_objects_and_the_run_goes_on() {
         report.rejected[0].reason
     );
     assert_eq!(report.relations_skipped, 1);
+    assert_eq!(report.rejected[1].index, 1);
+    assert!(report.rejected.iter().all(|r| r.status == Some(404)));
     assert_eq!(sim.snapshot().count("attack_pattern"), 0);
 }
 
@@ -547,6 +557,27 @@ async fn connector_settings_are_none_when_absent_or_the_endpoint_is_missing() {
         client.connector_settings("Proofpoint TAP").await.unwrap(),
         None
     );
+}
+
+#[tokio::test]
+async fn the_indicator_statuses_are_read_by_name() {
+    let (sim, client) = start().await;
+    let statuses = client.indicator_statuses().await.unwrap();
+    assert_eq!(statuses, threatq_sim::INDICATOR_STATUSES);
+    assert!(
+        statuses
+            .iter()
+            .any(|status| status == &options().indicator_status)
+    );
+    let request = sim
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/api/indicator/statuses")
+        .expect("the statuses were asked for");
+    assert_eq!((request.method.as_str(), request.status), ("GET", 200));
+
+    sim.faults().fail_next(2, 503);
+    assert_eq!(client.indicator_statuses().await.unwrap(), statuses);
 }
 
 #[tokio::test]

@@ -6,7 +6,8 @@
 //!
 //! The response readers are private to the client, so the answers are
 //! served by a minimal HTTP server on 127.0.0.1 and read through the
-//! public API (`login`, `forward`, `connector_settings`, `proxy_setting`).
+//! public API (`login`, `forward`, `connector_settings`, `proxy_setting`,
+//! `indicator_statuses`).
 //! Bounded (a few hundred cases) so the suite stays fast; the open-ended
 //! search is the `threatq_responses` cargo-fuzz target in fuzz/.
 
@@ -372,6 +373,27 @@ fn outcomes(fake: &Fake, body: &[u8]) -> Result<Vec<String>, TestCaseError> {
     prop_assert_eq!(report.requests, 6);
     out.push(format!("{report:?}"));
 
+    // Consume, 403 (a web firewall's page, say): bisected just like a 422.
+    fake.answer((200, &token), (403, body));
+    let blocked = rt
+        .block_on(fake.shared.forward(&batch, &options()))
+        .map_err(|e| TestCaseError::fail(format!("a 403 is per object, not fatal: {e}")))?;
+    prop_assert_eq!(blocked.rejected.len(), batch.objects.len());
+    for (position, rejected) in blocked.rejected.iter().enumerate() {
+        prop_assert_eq!(rejected.status, Some(403));
+        prop_assert!(!rejected.relations_only);
+        prop_assert!(rejected.index < batch.objects.len());
+        prop_assert_eq!(
+            &rejected.identity,
+            &batch.objects[rejected.index].identity(),
+            "rejection {} names its object",
+            position
+        );
+        no_secret(&rejected.reason, true)?;
+    }
+    prop_assert_eq!(blocked.requests, 6);
+    out.push(format!("{blocked:?}"));
+
     // Connector settings and proxy, 200.
     fake.answer((200, &token), (200, body));
     let settings = rt.block_on(fake.shared.connector_settings(CONNECTOR));
@@ -413,6 +435,19 @@ fn outcomes(fake: &Fake, body: &[u8]) -> Result<Vec<String>, TestCaseError> {
         }
     }
     out.push(format!("{:?}", proxy.map_err(|e| e.to_string())));
+
+    // Indicator statuses, 200: names, or an error that fits the body.
+    let statuses = rt.block_on(fake.shared.indicator_statuses());
+    match &statuses {
+        Ok(names) => {
+            prop_assert!(documented.is_ok(), "statuses read from a 2xx with errors");
+            for name in names {
+                prop_assert!(!name.is_empty() && name.trim() == name, "name {:?}", name);
+            }
+        }
+        Err(error) => refused_2xx(error, &documented, true, body)?,
+    }
+    out.push(format!("{:?}", statuses.map_err(|e| e.to_string())));
     Ok(out)
 }
 

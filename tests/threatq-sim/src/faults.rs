@@ -1,6 +1,7 @@
 //! Faults a test can switch on to see how a client copes with a ThreatQ
 //! that is down, slow, picky or forgetful.
 
+use std::collections::HashMap;
 use std::sync::{Arc, MutexGuard};
 use std::time::Duration;
 
@@ -18,6 +19,30 @@ pub(crate) struct FaultState {
     pub consume_delay: Option<Duration>,
     pub rejected_values: Vec<String>,
     pub connectors_missing: bool,
+    /// (needle, status): a consume request whose raw body holds the needle
+    /// is answered with the status and a web firewall's page.
+    pub refused_bodies: Vec<(String, u16)>,
+    /// collection -> (status, reason): every consume request of the
+    /// collection is refused, as by a setting or a ThreatQ-side rule.
+    pub refused_collections: HashMap<String, (u16, String)>,
+}
+
+impl FaultState {
+    /// The status to answer a consume request with when its raw body holds
+    /// one of the refused needles (the first that matches).
+    pub fn body_refusal(&self, body: &[u8]) -> Option<u16> {
+        self.refused_bodies
+            .iter()
+            .find(|(needle, _)| contains(body, needle.as_bytes()))
+            .map(|(_, status)| *status)
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty()
+        || haystack
+            .windows(needle.len())
+            .any(|window| window == needle)
 }
 
 /// A handle on the simulator's faults; cheap to clone.
@@ -65,6 +90,30 @@ impl ThreatqFaults {
     /// Makes `/api/connectors` answer 404, as on an instance without it.
     pub fn set_connectors_missing(&self, missing: bool) {
         self.state().connectors_missing = missing;
+    }
+
+    /// Makes any consume request whose raw body contains `needle` answer
+    /// `status` with a web firewall's "Request Rejected" HTML page, storing
+    /// nothing from that request: a WAF in front of ThreatQ that blocks a
+    /// body for what it holds (a phishing URL that looks like an attack).
+    /// Checked before the bearer token, as a WAF sees the request first.
+    /// An empty `needle` matches every consume request.
+    pub fn refuse_bodies_containing(&self, needle: &str, status: u16) {
+        self.state()
+            .refused_bodies
+            .push((needle.to_owned(), status));
+    }
+
+    /// Answers every consume request of `collection` (its API name, e.g.
+    /// `indicators`) with `status` and `{"errors": [reason]}`, storing
+    /// nothing: a setting or rule that makes ThreatQ refuse everything of
+    /// that collection (an unknown status, a role without write access).
+    /// Checked after the bearer token; a later call for the same
+    /// collection replaces the earlier one.
+    pub fn refuse_collection(&self, collection: &str, status: u16, reason: &str) {
+        self.state()
+            .refused_collections
+            .insert(collection.to_owned(), (status, reason.to_owned()));
     }
 
     /// Expires every token issued so far: the next API call gets a 401.

@@ -82,12 +82,19 @@ async fn gatekeeper(State(shared): SharedState, request: Request, next: Next) ->
         tokio::time::sleep(delay).await;
     }
 
+    let blocked = path
+        .ends_with("/consume")
+        .then(|| lock(&shared.faults).body_refusal(&body))
+        .flatten();
+
     let response = if let Some(status) = failure {
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
         json_response(
             status,
             json!({ "errors": [format!("Simulated failure: {status}")] }),
         )
+    } else if let Some(status) = blocked {
+        waf_page(status)
     } else if path != "/api/token"
         && !bearer.is_some_and(|token| lock(&shared.tokens).is_valid(&token))
     {
@@ -104,6 +111,21 @@ async fn gatekeeper(State(shared): SharedState, request: Request, next: Next) ->
         ..record
     });
     response
+}
+
+/// What a web application firewall in front of ThreatQ answers when it
+/// blocks a request: its own HTML page, not ThreatQ's JSON (F5 ASM's text).
+fn waf_page(status: u16) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN);
+    let page = "<html><head><title>Request Rejected</title></head><body>\
+        The requested URL was rejected. Please consult with your administrator.<br><br>\
+        Your support ID is: 7203615932941447818</body></html>";
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        page,
+    )
+        .into_response()
 }
 
 async fn token(
@@ -163,6 +185,10 @@ async fn consume(
     };
     let rejected_values = {
         let mut faults = lock(&shared.faults);
+        if let Some((status, reason)) = faults.refused_collections.get(&collection) {
+            let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST);
+            return json_response(status, json!({ "errors": [reason] }));
+        }
         if faults.errors_in_success > 0 {
             faults.errors_in_success -= 1;
             return json_response(

@@ -432,6 +432,105 @@ async fn faults_fail_requests_reject_values_and_fake_errors_in_success() {
 }
 
 #[tokio::test]
+async fn a_waf_refuses_bodies_holding_a_needle_before_threatq_sees_them() {
+    let session = Session::start().await;
+    let faults = session.sim.faults();
+    faults.refuse_bodies_containing("evil-needle", 403);
+    let url = format!("{}/api/indicators/consume", session.sim.base_url());
+    let send = |items: Value, token: Option<&str>| {
+        let mut request = session.http.post(&url).json(&items);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send()
+    };
+
+    let blocked = json!([
+        indicator("fine.example", "FQDN", "Review"),
+        indicator("http://x.example/evil-needle", "URL", "Review"),
+    ]);
+    // Blocked even without a token: the firewall answers first.
+    let response = send(blocked.clone(), None).await.unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let response = send(blocked, Some(&session.token)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert!(
+        response
+            .headers()
+            .get("content-type")
+            .is_some_and(|kind| kind.to_str().unwrap().starts_with("text/html"))
+    );
+    assert!(response.text().await.unwrap().contains("Request Rejected"));
+    assert_eq!(session.sim.snapshot().objects.len(), 0, "nothing stored");
+
+    let (status, _) = session
+        .consume(
+            "indicators",
+            json!([indicator("fine.example", "FQDN", "Review")]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    // Only consume requests are inspected.
+    assert_eq!(
+        session.get("/api/indicators?value=evil-needle").await.0,
+        StatusCode::OK
+    );
+    let statuses: Vec<u16> = session.sim.requests().iter().map(|r| r.status).collect();
+    assert_eq!(statuses[statuses.len() - 4..], [403, 403, 201, 200]);
+
+    faults.clear();
+    let (status, _) = session
+        .consume(
+            "indicators",
+            json!([indicator("http://x.example/evil-needle", "URL", "Review")]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn a_refused_collection_refuses_every_request_of_it_and_only_it() {
+    let session = Session::start().await;
+    let faults = session.sim.faults();
+    faults.refuse_collection("indicators", 422, "The selected status is invalid.");
+    let (status, body) = session
+        .consume(
+            "indicators",
+            json!([indicator("fine.example", "FQDN", "Review")]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        body,
+        json!({ "errors": ["The selected status is invalid."] })
+    );
+    let (status, _) = session
+        .consume("malware", json!([{ "value": "Emotet" }]))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(session.sim.snapshot().count("indicators"), 0);
+
+    faults.refuse_collection("indicators", 403, "Forbidden.");
+    let (status, body) = session
+        .consume(
+            "indicators",
+            json!([indicator("fine.example", "FQDN", "Review")]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["errors"][0], "Forbidden.");
+
+    faults.clear();
+    let (status, _) = session
+        .consume(
+            "indicators",
+            json!([indicator("fine.example", "FQDN", "Review")]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+}
+
+#[tokio::test]
 async fn connectors_and_proxy_answer_the_guessed_shapes() {
     let session = Session::start().await;
     assert_eq!(
