@@ -1,5 +1,6 @@
-//! The only code that touches the generated bindings: the `sync` export,
-//! conversions between the WIT types and `model`, and the `host` import.
+//! The only code that touches the generated bindings: the `sync` and
+//! `map-records` exports, conversions between the WIT types and `model`,
+//! and the `host` import.
 
 wit_bindgen::generate!({
     world: "tap-connector",
@@ -28,28 +29,7 @@ impl wit::Guest for Component {
         settings: wit::Settings,
         window: wit::Window,
     ) -> Result<wit::SyncResult, wit::SyncError> {
-        let authorization = match &settings.credentials {
-            Some(c) => Some(
-                basic_authorization(&c.principal, &c.secret)
-                    .map_err(wit::SyncError::InvalidInput)?,
-            ),
-            None => None,
-        };
-        let settings = model::Settings {
-            tap_base_url: settings.tap_base_url,
-            create_incidents: settings.create_incidents,
-            known_campaigns: settings
-                .known_campaigns
-                .into_iter()
-                .map(|c| model::CampaignRef {
-                    id: c.id,
-                    name: c.name,
-                })
-                .collect(),
-            already_sent: settings.already_sent,
-            campaign_allowance: settings.campaign_allowance,
-            threat_forensics_allowance: settings.threat_forensics_allowance,
-        };
+        let (settings, authorization) = settings_from_wit(settings)?;
         let window = model::Window {
             start: window.start,
             end: window.end,
@@ -59,6 +39,53 @@ impl wit::Guest for Component {
             .map(result_to_wit)
             .map_err(error_to_wit)
     }
+
+    fn map_records(
+        settings: wit::Settings,
+        records: Vec<wit::QuarantinedRecord>,
+    ) -> Result<wit::SyncResult, wit::SyncError> {
+        let (settings, authorization) = settings_from_wit(settings)?;
+        let records: Vec<model::QuarantinedRecord> = records
+            .into_iter()
+            .map(|r| model::QuarantinedRecord {
+                section: r.section,
+                raw: r.raw,
+            })
+            .collect();
+        let connect = |base| WasiHttpTransport::new(base, authorization);
+        crate::sync::map_records(&settings, &records, connect, &mut WitHost)
+            .map(result_to_wit)
+            .map_err(error_to_wit)
+    }
+}
+
+/// The settings as `model` has them, and the `Authorization` value to send
+/// when the host handed over credentials.
+fn settings_from_wit(
+    settings: wit::Settings,
+) -> Result<(model::Settings, Option<String>), wit::SyncError> {
+    let authorization = match &settings.credentials {
+        Some(c) => Some(
+            basic_authorization(&c.principal, &c.secret).map_err(wit::SyncError::InvalidInput)?,
+        ),
+        None => None,
+    };
+    let settings = model::Settings {
+        tap_base_url: settings.tap_base_url,
+        create_incidents: settings.create_incidents,
+        known_campaigns: settings
+            .known_campaigns
+            .into_iter()
+            .map(|c| model::CampaignRef {
+                id: c.id,
+                name: c.name,
+            })
+            .collect(),
+        already_sent: settings.already_sent,
+        campaign_allowance: settings.campaign_allowance,
+        threat_forensics_allowance: settings.threat_forensics_allowance,
+    };
+    Ok((settings, authorization))
 }
 
 export!(Component);
@@ -105,6 +132,8 @@ fn result_to_wit(r: model::SyncResult) -> wit::SyncResult {
             .map(|rej| wit::Rejection {
                 key: rej.key,
                 reason: rej.reason,
+                section: rej.section,
+                raw: rej.raw,
             })
             .collect(),
         record_keys: r

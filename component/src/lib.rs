@@ -1,6 +1,6 @@
 //! Proofpoint TAP knowledge as a WASI 0.2 component: fetch one SIEM window
 //! (plus the campaigns and forensics it names) and map it to ThreatQ
-//! objects. No policy lives here: windows, budgets, credentials and
+//! objects, or map SIEM records the host kept from an earlier call. No policy lives here: windows, budgets, credentials and
 //! checkpoints belong to the host.
 //!
 //! Everything except `wasi_http` and `bindings` compiles natively, so the
@@ -19,5 +19,5 @@ mod bindings;
 mod wasi_http;
 
 pub use model::*;
-pub use sync::sync;
+pub use sync::{map_records, sync};
 pub use transport::{HostServices, LogLevel, Scheme, TapBaseUrl, TapResponse, Transport};

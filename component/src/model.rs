@@ -12,7 +12,7 @@ pub struct CampaignRef {
     pub name: String,
 }
 
-/// What one `sync` call needs besides the window.
+/// What one `sync` (or `map_records`) call needs besides the window.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Settings {
     pub tap_base_url: String,
@@ -64,10 +64,31 @@ pub struct Relation {
     pub b: u32,
 }
 
+/// One SIEM record that could not be mapped. `section` and `raw` are the
+/// array it came from and its JSON text, so the host can keep it and map it
+/// again (`QuarantinedRecord`, `map_records`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
     pub key: String,
     pub reason: String,
+    pub section: String,
+    pub raw: String,
+}
+
+/// A SIEM record kept by the host, handed back to `map_records`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuarantinedRecord {
+    pub section: String,
+    pub raw: String,
+}
+
+impl From<Rejection> for QuarantinedRecord {
+    fn from(rejection: Rejection) -> QuarantinedRecord {
+        QuarantinedRecord {
+            section: rejection.section,
+            raw: rejection.raw,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,7 +133,7 @@ pub struct TapFailure {
     pub message: String,
 }
 
-/// Why a `sync` call failed as a whole.
+/// Why a `sync` or `map_records` call failed as a whole.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SyncError {
     Unauthorized(TapFailure),

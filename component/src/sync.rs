@@ -1,6 +1,10 @@
 //! One `sync(settings, window)` call, top to bottom: check the input, read
 //! the SIEM window, decode each record, skip what was already sent, map,
 //! enrich with campaigns and forensics within the allowances, and count.
+//!
+//! `map_records(settings, records)` is the same call without the SIEM
+//! request: the records the host kept (rejections of an earlier call) go
+//! through the very same decode, map and enrichment steps (`Call::map`).
 
 use std::collections::HashSet;
 
@@ -15,14 +19,15 @@ use crate::map::forensics::{EvidenceTally, Origin, map_forensics};
 use crate::map::messages::{MessageDisposition, map_messages};
 use crate::map::threats::false_positives;
 use crate::model::{
-    CampaignRef, Counters, RecordKey, Rejection, Settings, SyncError, SyncResult, Window,
+    CampaignRef, Counters, QuarantinedRecord, RecordKey, Rejection, Settings, SyncError,
+    SyncResult, Window,
 };
 use crate::tap::campaign::parse_campaign;
 use crate::tap::endpoints::{self, SIEM_ALL};
 use crate::tap::errors::{status_error, stops_all_requests, tap_message};
 use crate::tap::forensics::parse_forensics;
 use crate::tap::siem::{
-    Click, Message, SiemEnvelope, decode_click, decode_message, parse_envelope,
+    Click, Message, Section, SiemEnvelope, decode_click_text, decode_message_text, parse_envelope,
 };
 use crate::transport::{HostServices, LogLevel, TapBaseUrl, TapResponse, Transport};
 
@@ -45,17 +50,65 @@ where
     let started_ms = host.now_ms();
     let base = TapBaseUrl::parse(&settings.tap_base_url).map_err(SyncError::InvalidInput)?;
     let (start, end) = validate_window(window)?;
-    let mut call = Call {
-        transport: connect(base),
-        host,
-        counters: Counters::default(),
-        enrichment_stopped: None,
-    };
+    let mut call = Call::new(connect(base), host);
     let envelope = call.fetch_siem(&start, &end)?;
     let query_end_time = call.query_end_time(&envelope, window);
-    let result = call.map_window(settings, envelope, query_end_time);
+    let records = RawRecords::of_envelope(&envelope);
+    let result = call.map(settings, &records, Vec::new(), query_end_time);
     let elapsed_ms = call.host.now_ms().saturating_sub(started_ms);
-    call.log_summary(window, &result, elapsed_ms);
+    let scope = [
+        ("window", format!("{}/{}", window.start, window.end)),
+        ("query_end_time", result.query_end_time.clone()),
+    ];
+    call.log_summary("TAP window mapped", &scope, &result, elapsed_ms);
+    Ok(result)
+}
+
+/// Maps SIEM records kept by the host as `sync` maps them when they come
+/// in a `/v2/siem/all` body holding just these records (each section's
+/// records in the order given), enrichment included, without a SIEM
+/// request. `query_end_time` is empty: this is not a checkpoint. A record
+/// of an unknown section is a rejection, after those of the body.
+pub fn map_records<T, H, C>(
+    settings: &Settings,
+    records: &[QuarantinedRecord],
+    connect: C,
+    host: &mut H,
+) -> Result<SyncResult, SyncError>
+where
+    T: Transport,
+    H: HostServices,
+    C: FnOnce(TapBaseUrl) -> T,
+{
+    let started_ms = host.now_ms();
+    let base = TapBaseUrl::parse(&settings.tap_base_url).map_err(SyncError::InvalidInput)?;
+    let mut call = Call::new(connect(base), host);
+    let mut raw = RawRecords::default();
+    let mut unknown = Vec::new();
+    for (index, record) in records.iter().enumerate() {
+        match Section::from_name(&record.section) {
+            Some(section) => raw.section_mut(section).push(&record.raw),
+            None => unknown.push(Rejection {
+                key: format!("records[{index}]"),
+                reason: format!(
+                    "unknown SIEM section `{}`; expected one of {}",
+                    record.section,
+                    Section::ALL.map(Section::name).join(", ")
+                ),
+                section: record.section.clone(),
+                raw: record.raw.clone(),
+            }),
+        }
+    }
+    let result = call.map(settings, &raw, unknown, String::new());
+    let elapsed_ms = call.host.now_ms().saturating_sub(started_ms);
+    let scope = [("records", records.len().to_string())];
+    call.log_summary(
+        "TAP quarantined records mapped",
+        &scope,
+        &result,
+        elapsed_ms,
+    );
     Ok(result)
 }
 
@@ -88,6 +141,34 @@ fn count(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
+/// The SIEM records to map, as JSON text, by section (indexed by
+/// `Section as usize`), each in body order: the elements of one SIEM body,
+/// or the records of one `map_records` call.
+#[derive(Default)]
+struct RawRecords<'a>([Vec<&'a str>; 4]);
+
+impl<'a> RawRecords<'a> {
+    fn of_envelope(envelope: &'a SiemEnvelope) -> RawRecords<'a> {
+        fn text(array: &Option<Vec<Box<RawValue>>>) -> Vec<&str> {
+            array.iter().flatten().map(|raw| raw.get()).collect()
+        }
+        RawRecords([
+            text(&envelope.messages_delivered),
+            text(&envelope.messages_blocked),
+            text(&envelope.clicks_permitted),
+            text(&envelope.clicks_blocked),
+        ])
+    }
+
+    fn section(&self, section: Section) -> &[&'a str] {
+        &self.0[section as usize]
+    }
+
+    fn section_mut(&mut self, section: Section) -> &mut Vec<&'a str> {
+        &mut self.0[section as usize]
+    }
+}
+
 /// Decodes the elements of one SIEM array, logging the first rejections.
 struct ArrayReader<'c, 'h, T, H> {
     call: &'c mut Call<'h, T, H>,
@@ -97,27 +178,15 @@ struct ArrayReader<'c, 'h, T, H> {
 impl<T: Transport, H: HostServices> ArrayReader<'_, '_, T, H> {
     fn read<R>(
         &mut self,
-        array: &str,
-        values: &[Box<RawValue>],
-        decode: fn(&str, usize, &RawValue) -> Result<R, Rejection>,
+        section: Section,
+        values: &[&str],
+        decode: fn(&str, usize, &str) -> Result<R, Rejection>,
         out: &mut Vec<R>,
     ) {
         for (index, value) in values.iter().enumerate() {
-            match decode(array, index, value) {
+            match decode(section.name(), index, value) {
                 Ok(record) => out.push(record),
-                Err(rejection) => {
-                    if self.rejections.len() < MAX_LOGGED_REJECTIONS {
-                        self.call.log(
-                            LogLevel::Warn,
-                            "TAP record rejected",
-                            &[
-                                ("record", rejection.key.clone()),
-                                ("reason", rejection.reason.clone()),
-                            ],
-                        );
-                    }
-                    self.rejections.push(rejection);
-                }
+                Err(rejection) => self.call.reject(self.rejections, rejection),
             }
         }
     }
@@ -132,9 +201,34 @@ struct Records {
     clicks_blocked: Vec<Click>,
 }
 
-impl<T: Transport, H: HostServices> Call<'_, T, H> {
+impl<'h, T: Transport, H: HostServices> Call<'h, T, H> {
+    fn new(transport: T, host: &'h mut H) -> Self {
+        Call {
+            transport,
+            host,
+            counters: Counters::default(),
+            enrichment_stopped: None,
+        }
+    }
+
     fn log(&mut self, level: LogLevel, message: &str, fields: &[(&str, String)]) {
         self.host.log(level, message, fields);
+    }
+
+    /// Adds a rejection, logging it while fewer than
+    /// `MAX_LOGGED_REJECTIONS` came before it.
+    fn reject(&mut self, rejections: &mut Vec<Rejection>, rejection: Rejection) {
+        if rejections.len() < MAX_LOGGED_REJECTIONS {
+            self.log(
+                LogLevel::Warn,
+                "TAP record rejected",
+                &[
+                    ("record", rejection.key.clone()),
+                    ("reason", rejection.reason.clone()),
+                ],
+            );
+        }
+        rejections.push(rejection);
     }
 
     fn get(&mut self, path: &str) -> Result<TapResponse, String> {
@@ -193,14 +287,28 @@ impl<T: Transport, H: HostServices> Call<'_, T, H> {
         }
     }
 
-    fn map_window(
+    /// Decodes, skips what was already sent, maps and enriches `raw`; the
+    /// step `sync` and `map_records` share. `more_rejections` (records that
+    /// never reached a decoder) follow the decode rejections.
+    fn map(
         &mut self,
         settings: &Settings,
-        envelope: SiemEnvelope,
+        raw: &RawRecords<'_>,
+        more_rejections: Vec<Rejection>,
         query_end_time: String,
     ) -> SyncResult {
         let mut rejections = Vec::new();
-        let records = self.decode(envelope, &mut rejections);
+        let records = self.decode(raw, &mut rejections);
+        for rejection in more_rejections {
+            self.reject(&mut rejections, rejection);
+        }
+        if rejections.len() > MAX_LOGGED_REJECTIONS {
+            self.log(
+                LogLevel::Warn,
+                "more TAP records rejected than logged individually",
+                &[("rejected", rejections.len().to_string())],
+            );
+        }
         let already_sent: HashSet<&str> =
             settings.already_sent.iter().map(String::as_str).collect();
         let mut record_keys = Vec::new();
@@ -279,39 +387,41 @@ impl<T: Transport, H: HostServices> Call<'_, T, H> {
 
     /// Decodes every array element on its own; the ones that fail become
     /// rejections. Every element counts as read, mapped or not.
-    fn decode(&mut self, envelope: SiemEnvelope, rejections: &mut Vec<Rejection>) -> Records {
+    fn decode(&mut self, raw: &RawRecords<'_>, rejections: &mut Vec<Rejection>) -> Records {
         let mut records = Records::default();
         let mut reader = ArrayReader {
             call: self,
             rejections,
         };
         let c = &mut reader;
-        let delivered = envelope.messages_delivered.unwrap_or_default();
-        let blocked = envelope.messages_blocked.unwrap_or_default();
-        let permitted = envelope.clicks_permitted.unwrap_or_default();
-        let clicks_blocked = envelope.clicks_blocked.unwrap_or_default();
+        let (delivered, blocked, permitted, clicks_blocked) = (
+            raw.section(Section::MessagesDelivered),
+            raw.section(Section::MessagesBlocked),
+            raw.section(Section::ClicksPermitted),
+            raw.section(Section::ClicksBlocked),
+        );
         c.read(
-            "messagesDelivered",
-            &delivered,
-            decode_message,
+            Section::MessagesDelivered,
+            delivered,
+            decode_message_text,
             &mut records.delivered,
         );
         c.read(
-            "messagesBlocked",
-            &blocked,
-            decode_message,
+            Section::MessagesBlocked,
+            blocked,
+            decode_message_text,
             &mut records.blocked,
         );
         c.read(
-            "clicksPermitted",
-            &permitted,
-            decode_click,
+            Section::ClicksPermitted,
+            permitted,
+            decode_click_text,
             &mut records.permitted,
         );
         c.read(
-            "clicksBlocked",
-            &clicks_blocked,
-            decode_click,
+            Section::ClicksBlocked,
+            clicks_blocked,
+            decode_click_text,
             &mut records.clicks_blocked,
         );
         let counters = &mut self.counters;
@@ -319,13 +429,6 @@ impl<T: Transport, H: HostServices> Call<'_, T, H> {
         counters.messages_blocked = count(blocked.len());
         counters.clicks_permitted = count(permitted.len());
         counters.clicks_blocked = count(clicks_blocked.len());
-        if rejections.len() > MAX_LOGGED_REJECTIONS {
-            self.log(
-                LogLevel::Warn,
-                "more TAP records rejected than logged individually",
-                &[("rejected", rejections.len().to_string())],
-            );
-        }
         records
     }
 
@@ -493,11 +596,16 @@ impl<T: Transport, H: HostServices> Call<'_, T, H> {
         }
     }
 
-    fn log_summary(&mut self, window: &Window, result: &SyncResult, elapsed_ms: i64) {
+    /// The one `info` line of a call: `scope` says what was mapped.
+    fn log_summary(
+        &mut self,
+        message: &str,
+        scope: &[(&str, String)],
+        result: &SyncResult,
+        elapsed_ms: i64,
+    ) {
         let c = result.counters;
-        let fields = [
-            ("window", format!("{}/{}", window.start, window.end)),
-            ("query_end_time", result.query_end_time.clone()),
+        let counts = [
             ("messages_delivered", c.messages_delivered.to_string()),
             ("messages_blocked", c.messages_blocked.to_string()),
             ("clicks_permitted", c.clicks_permitted.to_string()),
@@ -528,6 +636,7 @@ impl<T: Transport, H: HostServices> Call<'_, T, H> {
             ("evidence_dropped", c.evidence_dropped.to_string()),
             ("elapsed_ms", elapsed_ms.to_string()),
         ];
-        self.log(LogLevel::Info, "TAP window mapped", &fields);
+        let fields: Vec<(&str, String)> = scope.iter().cloned().chain(counts).collect();
+        self.log(LogLevel::Info, message, &fields);
     }
 }

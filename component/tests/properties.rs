@@ -12,7 +12,10 @@
 //!   in order, so no record is lost, counted twice, or changes how another
 //!   one is read;
 //! * enrichment: every evidence element of a readable forensics answer is
-//!   counted as used or dropped.
+//!   counted as used or dropped;
+//! * replay: `map_records` over a window's records (their JSON text and
+//!   section, sections interleaved) gives exactly what `sync` gave for the
+//!   window, and the same requests but the SIEM one.
 
 mod common;
 
@@ -20,7 +23,7 @@ use common::*;
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 use tap_component::tap::forensics::parse_forensics;
-use tap_component::{RecordKey, Rejection, Settings, SyncResult};
+use tap_component::{QuarantinedRecord, RecordKey, Rejection, Settings, SyncResult};
 
 const ARRAYS: [&str; 4] = [
     "messagesDelivered",
@@ -228,6 +231,31 @@ proptest! {
         prop_assert_eq!(&r.record_keys, &expected_keys);
         prop_assert_eq!(c.already_sent_skipped, skipped);
         check_well_formed(&r)?;
+    }
+
+    #[test]
+    fn map_records_of_a_windows_records_gives_what_sync_gave_without_a_siem_request(
+        (arrays, settings) in window_and_settings()
+    ) {
+        let body = body_of(&arrays);
+        let (mut synced, synced_requests) = sync_ok(&body, &settings);
+        // Round-robin over the sections: each keeps its own order.
+        let longest = arrays.iter().map(Vec::len).max().unwrap_or(0);
+        let mut records = Vec::new();
+        for i in 0..longest {
+            for (array, values) in ARRAYS.iter().zip(&arrays).rev() {
+                if let Some(value) = values.get(i) {
+                    records.push(QuarantinedRecord { section: (*array).into(), raw: value.to_string() });
+                }
+            }
+        }
+        let mut tap = FakeTap::default();
+        let (mapped, _) = map_records_with(&mut tap, &settings, &records);
+        let mapped = mapped.expect("the settings are valid");
+        synced.query_end_time = String::new();
+        synced.counters.siem_requests = 0;
+        prop_assert_eq!(&mapped, &synced);
+        prop_assert_eq!(&tap.requests[..], &synced_requests[1..]);
     }
 
     #[test]

@@ -45,7 +45,8 @@
 //                 "description": string | null,
 //                 "attributes": [{"name": string, "value": string}]}],
 //    "relations": [{"a": number, "b": number}],
-//    "rejections": [{"key": string, "reason": string}],
+//    "rejections": [{"key": string, "reason": string, "section": string,
+//                    "raw": string}],
 //    "recordKeys": [{"key": string, "createdMs": number}],
 //    "campaignsFetched": [{"id": string, "name": string}],
 //    "counters": {"messagesDelivered": number, "messagesBlocked": number,
@@ -281,14 +282,14 @@ for (const [i, window] of windows.entries()) {
   let connector;
   try {
     const instance = await instantiate(getCoreModule, imports);
-    // Any 0.2.x: a patch release only adds (see the WIT's versioning rule).
-    const key = Object.keys(instance).find((k) => /^proofpoint:tap\/connector@0\.2\.\d+$/.test(k));
+    // Any 0.3.x: a patch release only adds (see the WIT's versioning rule).
+    const key = Object.keys(instance).find((k) => /^proofpoint:tap\/connector@0\.3\.\d+$/.test(k));
     connector = key && instance[key];
   } catch (error) {
     fail(1, `${where}: cannot instantiate the component: ${describeError(error)}`);
   }
   if (typeof connector?.sync !== 'function') {
-    fail(1, 'the component exports no proofpoint:tap/connector@0.2.x with sync (a build for another contract version?)');
+    fail(1, 'the component exports no proofpoint:tap/connector@0.3.x with sync (a build for another contract version?)');
   }
   let outcome;
   try {

@@ -5,8 +5,9 @@
 //! `settings.credentials`, as any embedder that cannot add `Authorization`
 //! below the component would. Our host runs the same windows against the
 //! same TAP simulator with no credential in the settings (its outbound hook
-//! adds the header). Objects, relations, rejections, record keys, fetched
-//! campaigns and counters must be equal, field by field.
+//! adds the header). Objects, relations, rejections (section and raw text
+//! included), record keys, fetched campaigns and counters must be equal,
+//! field by field.
 //!
 //! The npm packages are pinned by `tests/embedding/package-lock.json` and
 //! installed by this test (`npm ci`) into the cargo target dir. Without
@@ -48,6 +49,13 @@ async fn the_embedded_component_under_node_with_credentials_returns_what_our_hos
     spec.messages_per_hour = 40;
     spec.clicks_per_hour = 15;
     tap.load_tenant(&tap_sim::generator::generate(&spec));
+    // One record the component cannot map, so rejections (with their
+    // section and raw text) are compared too.
+    tap.add_message(
+        tap_sim::MessageKind::Blocked,
+        json!({"GUID": "unmappable", "messageTime": rfc3339(start + Duration::minutes(5)), "spamScore": "high"}),
+    )
+    .expect("the simulator serves it");
     let windows = [
         window(start, start + Duration::hours(1)),
         window(start + Duration::hours(1), end),
@@ -92,6 +100,16 @@ async fn the_embedded_component_under_node_with_credentials_returns_what_our_hos
     assert!(
         ours.iter().all(|a| a.get("ok").is_some()),
         "our host synced both windows: {ours:?}"
+    );
+    let rejected = &ours[0]["ok"]["rejections"];
+    assert!(
+        rejected
+            .as_array()
+            .is_some_and(|r| r.iter().any(|r| r["section"] == "messagesBlocked"
+                && r["raw"]
+                    .as_str()
+                    .is_some_and(|raw| raw.contains("unmappable")))),
+        "the unmappable record is rejected with its section and raw text: {rejected}"
     );
     let our_requests = tap.requests().len();
     tap.clear_requests();
@@ -145,11 +163,12 @@ async fn the_embedded_component_under_node_with_credentials_returns_what_our_hos
     assert!(tap.requests().is_empty(), "nothing was sent");
 }
 
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .expect("formats")
+}
+
 fn window(start: time::OffsetDateTime, end: time::OffsetDateTime) -> Window {
-    let rfc3339 = |t: time::OffsetDateTime| {
-        t.format(&time::format_description::well_known::Rfc3339)
-            .expect("formats")
-    };
     Window {
         start: rfc3339(start),
         end: rfc3339(end),
@@ -307,7 +326,8 @@ fn result_as_jco_json(r: &SyncResult) -> Value {
         })).collect::<Vec<_>>(),
         "relations": r.relations.iter().map(|rel| json!({"a": rel.a, "b": rel.b})).collect::<Vec<_>>(),
         "rejections": r.rejections.iter()
-            .map(|rej| json!({"key": rej.key, "reason": rej.reason})).collect::<Vec<_>>(),
+            .map(|rej| json!({"key": rej.key, "reason": rej.reason, "section": rej.section, "raw": rej.raw}))
+            .collect::<Vec<_>>(),
         "recordKeys": r.record_keys.iter()
             .map(|k| json!({"key": k.key, "createdMs": k.created_ms})).collect::<Vec<_>>(),
         "campaignsFetched": r.campaigns_fetched.iter()

@@ -35,6 +35,40 @@ pub struct SiemEnvelope {
     pub clicks_blocked: Option<Vec<Box<RawValue>>>,
 }
 
+/// The four record arrays of `/v2/siem/all`, in the order `sync` reads
+/// them. `name` is the array's JSON name, which is also a rejection's
+/// `section`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Section {
+    MessagesDelivered,
+    MessagesBlocked,
+    ClicksPermitted,
+    ClicksBlocked,
+}
+
+impl Section {
+    pub const ALL: [Section; 4] = [
+        Section::MessagesDelivered,
+        Section::MessagesBlocked,
+        Section::ClicksPermitted,
+        Section::ClicksBlocked,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Section::MessagesDelivered => "messagesDelivered",
+            Section::MessagesBlocked => "messagesBlocked",
+            Section::ClicksPermitted => "clicksPermitted",
+            Section::ClicksBlocked => "clicksBlocked",
+        }
+    }
+
+    /// The section of a JSON array name, exactly as `name` spells it.
+    pub fn from_name(name: &str) -> Option<Section> {
+        Section::ALL.into_iter().find(|s| s.name() == name)
+    }
+}
+
 /// Parses a 200 body. Always read as UTF-8, replacing invalid bytes, since
 /// TAP has sent subjects in other encodings (docs/tap-api.md, "Response
 /// envelope and empty windows") and one odd subject must not fail the
@@ -436,28 +470,31 @@ fn non_empty(value: &Option<String>) -> Option<&str> {
     value.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
 
-/// Decodes one raw record with the path of a failing field in the error.
-fn decode<T: for<'de> Deserialize<'de>>(raw: &RawValue) -> Result<T, String> {
-    let text = raw.get();
+/// Decodes one record's JSON text with the path of a failing field in the
+/// error. Text after the record (possible only in `map-records` input) is
+/// an error too.
+fn decode<T: for<'de> Deserialize<'de>>(text: &str) -> Result<T, String> {
     if !text.trim_start().starts_with('{') {
         let kind = serde_json::from_str::<Value>(text)
             .map_or("not JSON", |value| lenient::json_kind(&value));
         return Err(format!("the record is {kind}, not a JSON object"));
     }
     let mut deserializer = serde_json::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
         let path = e.path().to_string();
         if path == "." {
             e.inner().to_string()
         } else {
             format!("field `{path}`: {}", e.inner())
         }
-    })
+    })?;
+    deserializer.end().map_err(|e| e.to_string())?;
+    Ok(value)
 }
 
 /// The raw record as a `Value`, only to name a record that failed to decode.
-fn as_value(raw: &RawValue) -> Value {
-    serde_json::from_str(raw.get()).unwrap_or(Value::Null)
+fn as_value(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or(Value::Null)
 }
 
 /// The later of an event time and the threat times; unreadable threat
@@ -469,23 +506,36 @@ fn created_ms<'a>(event: OffsetDateTime, threat_times: impl Iterator<Item = &'a 
     unix_ms(latest)
 }
 
+/// A rejection of the record `text` of `array`.
+fn rejection(array: &str, text: &str, key: String, reason: String) -> Rejection {
+    Rejection {
+        key,
+        reason,
+        section: array.to_string(),
+        raw: text.to_string(),
+    }
+}
+
 /// Decodes element `index` of `array` (`messagesDelivered` or
 /// `messagesBlocked`).
 pub fn decode_message(array: &str, index: usize, raw: &RawValue) -> Result<Message, Rejection> {
+    decode_message_text(array, index, raw.get())
+}
+
+/// `decode_message` of a record's JSON text; a rejection carries `text` as
+/// its `raw`, unchanged.
+pub fn decode_message_text(array: &str, index: usize, text: &str) -> Result<Message, Rejection> {
     let fallback_key = format!("{array}[{index}]");
-    let fields: MessageFields = decode(raw).map_err(|reason| Rejection {
-        key: describe_raw_message(&as_value(raw)).unwrap_or_else(|| fallback_key.clone()),
-        reason,
+    let fields: MessageFields = decode(text).map_err(|reason| {
+        let key = describe_raw_message(&as_value(text)).unwrap_or_else(|| fallback_key.clone());
+        rejection(array, text, key, reason)
     })?;
     let rejection_key = match (non_empty(&fields.guid), non_empty(&fields.id)) {
         (Some(guid), Some(id)) => format!("message GUID={guid} id={id}"),
         (Some(guid), None) => format!("message GUID={guid}"),
         _ => fallback_key,
     };
-    let reject = |reason: String| Rejection {
-        key: rejection_key.clone(),
-        reason,
-    };
+    let reject = |reason: String| rejection(array, text, rejection_key.clone(), reason);
     let guid = non_empty(&fields.guid)
         .ok_or_else(|| reject("the message has no GUID, so it cannot be identified".into()))?
         .to_string();
@@ -519,20 +569,23 @@ pub fn decode_message(array: &str, index: usize, raw: &RawValue) -> Result<Messa
 /// Decodes element `index` of `array` (`clicksPermitted` or
 /// `clicksBlocked`).
 pub fn decode_click(array: &str, index: usize, raw: &RawValue) -> Result<Click, Rejection> {
+    decode_click_text(array, index, raw.get())
+}
+
+/// `decode_click` of a record's JSON text; a rejection carries `text` as
+/// its `raw`, unchanged.
+pub fn decode_click_text(array: &str, index: usize, text: &str) -> Result<Click, Rejection> {
     let fallback_key = format!("{array}[{index}]");
-    let fields: ClickFields = decode(raw).map_err(|reason| Rejection {
-        key: describe_raw_click(&as_value(raw)).unwrap_or_else(|| fallback_key.clone()),
-        reason,
+    let fields: ClickFields = decode(text).map_err(|reason| {
+        let key = describe_raw_click(&as_value(text)).unwrap_or_else(|| fallback_key.clone());
+        rejection(array, text, key, reason)
     })?;
     let rejection_key = match (non_empty(&fields.id), non_empty(&fields.guid)) {
         (Some(id), _) => format!("click id={id}"),
         (None, Some(guid)) => format!("click GUID={guid}"),
         _ => fallback_key,
     };
-    let reject = |reason: String| Rejection {
-        key: rejection_key.clone(),
-        reason,
-    };
+    let reject = |reason: String| rejection(array, text, rejection_key.clone(), reason);
     let raw_time =
         non_empty(&fields.click_time).ok_or_else(|| reject("the click has no clickTime".into()))?;
     let time = parse_tap_time(raw_time).map_err(|e| reject(format!("clickTime {e}")))?;

@@ -9,8 +9,8 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 use tap_component::{
-    HostServices, LogLevel, ObjectKind, Settings, SyncError, SyncResult, TapResponse,
-    ThreatqObject, Transport, Window,
+    HostServices, LogLevel, ObjectKind, QuarantinedRecord, Settings, SyncError, SyncResult,
+    TapResponse, ThreatqObject, Transport, Window,
 };
 
 pub const THREAT_URL_ID: &str = "61f7622167144dba5e3ae4480eeee78b23d66f7dfed970cfc3d086cc0dabdf50";
@@ -162,6 +162,25 @@ pub fn run_with(
     let mut host = RecordingHost::default();
     let result = tap_component::sync(settings, &window(), |_| &mut *tap, &mut host);
     (result, host)
+}
+
+/// Runs one `map_records` call against `tap`.
+pub fn map_records_with(
+    tap: &mut FakeTap,
+    settings: &Settings,
+    records: &[QuarantinedRecord],
+) -> (Result<SyncResult, SyncError>, RecordingHost) {
+    let mut host = RecordingHost::default();
+    let result = tap_component::map_records(settings, records, |_| &mut *tap, &mut host);
+    (result, host)
+}
+
+/// A quarantined record of `section` whose raw text is `record` as JSON.
+pub fn quarantined(section: &str, record: &Value) -> QuarantinedRecord {
+    QuarantinedRecord {
+        section: section.to_string(),
+        raw: record.to_string(),
+    }
 }
 
 /// Runs a window whose SIEM answer is `body`, with default settings and no

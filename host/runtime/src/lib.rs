@@ -1,6 +1,7 @@
 //! Runs the TAP component in a wasmtime sandbox.
 //!
-//! The component gets nothing but what `sync` needs: no files, environment,
+//! The component gets nothing but what its calls (`sync`, `map_records`)
+//! need: no files, environment,
 //! arguments, stdin or sockets; outbound HTTP only to the configured TAP
 //! origin, with the credentials added by the host (`outbound`); a memory
 //! cap, a CPU-time cap and a wall-clock cap per call (`limits`). Each call
@@ -26,8 +27,8 @@ use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Engine, Store, UpdateDeadline};
 
 pub use bindings::{
-    Attribute, CampaignRef, Counters, Credentials, ObjectKind, RecordKey, Rejection, Relation,
-    Settings, SyncError, SyncResult, TapFailure, ThreatqObject, Window,
+    Attribute, CampaignRef, Counters, Credentials, ObjectKind, QuarantinedRecord, RecordKey,
+    Rejection, Relation, Settings, SyncError, SyncResult, TapFailure, ThreatqObject, Window,
 };
 pub use error::RuntimeError;
 pub use limits::Limits;
@@ -42,7 +43,8 @@ use bindings::{TapConnectorPre, host_interface};
 use outbound::{OutboundHttp, RequestCounter};
 use sandbox::{Refusal, SandboxState};
 
-/// What one `sync` call came to: the requests the host sent to TAP on the
+/// What one call (`sync` or `map_records`) came to: the requests the host
+/// sent to TAP on the
 /// component's behalf, counted by the host itself so they stand whatever
 /// ended the call (an answer, a TAP error, a trap, a limit, the wall clock),
 /// and the answer.
@@ -105,7 +107,7 @@ impl Runtime {
             .and_then(TapConnectorPre::new)
             .map_err(|err| {
                 link_error(format!(
-                    "{err:#} (is it a build of the TAP component for contract proofpoint:tap@0.2?)"
+                    "{err:#} (is it a build of the TAP component for contract proofpoint:tap@0.3?)"
                 ))
             })?;
 
@@ -147,6 +149,32 @@ impl Runtime {
         settings: &Settings,
         window: &Window,
     ) -> CallOutcome {
+        self.call(outbound, settings, Export::Sync(window)).await
+    }
+
+    /// Runs one `map-records` call in a fresh sandbox, under the same
+    /// limits and outbound policy as `sync`: the component maps `records`
+    /// (usually the `section` and `raw` of earlier rejections) as `sync`
+    /// would have, campaign and forensics look-ups included, without a
+    /// SIEM request. The answer's `query_end_time` is empty; it is not a
+    /// checkpoint.
+    pub async fn map_records(
+        &self,
+        outbound: &OutboundPolicy,
+        settings: &Settings,
+        records: &[QuarantinedRecord],
+    ) -> CallOutcome {
+        self.call(outbound, settings, Export::MapRecords(records))
+            .await
+    }
+
+    /// One call of `export` in a fresh sandbox.
+    async fn call(
+        &self,
+        outbound: &OutboundPolicy,
+        settings: &Settings,
+        export: Export<'_>,
+    ) -> CallOutcome {
         let limits = self.inner.limits;
         let counter = RequestCounter::default();
         let hook = match OutboundHttp::new(outbound, limits.request_body_bytes, counter.clone()) {
@@ -167,11 +195,16 @@ impl Runtime {
                 .instantiate_async(&mut store)
                 .await
                 .map_err(|err| (Stage::Instantiate, err))?;
-            instance
-                .proofpoint_tap_connector()
-                .call_sync(&mut store, settings, window)
-                .await
-                .map_err(|err| (Stage::Call, err))
+            let connector = instance.proofpoint_tap_connector();
+            match export {
+                Export::Sync(window) => connector.call_sync(&mut store, settings, window).await,
+                Export::MapRecords(records) => {
+                    connector
+                        .call_map_records(&mut store, settings, records)
+                        .await
+                }
+            }
+            .map_err(|err| (Stage::Call, err))
         };
         let outcome = tokio::time::timeout(limits.wall_time, call).await;
 
@@ -273,7 +306,14 @@ impl Runtime {
     }
 }
 
-/// Where a call failed: starting the component, or running `sync`.
+/// Which export a call runs, with its arguments besides the settings.
+#[derive(Clone, Copy)]
+enum Export<'a> {
+    Sync(&'a Window),
+    MapRecords(&'a [QuarantinedRecord]),
+}
+
+/// Where a call failed: starting the component, or running the export.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stage {
     Instantiate,

@@ -41,8 +41,8 @@ mod probe {
     use std::io::Read;
 
     use exports::proofpoint::tap::connector::{
-        Attribute, Counters, Guest, ObjectKind, Settings, SyncError, SyncResult, ThreatqObject,
-        Window,
+        Attribute, Counters, Guest, ObjectKind, QuarantinedRecord, Settings, SyncError, SyncResult,
+        ThreatqObject, Window,
     };
     use proofpoint::tap::host::{LogField, LogLevel, log};
     use wasip2::http::outgoing_handler;
@@ -54,6 +54,17 @@ mod probe {
     struct Probe;
 
     impl Guest for Probe {
+        /// The probe attacks through `sync`; this entry point only has to
+        /// exist for the probe to satisfy the world.
+        fn map_records(
+            _settings: Settings,
+            _records: Vec<QuarantinedRecord>,
+        ) -> Result<SyncResult, SyncError> {
+            Err(SyncError::InvalidInput(
+                "the sandbox probe does not map records".into(),
+            ))
+        }
+
         fn sync(settings: Settings, window: Window) -> Result<SyncResult, SyncError> {
             let behaviour = window.start.as_str();
             let attributes = if behaviour == "echo" {
