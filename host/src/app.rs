@@ -1,5 +1,5 @@
 //! From a parsed command line to an exit status: logging, first-run set-up,
-//! the normal run, `setup` and `demo`.
+//! the normal run, `setup`, `demo`, `precompile` and `replay`.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use tracing::{error, info, warn};
 
 use crate::cli::{Cli, Command};
-use crate::run::{NetworkFlags, RunOptions, RunOutcome};
+use crate::run::{NetworkFlags, RunMode, RunOptions, RunOutcome};
 
 pub async fn main(cli: Cli) -> ExitCode {
     if let Err(e) = cli.check_dirs() {
@@ -77,11 +77,15 @@ pub async fn main(cli: Cli) -> ExitCode {
                 }
             }
         }
-        None => normal_run(&cli, component).await,
+        Some(Command::Replay(args)) if args.list || !args.discard.is_empty() => {
+            crate::replay::list_or_discard(&cli.config_dir, args)
+        }
+        Some(Command::Replay(_)) => normal_run(&cli, component, RunMode::Replay).await,
+        None => normal_run(&cli, component, RunMode::Sync).await,
     }
 }
 
-async fn normal_run(cli: &Cli, component: tap_runtime::ComponentSource) -> ExitCode {
+async fn normal_run(cli: &Cli, component: tap_runtime::ComponentSource, mode: RunMode) -> ExitCode {
     // The run itself loads and checks the file; here only its absence
     // matters, which means a first run.
     if !crate::config::path(&cli.config_dir).exists() {
@@ -95,6 +99,7 @@ async fn normal_run(cli: &Cli, component: tap_runtime::ComponentSource) -> ExitC
     }
 
     let mut options = RunOptions::new(cli.config_dir.clone());
+    options.mode = mode;
     options.dry_run = cli.dry_run;
     options.export = cli.export.clone();
     options.component = component;

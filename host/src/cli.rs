@@ -70,6 +70,28 @@ pub enum Command {
     /// Compile the TAP component (the built-in one, or `--component`) for
     /// this binary and write the artifact, for `--precompiled`.
     Precompile(PrecompileArgs),
+    /// What earlier runs could not deliver: objects ThreatQ refused (dead
+    /// letters) and TAP records that could not be mapped (quarantined).
+    /// Without options, sends them all now; every normal run also sends
+    /// the dead letters again by itself.
+    Replay(ReplayArgs),
+}
+
+/// `replay`: list, send, or discard what is undelivered.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Args)]
+pub struct ReplayArgs {
+    /// Only list each entry (its id, ThreatQ's answer, since when); send
+    /// nothing.
+    #[arg(long, conflicts_with = "discard")]
+    pub list: bool,
+    /// Remove one entry for good, by the id `--list` shows (d12, q3), after
+    /// dealing with it by hand. It is logged, with what it held.
+    #[arg(long, value_name = "ID", value_parser = parse_entry)]
+    pub discard: Vec<crate::state::Entry>,
+}
+
+fn parse_entry(text: &str) -> Result<crate::state::Entry, String> {
+    text.parse()
 }
 
 /// `precompile`: where the artifact goes.

@@ -9,7 +9,7 @@
 
 use std::fmt;
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
@@ -563,32 +563,8 @@ pub fn write(dir: &Path, config: &Config) -> Result<(), ConfigError> {
          # [threatq] is how to reach ThreatQ; any value set in [tap] wins over\n\
          # the connector's settings in ThreatQ's UI. Keep this file private.\n\n{body}"
     );
-    let write_error = |source| ConfigError::Write {
-        path: file.clone(),
-        source,
-    };
-    // tempfile creates the file with mode 0600 on Unix before anything is
-    // written into it.
-    let mut temp = tempfile::Builder::new()
-        .prefix(".tq-conn-proofpoint-tap.")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(write_error)?;
-    temp.write_all(text.as_bytes()).map_err(write_error)?;
-    temp.as_file().sync_all().map_err(write_error)?;
-    temp.persist(&file).map_err(|e| write_error(e.error))?;
-    sync_dir(dir).map_err(write_error)?;
-    Ok(())
-}
-
-#[cfg(unix)]
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    fs::File::open(dir)?.sync_all()
-}
-
-#[cfg(not(unix))]
-fn sync_dir(_dir: &Path) -> io::Result<()> {
-    Ok(())
+    crate::atomic_file::write_atomically(&file, text.as_bytes())
+        .map_err(|source| ConfigError::Write { path: file, source })
 }
 
 /// A warning when the config file is readable or writable by group or

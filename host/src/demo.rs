@@ -83,7 +83,7 @@ pub async fn demo(options: &DemoOptions) -> Result<DemoReport> {
             options.hours
         ),
     );
-    crate::state::write_atomically(
+    crate::atomic_file::write_atomically(
         &dir.join(crate::config::CONFIG_FILE_NAME),
         config.as_bytes(),
     )

@@ -4,8 +4,9 @@
 //! `cli` -> `config` -> `settings` (local file merged over ThreatQ's UI)
 //! -> `plan` (windows) -> `run` (one window at a time: the sandboxed TAP
 //! component via `tap_runtime`, then `forward` to ThreatQ via
-//! `threatq_client`) -> `state` (checkpoint, sent-record keys, budgets; moved
-//! only after ThreatQ accepted the window) -> `report` (summary, progress,
+//! `threatq_client`) -> `state` (checkpoint, sent-record keys, budgets, dead letters,
+//! quarantine, in an SQLite store; committed only after ThreatQ answered
+//! for the window) -> `report` (summary, progress,
 //! export).
 
 pub mod cli;
@@ -14,10 +15,12 @@ pub mod logging;
 pub mod setup;
 
 pub mod app;
+pub mod atomic_file;
 pub mod batch;
 pub mod demo;
 pub mod http;
 pub mod plan;
+pub mod replay;
 pub mod report;
 pub mod run;
 pub mod settings;

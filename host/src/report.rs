@@ -32,6 +32,11 @@ pub struct RunSummary {
     pub already_sent_skipped: u64,
     pub rejected_records: u64,
     pub rejected_objects: u64,
+    /// Dead letters and quarantined records of earlier runs delivered now.
+    pub redelivered: u64,
+    /// What the state store still holds undelivered after the run.
+    pub undelivered_objects: u64,
+    pub quarantined_records: u64,
     /// Distinct identities per kind (events are split into events and incidents).
     accepted: BTreeMap<&'static str, BTreeSet<String>>,
     pub budgets_left: BTreeMap<Pool, u32>,
@@ -54,10 +59,12 @@ pub const KINDS: [&str; 7] = [
 
 impl RunSummary {
     /// Counts the objects of `batch` that ThreatQ accepted (all but `rejected`,
-    /// given as (collection, identity) pairs).
+    /// given as (collection, [`TqObject::identity`]) pairs).
+    ///
+    /// [`TqObject::identity`]: threatq_client::TqObject::identity
     pub fn count_accepted(&mut self, batch: &Batch, rejected: &BTreeSet<(Collection, String)>) {
         for object in &batch.objects {
-            if rejected.contains(&(object.collection, object.value.clone())) {
+            if rejected.contains(&(object.collection, object.identity())) {
                 continue;
             }
             let kind = kind_of(object.collection, object.type_name.as_deref());
@@ -121,9 +128,20 @@ impl fmt::Display for RunSummary {
         }
         write!(
             f,
-            "; rejected {} records, {} objects; TAP budget left",
+            "; quarantined {} records, refused {} objects",
             self.rejected_records, self.rejected_objects
         )?;
+        if self.redelivered > 0 {
+            write!(f, ", {} earlier ones delivered now", self.redelivered)?;
+        }
+        if self.undelivered_objects + self.quarantined_records > 0 {
+            write!(
+                f,
+                "; UNDELIVERED {} objects, {} records (replay --list)",
+                self.undelivered_objects, self.quarantined_records
+            )?;
+        }
+        write!(f, "; TAP budget left")?;
         for pool in Pool::ALL {
             let left = self
                 .budgets_left

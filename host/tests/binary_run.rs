@@ -117,7 +117,6 @@ async fn a_run_killed_mid_way_loses_and_duplicates_nothing_when_run_again() {
     sims.threatq
         .faults()
         .set_delay(Some(Duration::from_millis(40)));
-    let state_file = sims.dir.path().join(tq_conn::state::STATE_FILE_NAME);
 
     let mut child = KillOnDrop(
         connector(sims.dir.path())
@@ -133,9 +132,9 @@ async fn a_run_killed_mid_way_loses_and_duplicates_nothing_when_run_again() {
         if child.0.try_wait().unwrap().is_some() {
             break;
         }
-        let checkpointed = std::fs::read_to_string(&state_file)
-            .map(|s| s.contains("\"checkpoint\": \""))
-            .unwrap_or(false);
+        let checkpointed = sims.dir.path().join(tq_conn::state::STATE_DB_NAME).exists()
+            && tq_conn::state::Store::open(sims.dir.path())
+                .is_ok_and(|store| store.state().checkpoint.is_some());
         if checkpointed {
             child.0.kill().unwrap(); // SIGKILL
             child.0.wait().unwrap();
@@ -146,10 +145,9 @@ async fn a_run_killed_mid_way_loses_and_duplicates_nothing_when_run_again() {
     }
     drop(child);
     assert!(killed_mid_run, "the run ended before it could be killed");
-    let state = tq_conn::state::StateFile::in_dir(sims.dir.path())
-        .load()
-        .unwrap();
-    let checkpoint = state
+    let store = tq_conn::state::Store::open(sims.dir.path()).unwrap();
+    let checkpoint = store
+        .state()
         .checkpoint
         .expect("a checkpoint was written before the kill");
     assert!(checkpoint < OffsetDateTime::now_utc() - time::Duration::hours(1));

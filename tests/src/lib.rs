@@ -10,7 +10,7 @@ use threatq_sim::{ThreatqSim, ThreatqSimConfig};
 use time::{Duration, OffsetDateTime};
 use tq_conn::report::RunSummary;
 use tq_conn::run::{RunFailure, RunOptions, RunOutcome};
-use tq_conn::state::{State, StateFile};
+use tq_conn::state::{State, Store};
 
 /// Both simulators and a config directory that points at them.
 pub struct World {
@@ -92,9 +92,10 @@ impl World {
     }
 
     pub fn state(&self) -> State {
-        StateFile::in_dir(self.dir.path())
-            .load()
+        Store::open(self.dir.path())
             .expect("state loads")
+            .state()
+            .clone()
     }
 }
 
@@ -132,4 +133,25 @@ pub fn tenant(seed: u64, hours: i64, now: OffsetDateTime) -> Tenant {
 pub fn now() -> OffsetDateTime {
     let now = OffsetDateTime::now_utc();
     now.replace_nanosecond(0).unwrap_or(now)
+}
+
+/// What ThreatQ holds, as (collection, identity, attribute count, relation
+/// count) per object: two runs that should land the same data compare
+/// equal on it.
+pub fn holdings(
+    threatq: &ThreatqSim,
+) -> std::collections::BTreeSet<(String, String, usize, usize)> {
+    threatq
+        .snapshot()
+        .objects
+        .iter()
+        .map(|object| {
+            (
+                object.collection.clone(),
+                object.value.clone(),
+                object.attributes.len(),
+                object.relations.len(),
+            )
+        })
+        .collect()
 }

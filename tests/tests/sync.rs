@@ -2,7 +2,7 @@
 //! Each test names the rule of `docs/sync.md` (or of the issue) that it
 //! guards.
 
-use e2e_tests::{World, completed, failed, now, tenant};
+use e2e_tests::{World, completed, failed, holdings, now, tenant};
 use serde_json::{Value, json};
 use std::time::Duration as StdDuration;
 use tap_sim::{MessageKind, SiemFault, TapSimConfig};
@@ -246,7 +246,7 @@ async fn running_twice_over_the_same_data_makes_no_duplicates_in_threatq() {
     let once = world.threatq.snapshot();
 
     // Forget everything we knew: the same windows are fetched and sent again.
-    std::fs::remove_file(world.config_dir().join(tq_conn::state::STATE_FILE_NAME)).unwrap();
+    std::fs::remove_file(world.config_dir().join(tq_conn::state::STATE_DB_NAME)).unwrap();
     completed(world.run_at(now).await);
     let twice = world.threatq.snapshot();
 
@@ -356,8 +356,8 @@ async fn threatq_token_expiring_mid_run_is_renewed_and_the_run_completes() {
         let dir = world.config_dir().to_path_buf();
         tokio::spawn(async move {
             for _ in 0..2000 {
-                let state = tq_conn::state::StateFile::in_dir(&dir).load();
-                if state.is_ok_and(|s| s.checkpoint.is_some()) {
+                let state = tq_conn::state::Store::open(&dir);
+                if state.is_ok_and(|s| s.state().checkpoint.is_some()) {
                     faults.expire_all_tokens();
                     return true;
                 }
@@ -411,15 +411,26 @@ async fn object_threatq_rejects_is_reported_and_the_rest_lands() {
         .faults()
         .reject_values_containing("poison-guid");
 
-    let summary = completed(world.run_at(t).await);
+    // Every window is forwarded, but the refused object is kept, and the
+    // run says so with its own exit status (docs/sync.md, "Nothing
+    // refused is lost").
+    let failure = failed(world.run_at(t).await);
 
-    assert!(summary.rejected_objects >= 1, "{summary}");
+    assert_eq!(
+        failure.kind,
+        FailureKind::Undelivered,
+        "{:#}",
+        failure.error
+    );
+    assert_eq!(failure.kind.exit_code(), 11);
+    assert!(failure.summary.rejected_objects >= 1, "{}", failure.summary);
     assert_eq!(spearphish_titles_containing(&world, "good-guid"), 1);
     assert_eq!(spearphish_titles_containing(&world, "poison-guid"), 0);
     assert!(
         world.state().checkpoint.is_some(),
         "the window still counts as forwarded"
     );
+    assert!(world.state().dead_letters >= 1);
 }
 
 #[tokio::test]
@@ -517,11 +528,18 @@ async fn unmappable_record_is_quarantined_and_the_rest_of_the_window_lands() {
         .add_message(MessageKind::Delivered, broken)
         .unwrap();
 
-    let summary = completed(world.run_at(t).await);
+    let failure = failed(world.run_at(t).await);
 
-    assert_eq!(summary.rejected_records, 1, "{summary}");
+    assert_eq!(
+        failure.kind,
+        FailureKind::Undelivered,
+        "{:#}",
+        failure.error
+    );
+    assert_eq!(failure.summary.rejected_records, 1, "{}", failure.summary);
     assert_eq!(spearphish_titles_containing(&world, "good-guid"), 1);
     assert!(world.state().checkpoint.is_some());
+    assert_eq!(world.state().quarantined, 1);
 }
 
 #[tokio::test]
@@ -789,22 +807,6 @@ async fn wrong_threatq_password_stops_before_any_tap_request() {
 }
 
 /// What ThreatQ holds, independent of ids and arrival order.
-fn holdings(world: &World) -> std::collections::BTreeSet<(String, String, usize, usize)> {
-    world
-        .threatq
-        .snapshot()
-        .objects
-        .iter()
-        .map(|object| {
-            (
-                object.collection.clone(),
-                object.value.clone(),
-                object.attributes.len(),
-                object.relations.len(),
-            )
-        })
-        .collect()
-}
 
 /// Before: a window too large for the sandbox failed every run, for ever.
 /// Now it is retried as two halves (down to TAP's 30 s minimum), and
@@ -839,7 +841,7 @@ async fn a_window_over_the_response_cap_is_split_in_halves_and_nothing_is_lost()
     assert!(summary.to_string().contains("split in halves"), "{summary}");
     // Every object, with every attribute, lands either way.
     let objects = |world: &World| -> std::collections::BTreeSet<_> {
-        holdings(world)
+        holdings(&world.threatq)
             .into_iter()
             .map(|(collection, value, attributes, _)| (collection, value, attributes))
             .collect()
@@ -849,7 +851,7 @@ async fn a_window_over_the_response_cap_is_split_in_halves_and_nothing_is_lost()
     // Relations too, except a click whose message fell into the other half:
     // a click relates to its message only within one window until the
     // host keeps a message index (docs/mapping.md, Clicks).
-    let (split, unsplit) = (holdings(&world), holdings(&clean));
+    let (split, unsplit) = (holdings(&world.threatq), holdings(&clean.threatq));
     for (collection, value, _, _) in split.symmetric_difference(&unsplit) {
         assert!(
             collection == "events"

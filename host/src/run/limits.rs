@@ -1,0 +1,141 @@
+//! The run's bounds: deadlines, timeouts and the sandbox's limits, from
+//! the options' defaults with `[run]` of the config file on top
+//! (docs/sync.md, "Deadlines" and "Windows that fit").
+
+use std::time::{Duration as StdDuration, Instant};
+
+use anyhow::anyhow;
+use tap_runtime::Limits;
+
+use super::{FailureKind, RunOptions, Stop, checkpoint_text, describe};
+use crate::config::Config;
+use crate::plan::Window;
+use crate::report::RunSummary;
+
+/// TAP answers a busy hour in one body (no paging): generous limits.
+const TAP_REQUEST_TIMEOUT: StdDuration = StdDuration::from_secs(120);
+/// A consume request of 500 objects takes seconds; five minutes means
+/// ThreatQ has stopped answering (the client then retries it).
+const THREATQ_REQUEST_TIMEOUT: StdDuration = StdDuration::from_secs(300);
+pub(super) const TAP_MAX_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
+/// Default bound on a whole run: below one hourly cron period, so a stuck
+/// run is noticed by the next one (docs/sync.md, "Deadlines").
+pub const DEFAULT_RUN_DEADLINE: StdDuration = StdDuration::from_secs(50 * 60);
+
+/// The run's bounds: the options' defaults (or a test's choices), with
+/// whatever `[run]` in the config file sets on top.
+pub(super) struct Bounds {
+    pub deadline: StdDuration,
+    pub limits: Limits,
+    pub tap_max_response_bytes: usize,
+    pub tap_request_timeout: StdDuration,
+    pub threatq_request_timeout: StdDuration,
+}
+
+impl Bounds {
+    pub fn of(config: &Config, options: &RunOptions) -> Bounds {
+        const MIB: usize = 1024 * 1024;
+        let run = &config.run;
+        let seconds = |value: u32| StdDuration::from_secs(u64::from(value));
+        let mut limits = options.limits;
+        if let Some(mib) = run.memory_mib {
+            limits.memory_bytes = mib as usize * MIB;
+        }
+        Bounds {
+            deadline: run
+                .deadline_minutes
+                .map_or(options.deadline, |minutes| seconds(minutes * 60)),
+            limits,
+            tap_max_response_bytes: run
+                .tap_response_mib
+                .map_or(options.tap_max_response_bytes, |mib| mib as usize * MIB),
+            tap_request_timeout: run
+                .tap_request_timeout_seconds
+                .map_or(TAP_REQUEST_TIMEOUT, seconds),
+            threatq_request_timeout: run
+                .threatq_request_timeout_seconds
+                .map_or(THREATQ_REQUEST_TIMEOUT, seconds),
+        }
+    }
+}
+
+/// The whole-run time bound: checked before each window, and bounding each
+/// window's TAP call and ThreatQ forward, so a stalled side ends the run at
+/// a window boundary with the checkpoint of the last accepted window.
+pub(super) struct Deadline {
+    at: Instant,
+    limit: StdDuration,
+}
+
+impl Deadline {
+    pub fn starting_at(now: Instant, limit: StdDuration) -> Deadline {
+        Deadline {
+            at: now
+                .checked_add(limit)
+                .unwrap_or(now + StdDuration::from_secs(86_400 * 365)),
+            limit,
+        }
+    }
+
+    fn stop(&self, window: &Window, summary: &RunSummary) -> Stop {
+        Stop::Failed(
+            FailureKind::Deadline,
+            anyhow!(
+                "the run reached its deadline of {} after {} of {} windows; window {} was \
+                 not committed and the checkpoint stays at {}. The next run continues from there; \
+                 if this repeats, see why windows are slow (-v3) or raise `[run] deadline_minutes`",
+                human(self.limit),
+                summary.windows_done,
+                summary.windows_planned,
+                describe(window),
+                checkpoint_text(summary)
+            ),
+        )
+    }
+
+    /// Bounds a step before the first window (reading ThreatQ's settings),
+    /// where there is nothing to save: the checkpoint is as it was.
+    pub async fn bound_preparation<T>(&self, work: impl Future<Output = T>) -> Result<T, Stop> {
+        tokio::time::timeout_at(self.at.into(), work)
+            .await
+            .map_err(|_elapsed| {
+                Stop::Failed(
+                    FailureKind::Deadline,
+                    anyhow!(
+                        "the run reached its deadline of {} before its first window (reading \
+                         the settings from ThreatQ, or replaying); the checkpoint is unchanged. Check that \
+                         ThreatQ answers (-v3 shows the last request)",
+                        human(self.limit)
+                    ),
+                )
+            })
+    }
+
+    pub fn check(&self, window: &Window, summary: &RunSummary) -> Result<(), Stop> {
+        if Instant::now() >= self.at {
+            return Err(self.stop(window, summary));
+        }
+        Ok(())
+    }
+
+    pub async fn bound<T>(
+        &self,
+        window: &Window,
+        summary: &RunSummary,
+        work: impl Future<Output = T>,
+    ) -> Result<T, Stop> {
+        tokio::time::timeout_at(self.at.into(), work)
+            .await
+            .map_err(|_elapsed| self.stop(window, summary))
+    }
+}
+
+/// "50 minutes", or "3 s" for the short deadlines of tests.
+pub(super) fn human(duration: StdDuration) -> String {
+    let secs = duration.as_secs();
+    if secs >= 120 && secs.is_multiple_of(60) {
+        format!("{} minutes", secs / 60)
+    } else {
+        format!("{secs} s")
+    }
+}

@@ -1,0 +1,373 @@
+//! Step 1 of a run: everything before the first TAP request. Each check
+//! that can fail without TAP fails here, before any TAP budget is spent on
+//! data that could not be delivered.
+
+use std::time::{Duration as StdDuration, Instant};
+
+use anyhow::anyhow;
+use tap_runtime::{OutboundPolicy, Runtime, RuntimeConfig};
+use threatq_client::{Client, ForwardOptions, ThreatqConfig, ThreatqError};
+use time::{Duration, OffsetDateTime};
+use tracing::{debug, info, warn};
+
+use super::limits::{Bounds, Deadline, human};
+use super::{CACHE_DIR_NAME, FailureKind, RunOptions, SOURCE_NAME, Stop};
+use crate::config::{self, Config};
+use crate::http::{self, ProxyChoice, ProxyUrl};
+use crate::plan::{self, Plan, PlanInput};
+use crate::report::{Export, RunSummary, rfc3339};
+use crate::settings::{self, CONNECTOR_NAME, Resolved, TapSettings};
+use crate::state::{LockAttempt, RunLock, Store};
+
+/// What the later steps run with.
+pub(super) struct Prepared {
+    pub deadline: Deadline,
+    pub threatq: Client,
+    pub forward_options: ForwardOptions,
+    pub tap: TapSettings,
+    pub runtime: Runtime,
+    pub outbound: OutboundPolicy,
+    pub store: Store,
+    pub plan: Plan,
+    pub export: Option<Export>,
+    /// Held for the whole run; released by the OS even on SIGKILL.
+    _lock: RunLock,
+}
+
+/// `Ok(None)` when the connector is switched off.
+pub(super) async fn prepare(
+    options: &RunOptions,
+    summary: &mut RunSummary,
+) -> Result<Option<Prepared>, Stop> {
+    let dir = &options.config_dir;
+    let deadline_started = Instant::now();
+
+    let config = config::load(dir)
+        .map_err(|e| Stop::Failed(FailureKind::Config, anyhow!(e)))?
+        .ok_or_else(|| {
+            Stop::Failed(
+                FailureKind::Config,
+                anyhow!(
+                    "no config file in {}: run tq-conn-proofpoint-tap once in a terminal to set it up, \
+                     or use `tq-conn-proofpoint-tap setup`",
+                    dir.display()
+                ),
+            )
+        })?;
+
+    let bounds = Bounds::of(&config, options);
+    let deadline = Deadline::starting_at(deadline_started, bounds.deadline);
+    let lock = acquire_lock(dir, bounds.deadline)?;
+    // Before any request: a damaged store is the operator's to look at, and
+    // nothing should be fetched that could not be recorded.
+    let store = Store::open(dir).map_err(Stop::from(FailureKind::Local))?;
+
+    // Registered before the first request, so even the login is covered;
+    // the TAP secret and proxy password follow once they are resolved.
+    register_threatq_password(&config);
+    let threatq =
+        threatq_client(&config, options, &bounds).map_err(Stop::from(FailureKind::Config))?;
+    let local_complete = settings::local_is_complete(&config.tap);
+    let ui = deadline
+        .bound_preparation(connector_entry(&threatq, local_complete))
+        .await??;
+    let tap = match settings::resolve(&config.tap, ui.as_ref())
+        .map_err(Stop::from(FailureKind::Config))?
+    {
+        Resolved::Run(tap) => *tap,
+        Resolved::Disabled => {
+            info!("the connector is switched off (ThreatQ UI or `enabled = false`): nothing to do");
+            return Ok(None);
+        }
+    };
+    if !options.dry_run {
+        deadline
+            .bound_preparation(check_names(&threatq, &config))
+            .await??;
+    }
+
+    let (tap_http, tap_proxy) = deadline
+        .bound_preparation(tap_http_client(&config, &tap, options, &threatq))
+        .await??;
+    register_secrets(&tap, &tap_proxy);
+    let runtime = Runtime::new(RuntimeConfig {
+        component: options.component.clone(),
+        cache_dir: Some(dir.join(CACHE_DIR_NAME)),
+        limits: bounds.limits,
+    })
+    .map_err(|e| Stop::Failed(FailureKind::Sandbox, anyhow!(e)))?;
+    let outbound = OutboundPolicy {
+        origin: tap.origin.clone(),
+        principal: tap.principal.clone(),
+        secret: tap.secret.clone(),
+        http: tap_http,
+        request_timeout: bounds.tap_request_timeout,
+        max_response_bytes: bounds.tap_max_response_bytes,
+    };
+
+    let plan = plan_windows(&tap, &store, options, summary);
+    let export = match (&options.export, options.dry_run) {
+        (Some(path), _) => Some(Export::to_file(path).map_err(Stop::from(FailureKind::Local))?),
+        (None, true) => Some(Export::to_stdout()),
+        (None, false) => None,
+    };
+    let forward_options = ForwardOptions {
+        source: SOURCE_NAME.to_owned(),
+        tlp_id: None,
+        indicator_status: config.threatq.status.clone(),
+    };
+    Ok(Some(Prepared {
+        deadline,
+        threatq,
+        forward_options,
+        tap,
+        runtime,
+        outbound,
+        store,
+        plan,
+        export,
+        _lock: lock,
+    }))
+}
+
+fn plan_windows(
+    tap: &TapSettings,
+    store: &Store,
+    options: &RunOptions,
+    summary: &mut RunSummary,
+) -> Plan {
+    let state = store.state();
+    let plan = plan::plan(&PlanInput {
+        now: options.clock(),
+        cursor: state.checkpoint,
+        history_hours: tap.history_hours,
+        overlap: tap.overlap,
+        safety_margin: tap.safety_margin,
+    });
+    summary.windows_planned = plan.windows.len();
+    summary.checkpoint = state.checkpoint;
+    if let Some(gap) = plan.clamped_gap {
+        summary.gap_seconds = gap.len().whole_seconds();
+        warn!(
+            from = %rfc3339(gap.start),
+            to = %rfc3339(gap.end),
+            "the checkpoint is older than TAP's 7-day look-back: this span can no longer be fetched"
+        );
+    }
+    info!(
+        windows = plan.windows.len(),
+        from = %plan.windows.first().map(|w| rfc3339(w.start)).unwrap_or_default(),
+        to = %plan.windows.last().map(|w| rfc3339(w.end)).unwrap_or_default(),
+        dry_run = options.dry_run,
+        "run planned"
+    );
+    plan
+}
+
+/// Checks the names the config gives that ThreatQ must know before anything
+/// is fetched: an unknown indicator status makes ThreatQ refuse every
+/// indicator (422 "The selected status is invalid."), which would otherwise
+/// be found only after a window's TAP budget was spent.
+async fn check_names(threatq: &Client, config: &Config) -> Result<(), Stop> {
+    let wanted = &config.threatq.status;
+    let known = match threatq.indicator_statuses().await {
+        Ok(known) => known,
+        // An instance that does not list statuses (an older API): the
+        // refusals, if any, are caught per window instead.
+        Err(ThreatqError::Refused { status: 404, .. }) => {
+            warn!(
+                "ThreatQ does not list indicator statuses; cannot check [threatq] status before the run"
+            );
+            return Ok(());
+        }
+        Err(e) => return Err(Stop::Failed(FailureKind::Threatq, anyhow!(e))),
+    };
+    if known.iter().any(|name| name == wanted) {
+        return Ok(());
+    }
+    let hint = known
+        .iter()
+        .find(|name| name.eq_ignore_ascii_case(wanted) || strsim::jaro_winkler(name, wanted) > 0.85)
+        .map(|name| format!(" Did you mean `{name}`?"))
+        .unwrap_or_default();
+    Err(Stop::Failed(
+        FailureKind::Config,
+        anyhow!(
+            "[threatq] status = \"{wanted}\" is not an indicator status this ThreatQ knows \
+             (it has: {}), so ThreatQ would refuse every indicator.{hint} Set one of them in \
+             tq-conn-proofpoint-tap.toml; nothing was fetched and the checkpoint is unchanged",
+            known.join(", ")
+        ),
+    ))
+}
+
+/// Takes the run lock. A run holding it for longer than the deadline is
+/// stuck (a hung ThreatQ, a stopped process): that is a failure with its
+/// pid, not a quiet "another run is busy".
+fn acquire_lock(dir: &std::path::Path, deadline: StdDuration) -> Result<RunLock, Stop> {
+    let now = OffsetDateTime::now_utc();
+    match RunLock::try_acquire(dir, now).map_err(Stop::from(FailureKind::Local))? {
+        LockAttempt::Acquired(lock) => Ok(lock),
+        LockAttempt::Busy(Some(holder))
+            if now - holder.since > Duration::try_from(deadline).unwrap_or(Duration::MAX) =>
+        {
+            Err(Stop::Failed(
+                FailureKind::StuckRun,
+                anyhow!(
+                    "another run (pid {}) has held the lock on {} since {}, longer than the run \
+                     deadline of {}: it is stuck and the feed has stopped. Find out why \
+                     (its log), stop it (`kill {}`), and the next run continues from the checkpoint",
+                    holder.pid,
+                    dir.display(),
+                    rfc3339(holder.since),
+                    human(deadline),
+                    holder.pid
+                ),
+            ))
+        }
+        LockAttempt::Busy(holder) => Err(Stop::AlreadyRunning(holder)),
+    }
+}
+
+fn threatq_client(
+    config: &Config,
+    options: &RunOptions,
+    bounds: &Bounds,
+) -> anyhow::Result<Client> {
+    if options.network.disable_ssl {
+        // Once per run, naming both sides: -ds is the one switch that
+        // reaches across them.
+        warn!("{}", http::DISABLE_SSL_WARNING);
+    }
+    let mut network = http::threatq_network(&config.threatq, &options.network);
+    // Without it, a ThreatQ that accepts and never answers holds a request
+    // (and the run) until the run deadline.
+    network.request_timeout = Some(bounds.threatq_request_timeout);
+    let http = http::build_client(&network)?;
+    Ok(Client::new(
+        ThreatqConfig {
+            base_url: config.threatq.host.url().clone(),
+            client_id: config.threatq.client_id.clone(),
+            username: config.threatq.username.clone(),
+            password: config.threatq.password.clone(),
+        },
+        http,
+        options.retry.clone(),
+    ))
+}
+
+/// The run's secrets are registered with the log redactor once each, in
+/// these two functions: ThreatQ's password as soon as the config is read
+/// (so the login is covered), then the resolved TAP secret (from the file
+/// or ThreatQ's UI) and the TAP proxy's password. The secret types keep
+/// them out of log lines already; this is the safety net.
+fn register_threatq_password(config: &Config) {
+    use crate::config::ExposeSecret as _;
+    crate::logging::register_secret(config.threatq.password.expose_secret());
+}
+
+fn register_secrets(tap: &TapSettings, tap_proxy: &ProxyChoice) {
+    use crate::config::ExposeSecret as _;
+    crate::logging::register_secret(tap.secret.expose_secret());
+    if let ProxyChoice::Explicit(proxy) = tap_proxy
+        && let Some(password) = proxy.password()
+    {
+        crate::logging::register_secret(password);
+    }
+}
+
+/// Reads the connector's entry in ThreatQ's UI. When the local file sets
+/// every TAP setting, the entry is optional: a failure is logged and the run
+/// goes on with the local values.
+async fn connector_entry(
+    threatq: &Client,
+    local_complete: bool,
+) -> Result<Option<threatq_client::ConnectorSettings>, Stop> {
+    match threatq.connector_settings(CONNECTOR_NAME).await {
+        Ok(Some(entry)) => Ok(Some(entry)),
+        Ok(None) if local_complete => {
+            info!(
+                "ThreatQ has no connector entry; using the TAP settings of the local config file"
+            );
+            Ok(None)
+        }
+        Ok(None) => Err(Stop::Failed(
+            FailureKind::Config,
+            anyhow!(
+                "ThreatQ has no settings for {CONNECTOR_NAME}: set them in ThreatQ's UI \
+                 (Incoming Feeds, Labs) or under [tap] in the config file"
+            ),
+        )),
+        // ThreatQ itself is unusable (login refused, down): say so now,
+        // before any TAP budget is spent on data that could not be sent.
+        Err(
+            e @ (ThreatqError::BadCredentials { .. }
+            | ThreatqError::Unauthorized { .. }
+            | ThreatqError::Unreachable { .. }
+            | ThreatqError::Unavailable { .. }
+            | ThreatqError::GaveUp { .. }
+            | ThreatqError::InvalidBaseUrl { .. }),
+        ) => Err(Stop::Failed(FailureKind::Threatq, anyhow!(e))),
+        // Only the connector entry is unreadable (our guess at its API does
+        // not match this ThreatQ): the local settings are enough.
+        Err(e) if local_complete => {
+            info!(error = %e, "cannot read the connector entry from ThreatQ; using the local TAP settings");
+            Ok(None)
+        }
+        Err(e) => Err(Stop::Failed(FailureKind::Threatq, anyhow!(e))),
+    }
+}
+
+/// The TAP side's HTTP client, and the route it takes (for the redactor).
+/// TLS comes from `[tap]` alone (`http::tap_network`).
+async fn tap_http_client(
+    config: &Config,
+    tap: &TapSettings,
+    options: &RunOptions,
+    threatq: &Client,
+) -> Result<(reqwest::Client, ProxyChoice), Stop> {
+    let proxy = if options.network.disable_proxy {
+        ProxyChoice::Direct
+    } else if options.network.external_proxy {
+        let from_ui = threatq
+            .proxy_setting()
+            .await
+            .map_err(|e| Stop::Failed(FailureKind::Threatq, anyhow!(e)))?
+            .map(|text| {
+                ProxyUrl::parse(&text).map_err(|problem| {
+                    Stop::Failed(
+                        FailureKind::Config,
+                        anyhow!(
+                            "the proxy configured in ThreatQ is not usable for -ep: {problem}; \
+                             correct it in ThreatQ, or leave out -ep to use [threatq] proxy"
+                        ),
+                    )
+                })
+            })
+            .transpose()?;
+        match from_ui.or_else(|| config.threatq.proxy.clone()) {
+            Some(proxy) => ProxyChoice::Explicit(proxy),
+            None => {
+                warn!(
+                    "-ep was given but neither ThreatQ nor the config file names a proxy; using the system's"
+                );
+                ProxyChoice::System
+            }
+        }
+    } else {
+        config
+            .threatq
+            .proxy
+            .clone()
+            .map_or(ProxyChoice::System, ProxyChoice::Explicit)
+    };
+    // ProxyUrl's Debug shows `user:***@`, never the proxy's password.
+    debug!(tap = %tap.origin, ?proxy, "TAP network route");
+    let client = http::build_client(&http::tap_network(
+        &config.tap,
+        &options.network,
+        proxy.clone(),
+    ))
+    .map_err(Stop::from(FailureKind::Config))?;
+    Ok((client, proxy))
+}
