@@ -3,21 +3,24 @@
 //! objects, or map SIEM records the host kept from an earlier call. No policy lives here: windows, budgets, credentials and
 //! checkpoints belong to the host.
 //!
-//! Everything except `wasi_http` and `bindings` compiles natively, so the
-//! TAP logic is tested with `cargo test -p tap-component`.
+//! The TAP logic works on the types generated from the WIT file
+//! (`bindings`), which compile natively too; only `wasi_http` and the
+//! exports are wasm32-only, so the TAP logic is tested with
+//! `cargo test -p tap-component`.
 
 pub mod dates;
 pub mod map;
-pub mod model;
 pub mod sync;
 pub mod tap;
 pub mod transport;
 
-#[cfg(target_arch = "wasm32")]
 mod bindings;
 #[cfg(target_arch = "wasm32")]
 mod wasi_http;
 
-pub use model::*;
+pub use bindings::{
+    Attribute, CampaignRef, Counters, Credentials, ObjectKind, QuarantinedRecord, RecordKey,
+    Rejection, Relation, Settings, SyncError, SyncResult, TapFailure, ThreatqObject, Window,
+};
 pub use sync::{map_records, sync};
 pub use transport::{HostServices, LogLevel, Scheme, TapBaseUrl, TapResponse, Transport};

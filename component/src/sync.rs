@@ -11,6 +11,10 @@ use std::collections::HashSet;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use crate::bindings::{
+    CampaignRef, Counters, QuarantinedRecord, RecordKey, Rejection, Settings, SyncError,
+    SyncResult, Window,
+};
 use crate::dates::{parse_rfc3339, rfc3339_utc};
 use crate::map::Mapping;
 use crate::map::campaigns::{map_campaign, map_known_campaign};
@@ -18,10 +22,6 @@ use crate::map::clicks::{ClickDisposition, map_clicks};
 use crate::map::forensics::{EvidenceTally, Origin, map_forensics};
 use crate::map::messages::{MessageDisposition, map_messages};
 use crate::map::threats::false_positives;
-use crate::model::{
-    CampaignRef, Counters, QuarantinedRecord, RecordKey, Rejection, Settings, SyncError,
-    SyncResult, Window,
-};
 use crate::tap::campaign::parse_campaign;
 use crate::tap::endpoints::{self, SIEM_ALL};
 use crate::tap::errors::{status_error, stops_all_requests, tap_message};
@@ -36,6 +36,8 @@ use crate::transport::{HostServices, LogLevel, TapBaseUrl, TapResponse, Transpor
 const MAX_LOGGED_REJECTIONS: usize = 20;
 
 /// Runs one call. `connect` builds the transport for the validated base URL.
+/// `settings.credentials` is not read here: whoever builds the transport
+/// sends them (the wasm export turns them into `Authorization: Basic`).
 pub fn sync<T, H, C>(
     settings: &Settings,
     window: &Window,

@@ -24,15 +24,8 @@ impl<T: Transport + ?Sized> Transport for &mut T {
     }
 }
 
-/// Severity of a log line, most severe first (mirrors the WIT `log-level`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum LogLevel {
-    Error,
-    Warn,
-    Info,
-    Debug,
-    Trace,
-}
+/// Severity of a log line, most severe first: the WIT `log-level` itself.
+pub use crate::bindings::LogLevel;
 
 /// What the host offers besides HTTP.
 pub trait HostServices {

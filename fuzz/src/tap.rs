@@ -36,11 +36,11 @@ pub const CAMPAIGN_ID: &str = "46e01b8a-c899-404d-bcd9-189bb393d1a7";
 /// asks forensics for it by threat id.
 pub const LONE_THREAT_ID: &str = "3ba97fc852c66a7ba761450edfdfb9f4ffab74715b591294f78b5e37a76481aa";
 
-/// Our own fixtures (tests/tap-sim/fixtures), used as the fixed answers of
+/// Our own fixtures (sim/tap-sim/fixtures), used as the fixed answers of
 /// the endpoints a target does not fuzz.
-pub const FIXTURE_CAMPAIGN: &str = include_str!("../../tests/tap-sim/fixtures/campaign.json");
+pub const FIXTURE_CAMPAIGN: &str = include_str!("../../sim/tap-sim/fixtures/campaign.json");
 pub const FIXTURE_THREAT_FORENSICS: &str =
-    include_str!("../../tests/tap-sim/fixtures/forensics-threat.json");
+    include_str!("../../sim/tap-sim/fixtures/forensics-threat.json");
 
 /// A SIEM window naming [`CAMPAIGN_ID`] (by a message threat and a click)
 /// and the campaign-less URL threat [`LONE_THREAT_ID`], so `sync` fetches
@@ -184,6 +184,7 @@ pub fn settings() -> Settings {
         already_sent: Vec::new(),
         campaign_allowance: 10,
         threat_forensics_allowance: 10,
+        credentials: None,
     }
 }
 

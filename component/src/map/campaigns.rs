@@ -5,8 +5,8 @@ use super::Mapping;
 use super::graph::ObjectId;
 use super::names::{attributes as attr, types};
 use super::values::{present, sha256, url};
+use crate::bindings::{CampaignRef, ObjectKind};
 use crate::dates::{parse_tap_time, threatq_date};
-use crate::model::{CampaignRef, ObjectKind};
 use crate::tap::campaign::{Campaign, CampaignMember};
 use crate::tap::siem::{ThreatStatus, ThreatType};
 

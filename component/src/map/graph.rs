@@ -6,7 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::model::{Attribute, ObjectKind, Relation, ThreatqObject};
+use crate::bindings::{Attribute, ObjectKind, Relation, ThreatqObject};
 
 /// Index of an object in the graph (and in `SyncResult::objects`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

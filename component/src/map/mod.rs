@@ -19,7 +19,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use graph::{Graph, ObjectId};
 
-use crate::model::{Relation, ThreatqObject};
+use crate::bindings::{Relation, ThreatqObject};
 
 /// Everything mapped so far in one `sync` call.
 #[derive(Debug, Default)]

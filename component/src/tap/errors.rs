@@ -1,6 +1,6 @@
 //! What a TAP status code means for the call.
 
-use crate::model::{SyncError, TapFailure};
+use crate::bindings::{SyncError, TapFailure};
 
 /// TAP's error texts are one line; an HTML error page from a proxy can be
 /// kilobytes, which would drown the log line it ends up in.

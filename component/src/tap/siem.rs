@@ -17,8 +17,8 @@ use super::lenient::{
     self, FromTap, Number, Rewritten, enum_key, opt_enum, opt_number, opt_rewritten, opt_text,
     text_list,
 };
+use crate::bindings::Rejection;
 use crate::dates::{parse_tap_time, unix_ms};
-use crate::model::Rejection;
 
 /// The four arrays of `/v2/siem/all`, each optional, plus `queryEndTime`.
 #[derive(Debug, Default, Deserialize)]

@@ -145,6 +145,7 @@ pub fn settings() -> Settings {
         already_sent: Vec::new(),
         campaign_allowance: 10,
         threat_forensics_allowance: 10,
+        credentials: None,
     }
 }
 
