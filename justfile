@@ -3,15 +3,17 @@
 
 set export
 
-# The main job on the built-in simulators (same as the README's first command).
+# The main job on the built-in simulators (same as the README's first
+# command); the simulators are only in a build with the `demo` feature.
 demo *ARGS:
-    cargo run --release -- demo {{ARGS}}
+    cargo run --release --features demo -- demo {{ARGS}}
 
 # Every test (same as the README's second command and .ci/run).
 test:
     cargo test
 
-# The release binary, with the TAP component embedded.
+# The release binary, with the TAP component embedded and no simulators
+# (`demo` is a feature, off here).
 build:
     cargo build --release
 
@@ -28,6 +30,7 @@ bench:
 lint:
     cargo fmt --all -- --check
     cargo clippy --all-targets -- -D warnings
+    cargo clippy -p tq-conn-proofpoint-tap -- -D warnings
     cargo clippy -p tap-component --target wasm32-wasip2 -- -D warnings
 
 fmt:

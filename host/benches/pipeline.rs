@@ -129,6 +129,7 @@ async fn sandbox_cost_and_parse_limit(report: &mut Report) {
         already_sent: Vec::new(),
         campaign_allowance: settings.campaign_allowance,
         threat_forensics_allowance: settings.threat_forensics_allowance,
+        credentials: None,
     };
     let native_window = tap_component::Window {
         start: window_start,
@@ -390,7 +391,7 @@ impl Bench {
     }
 
     fn write_config(&self, tap_extra: &str) {
-        let text = tq_conn::demo::simulator_config(
+        let text = sim_config::simulator_config(
             &self.threatq.base_url(),
             &ThreatqSimConfig::default(),
             Some((&self.tap.base_url(), &TapSimConfig::default())),

@@ -7,23 +7,31 @@ use std::process::ExitCode;
 use tracing::{error, info, warn};
 
 use crate::cli::{Cli, Command};
-use crate::run::{NetworkFlags, RunMode, RunOptions, RunOutcome};
+use crate::exit;
+use crate::run::{FailureKind, NetworkFlags, RunMode, RunOptions, RunOutcome};
 
 pub async fn main(cli: Cli) -> ExitCode {
     if let Err(e) = cli.check_dirs() {
-        eprintln!("tq-conn-proofpoint-tap: {e}");
-        return ExitCode::from(3);
+        return exit::fail(None, FailureKind::Config, e);
     }
     let _log_guard = match crate::logging::init(&cli.log, cli.verbosity) {
         Ok(guard) => guard,
         Err(e) => {
-            eprintln!("tq-conn-proofpoint-tap: {e:#}");
-            return ExitCode::from(3);
+            return exit::fail(None, FailureKind::Config, format_args!("{e:#}"));
         }
     };
     let component = cli.component.clone();
 
     match &cli.command {
+        #[cfg(not(feature = "demo"))]
+        Some(Command::Demo(_)) => {
+            exit::say(
+                Some("demo"),
+                "this build has no simulators: build it with `cargo run --release --features demo -- demo`",
+            );
+            ExitCode::from(exit::USAGE)
+        }
+        #[cfg(feature = "demo")]
         Some(Command::Demo(args)) => {
             let options = crate::demo::DemoOptions {
                 hours: args.hours,
@@ -36,10 +44,7 @@ pub async fn main(cli: Cli) -> ExitCode {
                     println!("{}", crate::demo::render(&report));
                     ExitCode::SUCCESS
                 }
-                Err(e) => {
-                    eprintln!("tq-conn-proofpoint-tap demo: {e:#}");
-                    ExitCode::from(1)
-                }
+                Err(e) => exit::fail(Some("demo"), FailureKind::Local, format_args!("{e:#}")),
             }
         }
         Some(Command::Setup(args)) => match crate::setup::run_setup_command(
@@ -50,17 +55,15 @@ pub async fn main(cli: Cli) -> ExitCode {
         .await
         {
             Ok(_) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("tq-conn-proofpoint-tap setup: {e:#}");
-                ExitCode::from(3)
-            }
+            Err(e) => exit::fail(Some("setup"), FailureKind::Config, format_args!("{e:#}")),
         },
         Some(Command::Precompile(args)) => {
             if matches!(component, tap_runtime::ComponentSource::Precompiled(_)) {
-                eprintln!(
-                    "tq-conn-proofpoint-tap precompile: give a .wasm with --component (or nothing, for the built-in component), not --precompiled"
+                exit::say(
+                    Some("precompile"),
+                    "give a .wasm with --component (or nothing, for the built-in component), not --precompiled",
                 );
-                return ExitCode::from(2);
+                return ExitCode::from(exit::USAGE);
             }
             match tap_runtime::precompile(&component, &args.out) {
                 Ok(bytes) => {
@@ -71,10 +74,7 @@ pub async fn main(cli: Cli) -> ExitCode {
                     );
                     ExitCode::SUCCESS
                 }
-                Err(e) => {
-                    eprintln!("tq-conn-proofpoint-tap precompile: {e}");
-                    ExitCode::from(1)
-                }
+                Err(e) => exit::fail(Some("precompile"), FailureKind::Local, e),
             }
         }
         Some(Command::Replay(args)) if args.list || !args.discard.is_empty() => {
@@ -94,8 +94,7 @@ async fn normal_run(cli: &Cli, component: tap_runtime::ComponentSource, mode: Ru
         }
         let message = crate::setup::not_configured_message(&cli.config_dir);
         error!("{message}");
-        eprintln!("tq-conn-proofpoint-tap: {message}");
-        return ExitCode::from(3);
+        return exit::fail(None, FailureKind::Config, message);
     }
 
     let mut options = RunOptions::new(cli.config_dir.clone());
@@ -133,14 +132,13 @@ async fn normal_run(cli: &Cli, component: tap_runtime::ComponentSource, mode: Ru
                 cli.config_dir.display()
             );
             warn!(target: "summary", "{message}");
-            eprintln!("tq-conn-proofpoint-tap: {message}");
+            exit::say(None, message);
             ExitCode::SUCCESS
         }
         Err(failure) => {
             error!("{:#}", failure.error);
             error!(target: "summary", "{} (FAILED: exit {})", failure.summary, failure.kind.exit_code());
-            eprintln!("tq-conn-proofpoint-tap: {:#}", failure.error);
-            ExitCode::from(failure.kind.exit_code())
+            exit::fail(None, failure.kind, format_args!("{:#}", failure.error))
         }
     }
 }
@@ -149,10 +147,7 @@ async fn first_run(cli: &Cli) -> ExitCode {
     let verify = async |threatq: &crate::config::ThreatqSection| verify_login(threatq, cli).await;
     match crate::setup::first_run_on_terminal(&cli.config_dir, verify).await {
         Ok(_) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("tq-conn-proofpoint-tap: {e:#}");
-            ExitCode::from(3)
-        }
+        Err(e) => exit::fail(None, FailureKind::Config, format_args!("{e:#}")),
     }
 }
 
@@ -167,17 +162,12 @@ pub async fn verify_login(
         disable_ssl: cli.disable_ssl,
         disable_proxy: cli.disable_proxy,
     };
-    let http = crate::http::build_client(&crate::http::threatq_network(threatq, &flags))?;
-    let client = threatq_client::Client::new(
-        threatq_client::ThreatqConfig {
-            base_url: threatq.host.url().clone(),
-            client_id: threatq.client_id.clone(),
-            username: threatq.username.clone(),
-            password: threatq.password.clone(),
-        },
-        http,
+    let client = crate::http::threatq_client(
+        threatq,
+        &flags,
+        None,
         threatq_client::RetryPolicy::default(),
-    );
+    )?;
     client.login().await?;
     Ok(())
 }

@@ -11,32 +11,13 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
-use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::config;
 
-/// Where log lines go.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LogTarget {
-    Stdout,
-    /// A directory; the log file inside it is appended to.
-    Dir(PathBuf),
-}
-
-/// How much is logged (the legacy `-v {1,2,3}`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
-pub enum Verbosity {
-    /// Warnings and errors.
-    #[default]
-    #[value(name = "1")]
-    Warnings,
-    /// Also what each run did.
-    #[value(name = "2")]
-    Info,
-    /// Everything, for troubleshooting.
-    #[value(name = "3")]
-    Everything,
-}
+// Defined with logging, which owns what they mean; named here because
+// the command line is where an operator sets them.
+pub use crate::logging::{LogTarget, Verbosity};
 
 /// The parsed command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,7 +46,7 @@ pub enum Command {
     Setup(SetupArgs),
     /// Run the connector against simulated TAP and ThreatQ servers on this
     /// machine, with generated data: see what it does before pointing it
-    /// at production.
+    /// at production (only in a build with `--features demo`).
     Demo(DemoArgs),
     /// Compile the TAP component (the built-in one, or `--component`) for
     /// this binary and write the artifact, for `--precompiled`.

@@ -3,12 +3,16 @@
 //! 127.0.0.1, generates a tenant, writes a throwaway config, runs a 48-hour
 //! first run and then an incremental run through the sandboxed component,
 //! and prints what landed in the simulated ThreatQ.
+//!
+//! Only in a build with the `demo` feature (`cargo run --release --features
+//! demo -- demo`): the connector an operator installs has no simulators.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration as StdDuration;
 
 use anyhow::{Context, Result};
+use sim_config::simulator_config;
 use tap_sim::generator::{TenantSpec, generate};
 use tap_sim::{TapSim, TapSimConfig};
 use threatq_sim::{Snapshot, ThreatqSim, ThreatqSimConfig};
@@ -103,37 +107,6 @@ pub async fn demo(options: &DemoOptions) -> Result<DemoReport> {
         landed: threatq.snapshot(),
         generated,
     })
-}
-
-/// A config file for the simulators: ThreatQ connection settings, and when
-/// `tap` is given a complete local [tap] table (plus `tap_extra` lines).
-pub fn simulator_config(
-    threatq_url: &str,
-    threatq: &ThreatqSimConfig,
-    tap: Option<(&str, &TapSimConfig)>,
-    tap_extra: &str,
-) -> String {
-    let mut text = format!(
-        "# Written for the simulators on 127.0.0.1.\n\
-         [threatq]\n\
-         host = \"{threatq_url}\"\n\
-         client_id = \"{}\"\n\
-         username = \"{}\"\n\
-         password = \"{}\"\n\
-         status = \"Review\"\n",
-        threatq.client_id, threatq.email, threatq.password
-    );
-    if tap.is_some() || !tap_extra.is_empty() {
-        text.push_str("\n[tap]\n");
-    }
-    if let Some((tap_url, tap)) = tap {
-        text.push_str(&format!(
-            "hostname = \"{tap_url}\"\nprincipal = \"{}\"\nsecret = \"{}\"\n",
-            tap.principal, tap.secret
-        ));
-    }
-    text.push_str(tap_extra);
-    text
 }
 
 fn completed(

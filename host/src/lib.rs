@@ -17,7 +17,10 @@ pub mod setup;
 pub mod app;
 pub mod atomic_file;
 pub mod batch;
+/// `demo`: the product on built-in simulators, only with the `demo` feature.
+#[cfg(feature = "demo")]
 pub mod demo;
+pub mod exit;
 pub mod http;
 pub mod plan;
 pub mod replay;
@@ -25,3 +28,4 @@ pub mod report;
 pub mod run;
 pub mod settings;
 pub mod state;
+pub mod urls;

@@ -7,13 +7,13 @@
 //! shaped like a credential (`Authorization:` headers, bearer tokens,
 //! `password`/`secret`/`token` fields, the password in a URL's
 //! `user:password@`). Code should never log a secret, and the secret types
-//! (`SecretString`, `http::ProxyUrl`) make that hard to do by accident; the
+//! (`SecretString`, `urls::ProxyUrl`) make that hard to do by accident; the
 //! redactor is the safety net for the day someone logs a request or a
 //! string by mistake.
 
 use std::fs::OpenOptions;
 use std::io::{self, IsTerminal as _, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{LazyLock, RwLock};
 
 use anyhow::Context as _;
@@ -23,7 +23,28 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::fmt::time::UtcTime;
 
-use crate::cli::{LogTarget, Verbosity};
+/// Where log lines go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogTarget {
+    Stdout,
+    /// A directory; the log file inside it is appended to.
+    Dir(PathBuf),
+}
+
+/// How much is logged (the legacy `-v {1,2,3}`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+pub enum Verbosity {
+    /// Warnings and errors.
+    #[default]
+    #[value(name = "1")]
+    Warnings,
+    /// Also what each run did.
+    #[value(name = "2")]
+    Info,
+    /// Everything, for troubleshooting.
+    #[value(name = "3")]
+    Everything,
+}
 
 /// The log file's name inside the log directory.
 pub const LOG_FILE_NAME: &str = "tq-conn-proofpoint-tap.log";
@@ -39,14 +60,17 @@ pub const MASK: &str = "***";
 pub const MIN_REGISTERED_SECRET_LEN: usize = 4;
 
 /// The crates whose logs the verbosity flag controls; everything else
-/// (hyper, reqwest, wasmtime, ...) stays at warnings unless `-v 3`.
+/// (hyper, reqwest, wasmtime, ...) stays at warnings unless `-v 3`. The
+/// simulators are only in a build with the `demo` feature.
 const OUR_TARGETS: &[&str] = &[
     "tq_conn",
     "tq_conn_proofpoint_tap",
     "tap_runtime",
     "tap_component",
     "threatq_client",
+    #[cfg(feature = "demo")]
     "tap_sim",
+    #[cfg(feature = "demo")]
     "threatq_sim",
 ];
 
@@ -109,7 +133,7 @@ pub fn redact(line: &str) -> String {
         }
     }
     if out.contains("://") {
-        out = crate::http::redact_url(&out);
+        out = crate::urls::redact_url(&out);
     }
     out
 }

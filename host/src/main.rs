@@ -9,7 +9,7 @@ fn main() -> ExitCode {
         Err(e) => {
             let _ = e.print();
             return if e.use_stderr() {
-                ExitCode::from(2)
+                ExitCode::from(tq_conn::exit::USAGE)
             } else {
                 ExitCode::SUCCESS
             };
@@ -21,8 +21,11 @@ fn main() -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("tq-conn-proofpoint-tap: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
+            return tq_conn::exit::fail(
+                None,
+                tq_conn::run::FailureKind::Local,
+                format_args!("cannot start the async runtime: {e}"),
+            );
         }
     };
     runtime.block_on(tq_conn::app::main(cli))

@@ -11,6 +11,7 @@ use tracing::warn;
 
 use crate::cli::ReplayArgs;
 use crate::report::rfc3339;
+use crate::run::FailureKind;
 use crate::state::{Entry, LockAttempt, RunLock, Store};
 
 /// Longest excerpt of a quarantined record's raw JSON in the listing.
@@ -26,10 +27,7 @@ pub fn list_or_discard(config_dir: &Path, args: &ReplayArgs) -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("tq-conn-proofpoint-tap replay: {e:#}");
-            ExitCode::from(1)
-        }
+        Err(e) => crate::exit::fail(Some("replay"), FailureKind::Local, format_args!("{e:#}")),
     }
 }
 

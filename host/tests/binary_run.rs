@@ -31,7 +31,7 @@ async fn sims(hours: u32, messages_per_hour: u32) -> Sims {
     let tenant = tap_sim::generator::generate(&spec);
     tap.load_tenant(&tenant);
     let dir = tempfile::tempdir().unwrap();
-    let config = tq_conn::demo::simulator_config(
+    let config = sim_config::simulator_config(
         &threatq.base_url(),
         &ThreatqSimConfig::default(),
         Some((&tap.base_url(), &TapSimConfig::default())),
@@ -170,7 +170,7 @@ async fn a_run_killed_mid_way_loses_and_duplicates_nothing_when_run_again() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join(tq_conn::config::CONFIG_FILE_NAME),
-        tq_conn::demo::simulator_config(
+        sim_config::simulator_config(
             &reference.base_url(),
             &ThreatqSimConfig::default(),
             Some((&reference_tap.base_url(), &TapSimConfig::default())),

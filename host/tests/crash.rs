@@ -233,7 +233,7 @@ impl World {
         threatq.faults().set_consume_delay(Some(CONSUME_DELAY));
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("log")).unwrap();
-        let config = tq_conn::demo::simulator_config(
+        let config = sim_config::simulator_config(
             &threatq.base_url(),
             &ThreatqSimConfig::default(),
             Some((&tap.base_url(), &TapSimConfig::default())),

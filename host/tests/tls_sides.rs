@@ -25,7 +25,7 @@ async fn sims(threatq_extra: &str, tap_extra: &str) -> Sims {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("not-a-ca.pem"), NOT_A_CERTIFICATE).unwrap();
-    let config = tq_conn::demo::simulator_config(
+    let config = sim_config::simulator_config(
         &threatq.base_url(),
         &ThreatqSimConfig::default(),
         Some((&tap.base_url(), &TapSimConfig::default())),

@@ -55,7 +55,7 @@ impl World {
     /// (Re)writes the config: with `local_tap`, a complete [tap] table.
     pub fn write_config(&self, local_tap: bool, tap_extra: &str) {
         let tap_url = self.tap.base_url();
-        let text = tq_conn::demo::simulator_config(
+        let text = sim_config::simulator_config(
             &self.threatq.base_url(),
             &self.threatq_config,
             local_tap.then_some((tap_url.as_str(), &self.tap_config)),

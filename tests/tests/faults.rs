@@ -489,3 +489,99 @@ async fn an_unmappable_record_is_kept_raw_replayed_on_demand_and_discarded_on_th
         "{outcome:?}"
     );
 }
+
+/// The row "ThreatQ answers 2xx with errors in the body": nothing from
+/// that request counts as stored, so the window fails and keeps its
+/// checkpoint; the next run sends it again.
+#[tokio::test]
+async fn threatq_answering_200_with_errors_is_not_taken_as_stored() {
+    Row {
+        seed: 33,
+        kind: FailureKind::Threatq,
+        says: &["carries errors", "checkpoint stays"],
+        checkpoint_moved: false,
+    }
+    .check(
+        |world, _| world.threatq.faults().errors_in_success_next(100_000),
+        no_options,
+        |world| world.threatq.faults().clear(),
+    )
+    .await;
+}
+
+/// The row "ThreatQ has no collection for a kind (404)": those objects are
+/// refused with the reason and kept (or, when every one of several is,
+/// the window fails as systemic); once the object type is installed they
+/// land.
+#[tokio::test]
+async fn a_collection_threatq_lacks_is_named_and_its_objects_land_once_it_exists() {
+    let now = now();
+    let tenant = tenant(34, 3, now);
+    let expected = clean_holdings(&tenant, now).await;
+    let adversaries = expected
+        .iter()
+        .filter(|(collection, ..)| collection == "adversaries")
+        .count();
+    assert!(adversaries > 0, "the tenant has adversaries");
+    Row {
+        seed: 34,
+        kind: if adversaries >= 8 {
+            FailureKind::Refused
+        } else {
+            FailureKind::Undelivered
+        },
+        says: &[],
+        checkpoint_moved: adversaries < 8,
+    }
+    .check(
+        |world, _| {
+            world
+                .threatq
+                .faults()
+                .refuse_collection("adversaries", 404, "No such endpoint.")
+        },
+        no_options,
+        |world| world.threatq.faults().clear(),
+    )
+    .await;
+}
+
+/// The row "the state store is damaged": the run stops before any request
+/// with the way out, and leaves the file as it was; once it is moved
+/// aside, the next run starts again from the configured history and
+/// ThreatQ, which upserts, ends up as a clean run leaves it.
+#[tokio::test]
+async fn a_damaged_state_store_stops_the_run_untouched_and_moving_it_aside_recovers() {
+    let now = now();
+    let tenant = tenant(35, 3, now);
+    let expected = clean_holdings(&tenant, now).await;
+    let world = world().await;
+    world.load(&tenant);
+    completed_or_undelivered(&world, now).await;
+    let db = world.config_dir().join(tq_conn::state::STATE_DB_NAME);
+    std::fs::write(&db, vec![0x5a; 4096]).unwrap();
+    world.tap.clear_requests();
+
+    let failure = failed(world.run_at(now).await);
+    let text = format!("{:#}", failure.error);
+    assert_eq!(failure.kind, FailureKind::Local, "{text}");
+    assert_eq!(failure.kind.exit_code(), 1);
+    assert!(
+        text.contains(".recover") && text.contains("move it aside"),
+        "{text}"
+    );
+    assert_eq!(std::fs::read(&db).unwrap(), vec![0x5a; 4096], "not reset");
+    assert!(world.tap.requests().is_empty(), "nothing fetched");
+
+    std::fs::rename(&db, db.with_extension("db.damaged")).unwrap();
+    run_to_success(&world, now).await;
+    assert_eq!(holdings(&world.threatq), expected);
+}
+
+async fn completed_or_undelivered(world: &World, now: OffsetDateTime) {
+    match world.run_at(now).await {
+        Ok(RunOutcome::Completed(_)) => {}
+        Err(failure) if failure.kind == FailureKind::Undelivered => {}
+        other => panic!("the run did not complete: {other:?}"),
+    }
+}

@@ -806,8 +806,6 @@ async fn wrong_threatq_password_stops_before_any_tap_request() {
     assert!(world.tap.requests().is_empty(), "no TAP budget spent");
 }
 
-/// What ThreatQ holds, independent of ids and arrival order.
-
 /// Before: a window too large for the sandbox failed every run, for ever.
 /// Now it is retried as two halves (down to TAP's 30 s minimum), and
 /// ThreatQ ends up holding exactly what an unsplit run gives.

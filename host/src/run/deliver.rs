@@ -286,7 +286,7 @@ async fn replay_quarantine(pipeline: &mut Pipeline<'_>) -> Result<(), Stop> {
             raw: record.raw.clone(),
         })
         .collect();
-    let settings = fetch::component_settings(pipeline)?;
+    let settings = fetch::component_settings(pipeline, false)?;
     let prepared = &pipeline.prepared;
     let outcome = prepared
         .deadline

@@ -1,14 +1,11 @@
 //! Step 3a: one window from the sandboxed TAP component, retried when
 //! worth it, with every TAP request spent against the budgets as it is made.
 
-use std::time::Duration as StdDuration;
-
 use anyhow::anyhow;
 use tap_runtime::{
     CallOutcome, Counters, RequestCounts, RuntimeError, Settings, SyncError, SyncResult,
     TapFailure, Window as WitWindow,
 };
-use threatq_client::RetryPolicy;
 use time::OffsetDateTime;
 use tracing::{debug, warn};
 
@@ -17,15 +14,18 @@ use crate::plan::Window;
 use crate::report::rfc3339;
 use crate::state::{Pool, requests_by_pool};
 
-/// Attempts per window for failures worth retrying (TAP 5xx, transport).
+/// At most this many attempts per window for failures worth retrying (TAP
+/// 5xx, transport), fewer if the retry policy says so: each attempt fetches
+/// the whole window again and spends SIEM budget.
 const WINDOW_ATTEMPTS: u32 = 3;
 
 /// The component's settings for one call, with what is left of the budgets.
-pub(super) fn component_settings(pipeline: &Pipeline<'_>) -> Result<Settings, Stop> {
+/// A `sync` call needs SIEM budget; `map-records` makes no SIEM request.
+pub(super) fn component_settings(pipeline: &Pipeline<'_>, siem: bool) -> Result<Settings, Stop> {
     let now = pipeline.options.clock();
     let state = pipeline.prepared.store.state();
     let allowances = state.allowances(now);
-    if allowances.siem == 0 {
+    if siem && allowances.siem == 0 {
         let release = state
             .budgets
             .next_release(Pool::Siem, now)
@@ -63,10 +63,11 @@ pub(super) async fn fetch(
         start: rfc3339(window.start),
         end: rfc3339(window.end),
     };
+    let attempts = WINDOW_ATTEMPTS.min(pipeline.options.retry.max_attempts.max(1));
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let settings = component_settings(pipeline)?;
+        let settings = component_settings(pipeline, true)?;
         let prepared = &pipeline.prepared;
         let outcome = prepared
             .deadline
@@ -87,8 +88,9 @@ pub(super) async fn fetch(
             Ok(Err(error)) => classify_tap_error(error, window),
             Err(error) => (FailureKind::Sandbox, anyhow!(error), false),
         };
-        if transient && attempt < WINDOW_ATTEMPTS {
-            let delay = backoff(&pipeline.options.retry, attempt);
+        if transient && attempt < attempts {
+            // The same backoff as every ThreatQ request: one policy.
+            let delay = pipeline.options.retry.backoff(attempt);
             warn!(
                 window = %describe(window),
                 attempt,
@@ -233,16 +235,6 @@ fn classify_tap_error(error: SyncError, window: &Window) -> (FailureKind, anyhow
     }
 }
 
-/// Exponential backoff with full jitter, bounded by the policy.
-fn backoff(policy: &RetryPolicy, attempt: u32) -> StdDuration {
-    let exp = policy
-        .base_delay
-        .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)));
-    let cap = exp.min(policy.max_delay);
-    let jitter = rand::random_range(0.0..=1.0);
-    cap.mul_f64(jitter)
-}
-
 /// The checkpoint a forwarded window earns: TAP's `queryEndTime`, but never
 /// past the end we asked for (a later value would skip data).
 pub(super) fn checkpoint_for(result: &SyncResult, window: &Window) -> OffsetDateTime {
@@ -280,17 +272,5 @@ mod tests {
             text.contains("still current") && text.contains("NTP"),
             "{text}"
         );
-    }
-
-    #[test]
-    fn backoff_never_exceeds_the_policy_cap() {
-        let policy = RetryPolicy {
-            max_attempts: 5,
-            base_delay: StdDuration::from_millis(100),
-            max_delay: StdDuration::from_millis(250),
-        };
-        for attempt in 1..10 {
-            assert!(backoff(&policy, attempt) <= StdDuration::from_millis(250));
-        }
     }
 }

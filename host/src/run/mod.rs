@@ -41,16 +41,7 @@ pub const CACHE_DIR_NAME: &str = "tq-conn-proofpoint-tap.cache";
 /// Record keys are kept this much longer than the overlap, for safety.
 const KEY_HORIZON_SLACK: Duration = Duration::minutes(10);
 
-/// The operator's network flags.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NetworkFlags {
-    /// `-ep`: TAP traffic goes through the proxy configured in ThreatQ.
-    pub external_proxy: bool,
-    /// `-ds`: no TLS certificate checks, on either side.
-    pub disable_ssl: bool,
-    /// `-dp`: no proxy at all, on either side.
-    pub disable_proxy: bool,
-}
+pub use crate::http::NetworkFlags;
 
 /// What a run does once prepared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -232,7 +223,10 @@ async fn run_steps(options: &RunOptions, summary: &mut RunSummary) -> Result<Opt
     };
     let windows = match options.mode {
         RunMode::Sync => prepared.plan.windows.clone(),
-        RunMode::Replay => Vec::new(),
+        RunMode::Replay => {
+            summary.windows_planned = 0;
+            Vec::new()
+        }
     };
     let mut pipeline = Pipeline {
         progress: Progress::new(windows.len(), options.show_progress),

@@ -6,7 +6,7 @@ use std::time::{Duration as StdDuration, Instant};
 
 use anyhow::anyhow;
 use tap_runtime::{OutboundPolicy, Runtime, RuntimeConfig};
-use threatq_client::{Client, ForwardOptions, ThreatqConfig, ThreatqError};
+use threatq_client::{Client, ForwardOptions, ThreatqError};
 use time::{Duration, OffsetDateTime};
 use tracing::{debug, info, warn};
 
@@ -239,21 +239,14 @@ fn threatq_client(
         // reaches across them.
         warn!("{}", http::DISABLE_SSL_WARNING);
     }
-    let mut network = http::threatq_network(&config.threatq, &options.network);
-    // Without it, a ThreatQ that accepts and never answers holds a request
-    // (and the run) until the run deadline.
-    network.request_timeout = Some(bounds.threatq_request_timeout);
-    let http = http::build_client(&network)?;
-    Ok(Client::new(
-        ThreatqConfig {
-            base_url: config.threatq.host.url().clone(),
-            client_id: config.threatq.client_id.clone(),
-            username: config.threatq.username.clone(),
-            password: config.threatq.password.clone(),
-        },
-        http,
+    // The request timeout: without it, a ThreatQ that accepts and never
+    // answers holds a request (and the run) until the run deadline.
+    http::threatq_client(
+        &config.threatq,
+        &options.network,
+        Some(bounds.threatq_request_timeout),
         options.retry.clone(),
-    ))
+    )
 }
 
 /// The run's secrets are registered with the log redactor once each, in

@@ -1,0 +1,316 @@
+//! What the config file holds: its sections, with serde's view of them.
+
+use super::*;
+
+/// The whole config file.
+///
+/// Secrets are [`SecretString`]s: their Debug prints a placeholder and they
+/// have no Display, so formatting a section cannot log one; only the config
+/// writer serialises them (`serialize_with`), into this owner-only file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub threatq: ThreatqSection,
+    #[serde(default)]
+    pub tap: TapSection,
+    #[serde(default, skip_serializing_if = "RunSection::is_empty")]
+    pub run: RunSection,
+}
+
+/// How a run is bounded: its deadline, the sandbox's memory, the size of
+/// one TAP answer, and each request's time (docs/sync.md, "Deadlines" and
+/// "Windows that fit"). Every key is optional; unset means the default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunSection {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline_minutes: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mib: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tap_response_mib: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tap_request_timeout_seconds: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threatq_request_timeout_seconds: Option<u32>,
+}
+
+impl RunSection {
+    pub fn is_empty(&self) -> bool {
+        *self == RunSection::default()
+    }
+}
+
+/// How to reach and log in to ThreatQ.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThreatqSection {
+    pub host: HostUrl,
+    pub client_id: String,
+    pub username: String,
+    #[serde(serialize_with = "serialize_secret")]
+    pub password: SecretString,
+    /// Status of the indicators the connector creates.
+    #[serde(default = "default_status")]
+    pub status: String,
+    /// Extra CA certificate (PEM) trusted on top of the system store, for
+    /// a ThreatQ behind a corporate CA; ThreatQ's connection only (TAP's is
+    /// [`TapSection::ca_file`]). Relative paths are taken from the config
+    /// directory, since cron's working directory is arbitrary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// Proxy for TAP traffic when ThreatQ's UI configures none (with `-ep`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<ProxyUrl>,
+    /// Verify ThreatQ's certificate (TAP's is [`TapSection::verify_tls`]);
+    /// `-ds` overrides this to false for one run.
+    #[serde(default = "default_true")]
+    pub verify_tls: bool,
+}
+
+impl PartialEq for ThreatqSection {
+    fn eq(&self, other: &Self) -> bool {
+        // Exhaustive, so a new field cannot be forgotten here.
+        let ThreatqSection {
+            host,
+            client_id,
+            username,
+            password,
+            status,
+            ca_file,
+            proxy,
+            verify_tls,
+        } = self;
+        *host == other.host
+            && *client_id == other.client_id
+            && *username == other.username
+            && password.expose_secret() == other.password.expose_secret()
+            && *status == other.status
+            && *ca_file == other.ca_file
+            && *proxy == other.proxy
+            && *verify_tls == other.verify_tls
+    }
+}
+
+impl Eq for ThreatqSection {}
+
+/// TAP settings; each one set here wins over ThreatQ's UI. `ca_file` and
+/// `verify_tls` are the TAP connection's TLS settings (ThreatQ's UI has
+/// none), independent of `[threatq]`'s.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TapSection {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<HostUrl>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "serialize_optional_secret"
+    )]
+    pub secret: Option<SecretString>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history_hours: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create_incidents: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overlap_minutes: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub safety_margin_seconds: Option<u32>,
+    /// Extra CA certificate (PEM) trusted for the TAP connection, on top of
+    /// the system store (a TLS-inspecting proxy's CA). Relative paths are
+    /// taken from the config directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// Verify TAP's certificate (default true); `-ds` overrides this to
+    /// false for one run. Written only when false.
+    #[serde(default = "default_true", skip_serializing_if = "is_true")]
+    pub verify_tls: bool,
+}
+
+impl Default for TapSection {
+    fn default() -> Self {
+        TapSection {
+            hostname: None,
+            principal: None,
+            secret: None,
+            history_hours: None,
+            create_incidents: None,
+            enabled: None,
+            overlap_minutes: None,
+            safety_margin_seconds: None,
+            ca_file: None,
+            verify_tls: true,
+        }
+    }
+}
+
+impl PartialEq for TapSection {
+    fn eq(&self, other: &Self) -> bool {
+        // Exhaustive, so a new field cannot be forgotten here.
+        let TapSection {
+            hostname,
+            principal,
+            secret,
+            history_hours,
+            create_incidents,
+            enabled,
+            overlap_minutes,
+            safety_margin_seconds,
+            ca_file,
+            verify_tls,
+        } = self;
+        *hostname == other.hostname
+            && *principal == other.principal
+            && secret.as_ref().map(ExposeSecret::expose_secret)
+                == other.secret.as_ref().map(ExposeSecret::expose_secret)
+            && *history_hours == other.history_hours
+            && *create_incidents == other.create_incidents
+            && *enabled == other.enabled
+            && *overlap_minutes == other.overlap_minutes
+            && *safety_margin_seconds == other.safety_margin_seconds
+            && *ca_file == other.ca_file
+            && *verify_tls == other.verify_tls
+    }
+}
+
+impl Eq for TapSection {}
+
+impl TapSection {
+    /// True when every TAP setting a run needs is set here, so a run does
+    /// not depend on ThreatQ's connector entry.
+    pub fn is_complete(&self) -> bool {
+        self.hostname.is_some()
+            && self.principal.is_some()
+            && self.secret.is_some()
+            && self.history_hours.is_some()
+            && self.create_incidents.is_some()
+    }
+}
+
+fn default_status() -> String {
+    DEFAULT_STATUS.to_owned()
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn is_true(value: &bool) -> bool {
+    *value
+}
+
+/// The config writer's only way to a secret's text: `SecretString` has no
+/// `Serialize` of its own, so nothing else (state, export) can write one.
+fn serialize_secret<S: Serializer>(
+    secret: &SecretString,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(secret.expose_secret())
+}
+
+fn serialize_optional_secret<S: Serializer>(
+    secret: &Option<SecretString>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match secret {
+        Some(secret) => serialize_secret(secret, serializer),
+        None => serializer.serialize_none(),
+    }
+}
+
+/// A scheme, host and optional port, and nothing else: the base of an API.
+///
+/// Written as a bare host (`threatq.example.com`, `10.0.0.5:8443`, which
+/// mean HTTPS) or as a URL (`http://127.0.0.1:8080`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct HostUrl(Url);
+
+impl HostUrl {
+    /// Parses a bare host or a URL; the error says what is wrong with it.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let trimmed = text.trim();
+        if trimmed.is_empty() {
+            return Err("is empty; expected a host name such as `threatq.example.com` or a URL such as `https://threatq.example.com:8443`".to_owned());
+        }
+        // Messages quote the value, but never a password in it.
+        let shown = redact_url(trimmed);
+        let with_scheme = if trimmed.contains("://") {
+            trimmed.to_owned()
+        } else {
+            format!("https://{trimmed}")
+        };
+        let url = Url::parse(&with_scheme)
+            .map_err(|e| format!("`{shown}` is not a valid host or URL ({e})"))?;
+        if url.scheme() != "https" && url.scheme() != "http" {
+            return Err(format!(
+                "`{shown}` uses scheme `{}`; only `https://` and `http://` are supported",
+                url.scheme()
+            ));
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(format!("`{shown}` has no host name"));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(format!(
+                "`{shown}` contains credentials; put them in their own keys, not in the host"
+            ));
+        }
+        if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+            let mut base = url.clone();
+            base.set_path("");
+            base.set_query(None);
+            base.set_fragment(None);
+            return Err(format!(
+                "`{shown}` has a path, query or fragment; give only the scheme, host and port, e.g. `{}`",
+                base.as_str().trim_end_matches('/')
+            ));
+        }
+        Ok(Self(url))
+    }
+
+    /// The parsed URL (its path is always `/`).
+    pub fn url(&self) -> &Url {
+        &self.0
+    }
+
+    /// Scheme and authority without a trailing slash, e.g.
+    /// `https://tap-api-v2.proofpoint.com`: the form the TAP component's
+    /// `tap-base-url` setting expects.
+    pub fn base(&self) -> &str {
+        self.0.as_str().trim_end_matches('/')
+    }
+
+    /// The host name or IP address alone.
+    pub fn host(&self) -> &str {
+        self.0.host_str().unwrap_or_default()
+    }
+}
+
+impl fmt::Display for HostUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.base())
+    }
+}
+
+impl fmt::Debug for HostUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "HostUrl({})", self.base())
+    }
+}
+
+impl Serialize for HostUrl {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.base())
+    }
+}
+
+impl<'de> Deserialize<'de> for HostUrl {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        HostUrl::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
