@@ -87,9 +87,9 @@ pub async fn demo(options: &DemoOptions) -> Result<DemoReport> {
             options.hours
         ),
     );
-    crate::atomic_file::write_atomically(
+    tap_runtime::write_private(
         &dir.join(crate::config::CONFIG_FILE_NAME),
-        config.as_bytes(),
+        &[config.as_bytes()],
     )
     .context("cannot write the demo config")?;
 

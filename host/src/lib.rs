@@ -15,7 +15,6 @@ pub mod logging;
 pub mod setup;
 
 pub mod app;
-pub mod atomic_file;
 pub mod batch;
 /// `demo`: the product on built-in simulators, only with the `demo` feature.
 #[cfg(feature = "demo")]

@@ -14,7 +14,6 @@
 //! Anything else is refused and the component compiled in memory instead.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::private_file::{self, NotRead};
@@ -116,12 +115,7 @@ pub(crate) fn store(dir: &Path, key: &CacheKey, artifact: &[u8]) -> std::io::Res
         other => std::io::Error::other(other.to_string()),
     })?;
     let path = dir.join(key.file_name());
-    // tempfile creates the file with mode 0600 on Unix.
-    let mut temp = tempfile::NamedTempFile::new_in(dir)?;
-    temp.write_all(&key.header())?;
-    temp.write_all(artifact)?;
-    temp.as_file().sync_all()?;
-    temp.persist(&path).map_err(|err| err.error)?;
+    private_file::write_private(&path, &[&key.header(), artifact])?;
     Ok(path)
 }
 

@@ -38,6 +38,7 @@ pub use loader::{
 };
 pub use origin::{OriginError, TapOrigin};
 pub use outbound::{OutboundPolicy, RequestCounts};
+pub use private_file::write_private;
 
 use bindings::{TapConnectorPre, host_interface};
 use outbound::{OutboundHttp, RequestCounter};

@@ -256,23 +256,10 @@ pub fn precompile(source: &ComponentSource, out: &Path) -> Result<usize, Runtime
             origin: source.to_string(),
             reason: format!("{err:#}"),
         })?;
-    write_atomically(out, &artifact).map_err(|source| RuntimeError::Io {
+    crate::private_file::write_private(out, &[&artifact]).map_err(|source| RuntimeError::Io {
         action: "cannot write the precompiled component to",
         path: out.to_path_buf(),
         source,
     })?;
     Ok(artifact.len())
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let dir = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    let mut temp = tempfile::NamedTempFile::new_in(dir)?;
-    temp.write_all(bytes)?;
-    temp.as_file().sync_all()?;
-    temp.persist(path).map_err(|err| err.error)?;
-    Ok(())
 }

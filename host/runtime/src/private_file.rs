@@ -1,4 +1,7 @@
-//! Reading a file whose bytes become native code.
+//! Files nobody else may write: reading one whose bytes become native
+//! code, and writing one atomically with owner-only permissions (the
+//! component cache, a precompiled artifact, and the host's config file,
+//! which holds the ThreatQ password).
 //!
 //! A precompiled component is machine code that wasmtime maps and runs
 //! without verifying it (`Component::deserialize` is `unsafe` for that
@@ -170,6 +173,42 @@ pub(crate) fn ensure_private_dir(dir: &Path) -> Result<(), NotRead> {
     }
 }
 
+/// Replaces `path` with `parts`, written in order, so that readers see the
+/// old or the new content, never a mix: temporary file in the same
+/// directory, fsync, rename, fsync of the directory. The file is readable
+/// by its owner only.
+///
+/// The temporary file has an unpredictable name and is created with
+/// `O_EXCL` (the `tempfile` crate), so nobody who can write to the
+/// directory can plant a symlink or a file under its name beforehand and
+/// redirect or read the write.
+pub fn write_private(path: &Path, parts: &[&[u8]]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let dir = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "file".to_owned());
+    // tempfile creates the file with mode 0600 on Unix.
+    let mut temp = tempfile::Builder::new()
+        .prefix(&format!(".{file_name}."))
+        .suffix(".tmp")
+        .tempfile_in(dir)?;
+    for part in parts {
+        temp.write_all(part)?;
+    }
+    temp.as_file().sync_all()?;
+    temp.persist(path).map_err(|err| err.error)?;
+    #[cfg(unix)]
+    if let Ok(dir) = std::fs::File::open(dir) {
+        let _ = dir.sync_all();
+    }
+    Ok(())
+}
+
 #[cfg(all(test, unix))]
 mod tests {
     use std::os::unix::fs::PermissionsExt as _;
@@ -307,5 +346,28 @@ mod tests {
             ensure_private_dir(&dir).is_err(),
             "a group-writable cache is refused"
         );
+    }
+
+    /// An earlier temporary name was `.NAME.tmp-<pid>`, opened without
+    /// `O_EXCL`: a symlink planted there redirected the write to a file of
+    /// the planter's choosing.
+    #[test]
+    fn a_symlink_planted_at_a_guessable_temp_name_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("victim");
+        std::fs::write(&target, "untouched").unwrap();
+        let path = dir.path().join("tq-conn-proofpoint-tap.toml");
+        for guess in [
+            format!(".tq-conn-proofpoint-tap.toml.tmp-{}", std::process::id()),
+            ".tq-conn-proofpoint-tap.toml.tmp".to_owned(),
+        ] {
+            std::os::unix::fs::symlink(&target, dir.path().join(guess)).unwrap();
+        }
+        write_private(&path, &[b"x = ", b"1"]).unwrap();
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "untouched");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "x = 1");
+        assert!(!std::fs::symlink_metadata(&path).unwrap().is_symlink());
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 }

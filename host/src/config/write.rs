@@ -14,7 +14,7 @@ pub fn write(dir: &Path, config: &Config) -> Result<(), ConfigError> {
          # [threatq] is how to reach ThreatQ; any value set in [tap] wins over\n\
          # the connector's settings in ThreatQ's UI. Keep this file private.\n\n{body}"
     );
-    crate::atomic_file::write_atomically(&file, text.as_bytes())
+    tap_runtime::write_private(&file, &[text.as_bytes()])
         .map_err(|source| ConfigError::Write { path: file, source })
 }
 
