@@ -109,6 +109,18 @@ impl Row {
 
 fn no_options(_: &mut RunOptions) {}
 
+impl Row {
+    /// The row whose fault is TAP answering every SIEM request with `fault`.
+    async fn with_tap_answering(self, fault: SiemFault) {
+        self.check(
+            move |world, _| world.tap.faults().set_persistent_siem(Some(fault)),
+            no_options,
+            |world| world.tap.faults().clear(),
+        )
+        .await;
+    }
+}
+
 #[tokio::test]
 async fn tap_failing_500_for_good_stops_with_the_checkpoint_intact_and_loses_nothing() {
     Row {
@@ -117,19 +129,10 @@ async fn tap_failing_500_for_good_stops_with_the_checkpoint_intact_and_loses_not
         says: &["TAP failed", "HTTP 500", "checkpoint stays"],
         checkpoint_moved: false,
     }
-    .check(
-        |world, _| {
-            world
-                .tap
-                .faults()
-                .set_persistent_siem(Some(SiemFault::Status {
-                    status: 500,
-                    body: "internal error".into(),
-                }))
-        },
-        no_options,
-        |world| world.tap.faults().clear(),
-    )
+    .with_tap_answering(SiemFault::Status {
+        status: 500,
+        body: "internal error".into(),
+    })
     .await;
 }
 
@@ -185,19 +188,10 @@ async fn tap_429_stops_fetching_and_keeps_the_checkpoint() {
         says: &["throttled", "checkpoint is kept"],
         checkpoint_moved: false,
     }
-    .check(
-        |world, _| {
-            world
-                .tap
-                .faults()
-                .set_persistent_siem(Some(SiemFault::Status {
-                    status: 429,
-                    body: "Too many requests".into(),
-                }))
-        },
-        no_options,
-        |world| world.tap.faults().clear(),
-    )
+    .with_tap_answering(SiemFault::Status {
+        status: 429,
+        body: "Too many requests".into(),
+    })
     .await;
 }
 
@@ -209,19 +203,10 @@ async fn tap_401_names_the_principal_and_secret() {
         says: &["Principal and Secret"],
         checkpoint_moved: false,
     }
-    .check(
-        |world, _| {
-            world
-                .tap
-                .faults()
-                .set_persistent_siem(Some(SiemFault::Status {
-                    status: 401,
-                    body: "Unauthorized".into(),
-                }))
-        },
-        no_options,
-        |world| world.tap.faults().clear(),
-    )
+    .with_tap_answering(SiemFault::Status {
+        status: 401,
+        body: "Unauthorized".into(),
+    })
     .await;
 }
 
@@ -249,16 +234,7 @@ async fn tap_body_that_is_not_json_fails_the_window_and_the_next_run_fills_it() 
         says: &["cannot read"],
         checkpoint_moved: false,
     }
-    .check(
-        |world, _| {
-            world
-                .tap
-                .faults()
-                .set_persistent_siem(Some(SiemFault::NotJson))
-        },
-        no_options,
-        |world| world.tap.faults().clear(),
-    )
+    .with_tap_answering(SiemFault::NotJson)
     .await;
 }
 
