@@ -42,8 +42,8 @@ pub(super) struct Delivery {
 impl Delivery {
     /// (collection, identity) of every object ThreatQ did not store, for
     /// the summary's counts.
-    pub fn refused_identities(&self) -> BTreeSet<(Collection, String)> {
-        self.refused_identities.clone()
+    pub fn refused_identities(&self) -> &BTreeSet<(Collection, String)> {
+        &self.refused_identities
     }
 }
 
