@@ -321,7 +321,7 @@ impl Pipeline<'_> {
                 .map_err(Stop::from(FailureKind::Local))?;
         }
         self.summary
-            .count_accepted(&batch, &delivery.refused_identities());
+            .count_accepted(&batch, delivery.refused_identities());
         let query_end = fetch::checkpoint_for(&result, window);
         if !self.options.dry_run {
             let commit = Commit {
