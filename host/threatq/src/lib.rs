@@ -4,7 +4,12 @@
 //! upserts batches of objects through ThreatQ's consume endpoints and links
 //! them ([`Client::forward`]), and reads the connector's settings from
 //! ThreatQ's UI (a documented guess, see [`ConnectorSettings`]) and its
-//! indicator statuses ([`Client::indicator_statuses`]). Transient
+//! indicator statuses ([`Client::indicator_statuses`]). For verdicts TAP
+//! gives later it finds an indicator it created ([`Client::find_indicator`])
+//! and updates its status and one attribute
+//! ([`Client::set_indicator_status`], [`Client::set_indicator_attribute`]),
+//! calls only partly verified against a real ThreatQ (the `indicators`
+//! module says which parts). Transient
 //! failures are retried per [`RetryPolicy`]; every error's message says
 //! what happened and what to do, and never carries the password or a token.
 
@@ -12,6 +17,7 @@ mod connector_settings;
 mod date;
 mod error;
 mod forward;
+mod indicators;
 mod model;
 mod payload;
 mod reference;
@@ -21,6 +27,7 @@ mod session;
 pub use connector_settings::ConnectorSettings;
 pub use date::format_threatq_date;
 pub use error::ThreatqError;
+pub use indicators::{StoredAttribute, StoredIndicator};
 pub use model::{Batch, Collection, ForwardOptions, ForwardReport, RejectedObject, TqObject};
 pub use retry::{RetryPolicy, Transient};
 /// The secret type of [`ThreatqConfig::password`] and

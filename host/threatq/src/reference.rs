@@ -74,7 +74,8 @@ fn names(body: &Value) -> Result<Vec<String>, String> {
     Ok(names)
 }
 
-fn kind(value: &Value) -> &'static str {
+/// What a JSON value is, in words, for errors that must not quote it.
+pub(crate) fn kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

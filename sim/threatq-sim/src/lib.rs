@@ -3,16 +3,21 @@
 //! It serves the slice of ThreatQ's REST API a forwarding connector uses
 //! (docs/threatq-api.md, "What the ThreatQ simulator serves") on 127.0.0.1
 //! with an ephemeral port: OAuth tokens, consume upserts with ThreatQ's
-//! merge and validation rules, lookups, the reference lists, and the
-//! guessed connector-settings and proxy endpoints.
-//! Tests inspect what arrived through [`ThreatqSim::snapshot`] and
-//! [`ThreatqSim::requests`], and break things through [`ThreatqSim::faults`].
+//! merge and validation rules, lookups (honouring `with=`), updates of one
+//! object (its status, and its attribute values one by one), the reference
+//! lists, and the guessed connector-settings and proxy endpoints.
+//! Tests inspect what arrived through [`ThreatqSim::snapshot`],
+//! [`ThreatqSim::requests`] and [`ThreatqSim::updates`], play an analyst
+//! through [`ThreatqSim::set_status`], and break things through
+//! [`ThreatqSim::faults`].
 
 mod auth;
 mod catalog;
 mod faults;
 mod routes;
 mod store;
+#[cfg(test)]
+mod update_tests;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -25,7 +30,7 @@ use tokio::task::JoinHandle;
 
 pub use catalog::{EVENT_TYPES, INDICATOR_STATUSES, INDICATOR_TYPES, MAX_DESCRIPTION_CHARS};
 pub use faults::ThreatqFaults;
-pub use store::{Snapshot, StoredAttribute, StoredObject};
+pub use store::{Snapshot, StoredAttribute, StoredObject, Update, UpdateKind};
 
 use auth::{Credentials, Tokens};
 use faults::FaultState;
@@ -170,6 +175,30 @@ impl ThreatqSim {
     /// Forgets the recorded requests (the store is kept).
     pub fn clear_requests(&self) {
         lock(&self.shared.requests).clear();
+    }
+
+    /// Every write made through the update endpoints (`PUT
+    /// /api/<collection>/{id}`, and `POST`, `PUT` and `DELETE` of
+    /// `/api/<collection>/{id}/attributes[/{attr_id}]`) that the simulator
+    /// applied, oldest first. Refused requests are not here (they are in
+    /// [`ThreatqSim::requests`]), nor are consume upserts or
+    /// [`ThreatqSim::set_status`].
+    pub fn updates(&self) -> Vec<Update> {
+        lock(&self.shared.store).updates().to_vec()
+    }
+
+    /// Forgets the recorded updates (the store is kept).
+    pub fn clear_updates(&self) {
+        lock(&self.shared.store).clear_updates();
+    }
+
+    /// Sets the status of the objects of `collection` whose identifying
+    /// value is `value`, as an analyst changing it in ThreatQ's UI would:
+    /// any name is taken, and it is not recorded in
+    /// [`ThreatqSim::updates`] (nor in [`ThreatqSim::requests`]). False
+    /// when no such object exists.
+    pub fn set_status(&self, collection: &str, value: &str, status: &str) -> bool {
+        lock(&self.shared.store).set_status_by_value(collection, value, status)
     }
 
     pub fn set_connector(&self, entry: Option<Value>) {

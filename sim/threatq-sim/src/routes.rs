@@ -11,10 +11,11 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use serde_json::{Value, json};
 
 use crate::catalog::{EVENT_TYPES, INDICATOR_STATUSES, INDICATOR_TYPES};
+use crate::store::{With, WriteError};
 use crate::{RecordedRequest, Shared, lock};
 
 type SharedState = State<Arc<Shared>>;
@@ -29,7 +30,12 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/api/configuration/proxy", get(proxy))
         .route("/api/{collection}/consume", post(consume))
         .route("/api/{collection}", get(list))
-        .route("/api/{collection}/{id}", get(get_one))
+        .route("/api/{collection}/{id}", get(get_one).put(update_object))
+        .route("/api/{collection}/{id}/attributes", post(add_attribute))
+        .route(
+            "/api/{collection}/{id}/attributes/{attribute_id}",
+            put(set_attribute).delete(delete_attribute),
+        )
         .fallback(|| async { not_found("No such endpoint.") })
         .layer(axum::extract::DefaultBodyLimit::disable())
         .layer(middleware::from_fn_with_state(shared.clone(), gatekeeper))
@@ -222,7 +228,8 @@ async fn list(
     let filter = ["value", "name", "title", "id", "happened_at"]
         .into_iter()
         .find_map(|key| query.get(key).map(|wanted| (key, wanted.as_str())));
-    match lock(&shared.store).list(&collection, filter) {
+    let with = With::parse(query.get("with").map(String::as_str));
+    match lock(&shared.store).list(&collection, filter, with) {
         Some(rows) => {
             let total = rows.len();
             json_response(StatusCode::OK, json!({ "total": total, "data": rows }))
@@ -234,14 +241,128 @@ async fn list(
 async fn get_one(
     State(shared): SharedState,
     Path((collection, id)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
 ) -> Response {
+    let with = With::parse(query.get("with").map(String::as_str));
     let found = id
         .parse()
         .ok()
-        .and_then(|id| lock(&shared.store).get(&collection, id));
+        .and_then(|id| lock(&shared.store).get(&collection, id, with));
     match found {
         Some(object) => json_response(StatusCode::OK, json!({ "total": 1, "data": object })),
         None => not_found(&format!("No {collection} object with id {id}.")),
+    }
+}
+
+async fn update_object(
+    State(shared): SharedState,
+    Path((collection, id)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let Some(id) = id.parse().ok() else {
+        return no_object(&collection, &id);
+    };
+    let Some(body) = json_body(&body) else {
+        return not_json();
+    };
+    let outcome = lock(&shared.store).update_object(&collection, id, &body);
+    match outcome {
+        Ok(object) => json_response(StatusCode::OK, json!({ "data": object })),
+        Err(error) => write_refusal(error, &collection, &id.to_string(), None),
+    }
+}
+
+async fn add_attribute(
+    State(shared): SharedState,
+    Path((collection, id)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let Some(id) = id.parse().ok() else {
+        return no_object(&collection, &id);
+    };
+    let Some(body) = json_body(&body) else {
+        return not_json();
+    };
+    let outcome = lock(&shared.store).add_attribute(&collection, id, &body);
+    match outcome {
+        // A list, as threatqsdk reads it (`res["data"][0]["attribute_id"]`).
+        Ok(attribute) => json_response(
+            StatusCode::CREATED,
+            json!({ "total": 1, "data": [attribute] }),
+        ),
+        Err(error) => write_refusal(error, &collection, &id.to_string(), None),
+    }
+}
+
+async fn set_attribute(
+    State(shared): SharedState,
+    Path((collection, id, attribute_id)): Path<(String, String, String)>,
+    body: Bytes,
+) -> Response {
+    let (Some(id), Some(attribute_id)) = (id.parse().ok(), attribute_id.parse().ok()) else {
+        return no_object(&collection, &id);
+    };
+    let Some(body) = json_body(&body) else {
+        return not_json();
+    };
+    let outcome = lock(&shared.store).set_attribute(&collection, id, attribute_id, &body);
+    match outcome {
+        Ok(attribute) => json_response(StatusCode::OK, json!({ "data": attribute })),
+        Err(error) => write_refusal(error, &collection, &id.to_string(), Some(attribute_id)),
+    }
+}
+
+async fn delete_attribute(
+    State(shared): SharedState,
+    Path((collection, id, attribute_id)): Path<(String, String, String)>,
+) -> Response {
+    let (Some(id), Some(attribute_id)) = (id.parse().ok(), attribute_id.parse().ok()) else {
+        return no_object(&collection, &id);
+    };
+    let outcome = lock(&shared.store).delete_attribute(&collection, id, attribute_id);
+    match outcome {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(error) => write_refusal(error, &collection, &id.to_string(), Some(attribute_id)),
+    }
+}
+
+/// A request body as JSON; `None` when it is empty or not JSON.
+fn json_body(body: &[u8]) -> Option<Value> {
+    serde_json::from_slice(body).ok()
+}
+
+fn not_json() -> Response {
+    json_response(
+        StatusCode::BAD_REQUEST,
+        json!({ "errors": ["The request body is not valid JSON."] }),
+    )
+}
+
+fn no_object(collection: &str, id: &str) -> Response {
+    not_found(&format!("No {collection} object with id {id}."))
+}
+
+fn write_refusal(
+    error: WriteError,
+    collection: &str,
+    id: &str,
+    attribute_id: Option<u64>,
+) -> Response {
+    match error {
+        WriteError::NoCollection => {
+            not_found(&format!("The collection {collection} does not exist."))
+        }
+        WriteError::NoObject => no_object(collection, id),
+        WriteError::NoAttribute => not_found(&format!(
+            "No attribute value with id {} on {collection} object {id}.",
+            attribute_id.unwrap_or_default()
+        )),
+        // Laravel's validation shape, as ThreatQ's update endpoints answer
+        // it (docs/threatq-api.md, "Errors").
+        WriteError::Invalid(errors) => json_response(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({ "data": { "errors": errors } }),
+        ),
     }
 }
 

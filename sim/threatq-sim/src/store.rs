@@ -25,6 +25,11 @@ use crate::catalog::{
 /// One value of a named attribute, with the sources that asserted it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StoredAttribute {
+    /// This value's own id (ThreatQ's attribute value id, the `{attr_id}`
+    /// of `PUT`/`DELETE /api/<collection>/{id}/attributes/{attr_id}`):
+    /// given when the value is first stored, unique in the simulator and
+    /// never reused.
+    pub id: u64,
     pub name: String,
     pub value: String,
     pub sources: Vec<String>,
@@ -130,6 +135,12 @@ pub(crate) struct Store {
     /// relating a popular object (a campaign with 100k events) stays O(1)
     /// per link instead of scanning its whole relation list.
     related: HashSet<(usize, usize)>,
+    /// The last attribute value id given (ids start at 1).
+    last_attribute_value_id: u64,
+    /// Attribute name -> its id (ThreatQ's `attribute_id`, one per name).
+    attribute_ids: HashMap<String, u64>,
+    /// Every write made through the update endpoints, oldest first.
+    updates: Vec<Update>,
 }
 
 impl Store {
@@ -191,8 +202,14 @@ impl Store {
             .collect())
     }
 
-    /// Objects of `collection`, all or those whose `field` equals `value`.
-    pub fn list(&self, collection: &str, filter: Option<(&str, &str)>) -> Option<Vec<Value>> {
+    /// Objects of `collection`, all or those whose `field` equals `value`,
+    /// carrying the related data `with` names.
+    pub fn list(
+        &self,
+        collection: &str,
+        filter: Option<(&str, &str)>,
+        with: With,
+    ) -> Option<Vec<Value>> {
         let field = identity_field(collection)?;
         Some(
             self.objects
@@ -205,15 +222,239 @@ impl Store {
                     Some(("happened_at", wanted)) => object.happened_at.as_deref() == Some(wanted),
                     Some(_) => true,
                 })
-                .map(|object| full_json(object, field))
+                .map(|object| self.full_json(object, field, with))
                 .collect(),
         )
     }
 
-    pub fn get(&self, collection: &str, id: u64) -> Option<Value> {
+    pub fn get(&self, collection: &str, id: u64, with: With) -> Option<Value> {
         let field = identity_field(collection)?;
         let position = *self.by_id.get(&(collection.to_owned(), id))?;
-        Some(full_json(&self.objects[position], field))
+        Some(self.full_json(&self.objects[position], field, with))
+    }
+
+    /// Every write made through the update endpoints, oldest first.
+    pub fn updates(&self) -> &[Update] {
+        &self.updates
+    }
+
+    pub fn clear_updates(&mut self) {
+        self.updates.clear();
+    }
+
+    /// `PUT /api/<collection>/{id}`: sets the status named by `status`
+    /// (`{"name": ..}`, `{"id": ..}` or a bare name) or `status_id`. Other
+    /// fields are ignored. Answers the object as it now is.
+    pub fn update_object(
+        &mut self,
+        collection: &str,
+        id: u64,
+        body: &Value,
+    ) -> Result<Value, WriteError> {
+        let (position, field) = self.position(collection, id)?;
+        let Some(fields) = body.as_object() else {
+            return Err(invalid("data", "The request body must be a JSON object."));
+        };
+        if let Some(status) = requested_status(fields)? {
+            if collection != "indicators" {
+                return Err(invalid(
+                    "status",
+                    &format!("The {collection} collection has no status."),
+                ));
+            }
+            let object = &mut self.objects[position];
+            let from = object.status.replace(status.clone());
+            self.updates.push(Update {
+                collection: collection.to_owned(),
+                id,
+                what: UpdateKind::Status { from, to: status },
+            });
+        }
+        Ok(self.full_json(&self.objects[position], field, With::ALL))
+    }
+
+    /// `POST /api/<collection>/{id}/attributes` with `{name, value,
+    /// sources?}`. A (name, value) pair the object already holds is not
+    /// stored twice: its sources are merged, the existing value is
+    /// answered and no update is recorded.
+    pub fn add_attribute(
+        &mut self,
+        collection: &str,
+        id: u64,
+        body: &Value,
+    ) -> Result<Value, WriteError> {
+        let (position, _) = self.position(collection, id)?;
+        let Some(fields) = body.as_object() else {
+            return Err(invalid("data", "The request body must be a JSON object."));
+        };
+        let name = match fields.get("name").and_then(Value::as_str).map(str::trim) {
+            Some(name) if !name.is_empty() => name.to_owned(),
+            _ => return Err(invalid("name", "The name field is required.")),
+        };
+        let value = attribute_value(fields.get("value"))?;
+        let mut source_errors = FieldErrors::new();
+        let sources = parse_sources(
+            fields.get("sources"),
+            "attribute.sources",
+            &mut |key, message| source_errors.entry(key).or_default().push(message),
+        );
+        if !source_errors.is_empty() {
+            return Err(WriteError::Invalid(source_errors));
+        }
+        let object = &mut self.objects[position];
+        if let Some(held) = object
+            .attributes
+            .iter_mut()
+            .find(|held| held.name == name && held.value == value)
+        {
+            merge_names(&mut held.sources, sources);
+            let held = held.clone();
+            return Ok(self.attribute_json(&held));
+        }
+        self.last_attribute_value_id += 1;
+        register_attribute_name(&mut self.attribute_ids, &name);
+        let attribute = StoredAttribute {
+            id: self.last_attribute_value_id,
+            name: name.clone(),
+            value: value.clone(),
+            sources,
+        };
+        object.attributes.push(attribute.clone());
+        self.updates.push(Update {
+            collection: collection.to_owned(),
+            id,
+            what: UpdateKind::AttributeAdded { name, value },
+        });
+        Ok(self.attribute_json(&attribute))
+    }
+
+    /// `PUT /api/<collection>/{id}/attributes/{attribute_value_id}` with
+    /// `{value}`. A value another value of the same name already holds is
+    /// refused (422), so the object never holds a (name, value) pair twice.
+    pub fn set_attribute(
+        &mut self,
+        collection: &str,
+        id: u64,
+        attribute_value_id: u64,
+        body: &Value,
+    ) -> Result<Value, WriteError> {
+        let (position, _) = self.position(collection, id)?;
+        let Some(fields) = body.as_object() else {
+            return Err(invalid("data", "The request body must be a JSON object."));
+        };
+        let value = attribute_value(fields.get("value"))?;
+        let object = &mut self.objects[position];
+        let index = object
+            .attributes
+            .iter()
+            .position(|held| held.id == attribute_value_id)
+            .ok_or(WriteError::NoAttribute)?;
+        let name = object.attributes[index].name.clone();
+        if object
+            .attributes
+            .iter()
+            .any(|held| held.id != attribute_value_id && held.name == name && held.value == value)
+        {
+            return Err(invalid("value", "The value has already been taken."));
+        }
+        let from = std::mem::replace(&mut object.attributes[index].value, value.clone());
+        let attribute = object.attributes[index].clone();
+        self.updates.push(Update {
+            collection: collection.to_owned(),
+            id,
+            what: UpdateKind::AttributeSet {
+                name,
+                from,
+                to: value,
+            },
+        });
+        Ok(self.attribute_json(&attribute))
+    }
+
+    /// `DELETE /api/<collection>/{id}/attributes/{attribute_value_id}`.
+    pub fn delete_attribute(
+        &mut self,
+        collection: &str,
+        id: u64,
+        attribute_value_id: u64,
+    ) -> Result<(), WriteError> {
+        let (position, _) = self.position(collection, id)?;
+        let object = &mut self.objects[position];
+        let index = object
+            .attributes
+            .iter()
+            .position(|held| held.id == attribute_value_id)
+            .ok_or(WriteError::NoAttribute)?;
+        let removed = object.attributes.remove(index);
+        self.updates.push(Update {
+            collection: collection.to_owned(),
+            id,
+            what: UpdateKind::AttributeDeleted {
+                name: removed.name,
+                value: removed.value,
+            },
+        });
+        Ok(())
+    }
+
+    /// Sets the status of every object of `collection` whose identifying
+    /// value is `value`, as an analyst would in ThreatQ's UI: not checked
+    /// against the known statuses and not recorded as an update. False
+    /// when no object matched.
+    pub fn set_status_by_value(&mut self, collection: &str, value: &str, status: &str) -> bool {
+        let mut found = false;
+        for object in &mut self.objects {
+            if object.collection == collection && object.value == value {
+                object.status = Some(status.to_owned());
+                found = true;
+            }
+        }
+        found
+    }
+
+    fn position(&self, collection: &str, id: u64) -> Result<(usize, IdentityField), WriteError> {
+        let field = identity_field(collection).ok_or(WriteError::NoCollection)?;
+        let position = *self
+            .by_id
+            .get(&(collection.to_owned(), id))
+            .ok_or(WriteError::NoObject)?;
+        Ok((position, field))
+    }
+
+    /// ThreatQ's id of the attribute `name` (one per name, by first use).
+    fn attribute_id(&self, name: &str) -> u64 {
+        self.attribute_ids.get(name).copied().unwrap_or(0)
+    }
+
+    fn attribute_json(&self, attribute: &StoredAttribute) -> Value {
+        json!({
+            "id": attribute.id,
+            "attribute_id": self.attribute_id(&attribute.name),
+            "name": attribute.name,
+            "value": attribute.value,
+            "sources": names_json(&attribute.sources),
+        })
+    }
+
+    /// The object as `GET /api/<collection>/{id}?with=...` would show it.
+    fn full_json(&self, object: &StoredObject, field: IdentityField, with: With) -> Value {
+        let mut full = json!({
+            "id": object.id,
+            field.key(): object.value,
+            "description": object.description,
+        });
+        if with.sources {
+            full["sources"] = names_json(&object.sources);
+        }
+        if with.attributes {
+            full["attributes"] = object
+                .attributes
+                .iter()
+                .map(|attribute| self.attribute_json(attribute))
+                .collect();
+        }
+        decorate(&mut full, object, with);
+        full
     }
 
     fn parse_item(
@@ -392,14 +633,19 @@ impl Store {
             object.description = item.description;
         }
         merge_names(&mut object.sources, item.sources);
-        for attribute in item.attributes {
+        for mut attribute in item.attributes {
             match object
                 .attributes
                 .iter_mut()
                 .find(|held| held.name == attribute.name && held.value == attribute.value)
             {
                 Some(held) => merge_names(&mut held.sources, attribute.sources),
-                None => object.attributes.push(attribute),
+                None => {
+                    self.last_attribute_value_id += 1;
+                    attribute.id = self.last_attribute_value_id;
+                    register_attribute_name(&mut self.attribute_ids, &attribute.name);
+                    object.attributes.push(attribute);
+                }
             }
         }
 
@@ -605,6 +851,8 @@ fn parse_attributes(
         match (name, value) {
             (Some(name), Some(value)) if !name.is_empty() && !value.trim().is_empty() => {
                 parsed.push(StoredAttribute {
+                    // Given when stored (`Store::upsert`).
+                    id: 0,
                     name: name.to_owned(),
                     value,
                     sources,
@@ -634,35 +882,187 @@ fn merge_names(held: &mut Vec<String>, incoming: Vec<String>) {
 /// The short row a consume response carries for each item.
 fn row(object: &StoredObject, field: IdentityField) -> Value {
     let mut row = json!({ "id": object.id, field.key(): object.value });
-    decorate(&mut row, object);
+    decorate(&mut row, object, With::ALL);
     row
 }
 
-/// The object as `GET /api/<collection>/{id}?with=...` would show it.
-fn full_json(object: &StoredObject, field: IdentityField) -> Value {
-    let mut full = json!({
-        "id": object.id,
-        field.key(): object.value,
-        "description": object.description,
-        "sources": object.sources.iter().map(|name| json!({ "name": name })).collect::<Vec<_>>(),
-        "attributes": object.attributes.iter().map(|attribute| json!({
-            "name": attribute.name,
-            "value": attribute.value,
-            "sources": attribute.sources.iter().map(|name| json!({ "name": name })).collect::<Vec<_>>(),
-        })).collect::<Vec<_>>(),
-    });
-    decorate(&mut full, object);
-    full
+/// Gives `name` the next attribute id the first time it is stored.
+fn register_attribute_name(ids: &mut HashMap<String, u64>, name: &str) {
+    if !ids.contains_key(name) {
+        let next = ids.len() as u64 + 1;
+        ids.insert(name.to_owned(), next);
+    }
 }
 
-fn decorate(target: &mut Value, object: &StoredObject) {
+fn names_json(names: &[String]) -> Value {
+    names.iter().map(|name| json!({ "name": name })).collect()
+}
+
+/// The default id of a reference name: its position in the list plus one.
+fn reference_id(names: &[&str], name: &str) -> Option<usize> {
+    names
+        .iter()
+        .position(|known| *known == name)
+        .map(|position| position + 1)
+}
+
+fn decorate(target: &mut Value, object: &StoredObject, with: With) {
     if let Some(type_name) = &object.type_name {
-        target["type"] = json!({ "name": type_name });
+        let types = if object.collection == "events" {
+            EVENT_TYPES
+        } else {
+            INDICATOR_TYPES
+        };
+        let type_id = reference_id(types, type_name);
+        target["type_id"] = json!(type_id);
+        if with.type_ {
+            target["type"] = json!({ "id": type_id, "name": type_name });
+        }
     }
     if let Some(status) = &object.status {
-        target["status"] = json!({ "name": status });
+        let status_id = reference_id(INDICATOR_STATUSES, status);
+        target["status_id"] = json!(status_id);
+        if with.status {
+            target["status"] = json!({ "id": status_id, "name": status });
+        }
     }
     if let Some(happened_at) = &object.happened_at {
         target["happened_at"] = json!(happened_at);
+    }
+}
+
+/// Which related data an answer carries: ThreatQ's `with=` list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct With {
+    attributes: bool,
+    sources: bool,
+    status: bool,
+    type_: bool,
+}
+
+impl With {
+    /// Everything: what the simulator answers when no `with` is given, so
+    /// callers that never asked keep seeing what they always saw. (A real
+    /// ThreatQ answers base fields only then.)
+    pub const ALL: With = With {
+        attributes: true,
+        sources: true,
+        status: true,
+        type_: true,
+    };
+
+    /// `with=attributes,status,type`: exactly the named relations (names
+    /// the simulator does not serve are ignored); `None`: [`With::ALL`].
+    pub fn parse(list: Option<&str>) -> With {
+        let Some(list) = list else {
+            return With::ALL;
+        };
+        let named: Vec<String> = list
+            .split(',')
+            .map(|name| name.trim().to_ascii_lowercase())
+            .collect();
+        let has = |name: &str| named.iter().any(|named| named == name);
+        With {
+            attributes: has("attributes"),
+            sources: has("sources"),
+            status: has("status"),
+            type_: has("type"),
+        }
+    }
+}
+
+/// One write the simulator applied through its update endpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Update {
+    /// The API name, e.g. `indicators`.
+    pub collection: String,
+    /// The object's id.
+    pub id: u64,
+    pub what: UpdateKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpdateKind {
+    /// `PUT /api/<collection>/{id}` set the status (recorded even when
+    /// `from` equals `to`: the request was still made).
+    Status { from: Option<String>, to: String },
+    /// `PUT .../attributes/{attr_id}` changed a value (recorded even when
+    /// `from` equals `to`).
+    AttributeSet {
+        name: String,
+        from: String,
+        to: String,
+    },
+    /// `POST .../attributes` stored a new value.
+    AttributeAdded { name: String, value: String },
+    /// `DELETE .../attributes/{attr_id}` removed a value.
+    AttributeDeleted { name: String, value: String },
+}
+
+/// Why an update endpoint refused.
+#[derive(Debug)]
+pub(crate) enum WriteError {
+    NoCollection,
+    NoObject,
+    NoAttribute,
+    /// Field errors, answered as a 422 in Laravel's shape.
+    Invalid(FieldErrors),
+}
+
+fn invalid(key: &str, message: &str) -> WriteError {
+    let mut errors = FieldErrors::new();
+    errors.insert(key.to_owned(), vec![message.to_owned()]);
+    WriteError::Invalid(errors)
+}
+
+/// The status a `PUT` body asks for, checked against the known names.
+fn requested_status(fields: &Map<String, Value>) -> Result<Option<String>, WriteError> {
+    let by_id = |id: Option<u64>, key: &str| {
+        id.and_then(|id| usize::try_from(id).ok())
+            .and_then(|id| id.checked_sub(1))
+            .and_then(|position| INDICATOR_STATUSES.get(position))
+            .map(|name| Some((*name).to_owned()))
+            .ok_or_else(|| invalid(key, &format!("The selected {key} is invalid.")))
+    };
+    let as_id = |value: &Value| {
+        value
+            .as_u64()
+            .or_else(|| value.as_str().and_then(|text| text.trim().parse().ok()))
+    };
+    let name = match fields.get("status") {
+        Some(Value::String(name)) => name.clone(),
+        Some(Value::Object(reference)) => match reference.get("name") {
+            Some(Value::String(name)) => name.clone(),
+            Some(_) => return Err(invalid("status", "The status.name must be a string.")),
+            None => match reference.get("id") {
+                Some(id) => return by_id(as_id(id), "status"),
+                None => return Err(invalid("status", "The status.name field is required.")),
+            },
+        },
+        Some(Value::Null) | None => match fields.get("status_id") {
+            None | Some(Value::Null) => return Ok(None),
+            Some(id) => return by_id(as_id(id), "status_id"),
+        },
+        Some(_) => return Err(invalid("status", "The status is invalid.")),
+    };
+    if INDICATOR_STATUSES.contains(&name.as_str()) {
+        Ok(Some(name))
+    } else {
+        Err(invalid("status", "The selected status is invalid."))
+    }
+}
+
+/// An attribute value as consume reads it: a string, number or boolean.
+fn attribute_value(value: Option<&Value>) -> Result<String, WriteError> {
+    let value = match value {
+        Some(Value::String(text)) => text.clone(),
+        Some(Value::Number(number)) => number.to_string(),
+        Some(Value::Bool(flag)) => if *flag { "Yes" } else { "No" }.to_owned(),
+        _ => String::new(),
+    };
+    if value.trim().is_empty() {
+        Err(invalid("value", "The value field is required."))
+    } else {
+        Ok(value)
     }
 }
