@@ -31,6 +31,7 @@ use crate::params::Params;
 use crate::pools::{Pool, Pools, THROTTLED_TEXT};
 use crate::records::{
     Campaign, ClickEvent, ClickKind, ForensicsReport, ForensicsScope, MessageEvent, MessageKind,
+    ThreatStatus,
 };
 use crate::reply::Reply;
 use crate::siem::{self, Format};
@@ -262,6 +263,28 @@ impl TapSim {
         self.shared
             .write()
             .insert_report(scope, store::report_json(report));
+    }
+
+    /// Changes a threat's verdict at `at`, as TAP does when Proofpoint or
+    /// the customer re-classifies it (say, `falsePositive` after a
+    /// dispute). Every SIEM record carrying the threat, hand-written or
+    /// generated, re-surfaces as a new copy in which that threat has the
+    /// new `threatStatus` and `threatTime = at`; the copy is created at
+    /// `at` (plus the indexing lag), so it is served in the window holding
+    /// `at`. Earlier copies stay in their own windows, as TAP's history
+    /// does. The threat's forensics reports (its own, and its entries in
+    /// campaign forensics) take the new status. Returns how many SIEM
+    /// records re-surfaced (0 when no record carries the threat).
+    pub fn change_verdict(
+        &self,
+        threat_id: &str,
+        status: ThreatStatus,
+        at: OffsetDateTime,
+    ) -> usize {
+        let lag = self.shared.lag_ms();
+        self.shared
+            .write()
+            .change_verdict(threat_id, status, at, lag)
     }
 
     /// Loads every `*.json` file of `dir` (see [`crate::fixtures`]).
@@ -596,5 +619,178 @@ fn streamed(body: SimBody) -> Answer {
         response,
         delay: None,
         whole_body: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::generator::{TenantSpec, generate};
+    use crate::times::format_event_time;
+    use serde_json::json;
+    use time::Duration;
+
+    const EVERY_STATUS: &str =
+        "&threatStatus=active&threatStatus=cleared&threatStatus=falsePositive";
+
+    fn minute_floor(t: OffsetDateTime) -> OffsetDateTime {
+        t.replace_second(0)
+            .and_then(|t| t.replace_nanosecond(0))
+            .unwrap_or(t)
+    }
+
+    async fn get(sim: &TapSim, path_and_query: &str) -> Value {
+        let response = reqwest::Client::new()
+            .get(format!("{}{path_and_query}", sim.base_url()))
+            .basic_auth(sim.principal(), Some(sim.secret()))
+            .send()
+            .await
+            .expect("the simulator answers");
+        assert_eq!(response.status(), 200, "{path_and_query}");
+        response.json().await.expect("JSON")
+    }
+
+    /// `/v2/siem/all` for the minute starting at `from`, plus `filter`.
+    async fn minute(sim: &TapSim, from: OffsetDateTime, filter: &str) -> Value {
+        let interval = format!(
+            "{}/{}",
+            format_event_time(from),
+            format_event_time(from + Duration::MINUTE)
+        );
+        get(
+            sim,
+            &format!("/v2/siem/all?format=json&interval={interval}{filter}"),
+        )
+        .await
+    }
+
+    fn threat_statuses(body: &Value) -> (Vec<Value>, Vec<Value>) {
+        let messages = body["messagesDelivered"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["threatsInfoMap"][0]["threatStatus"].clone())
+            .collect();
+        let clicks = body["clicksPermitted"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["threatStatus"].clone())
+            .collect();
+        (messages, clicks)
+    }
+
+    #[tokio::test]
+    async fn a_changed_verdict_is_served_in_the_window_of_its_time_and_filtered_as_tap_does() {
+        let sim = TapSim::start(TapSimConfig::default()).await.unwrap();
+        let sent = minute_floor(sim.now()) - Duration::hours(3);
+        let disputed = minute_floor(sim.now()) - Duration::minutes(30);
+        let id = "f".repeat(64);
+        sim.add_message(
+            MessageKind::Delivered,
+            json!({
+                "GUID": "guid-1",
+                "messageTime": format_event_time(sent),
+                "threatsInfoMap": [{
+                    "threatID": id,
+                    "threat": "https://evil.zz/a",
+                    "threatType": "url",
+                    "threatStatus": "active",
+                    "threatTime": format_event_time(sent),
+                }],
+            }),
+        )
+        .unwrap();
+        sim.add_click(
+            ClickKind::Permitted,
+            json!({
+                "GUID": "guid-1",
+                "clickTime": format_event_time(sent + Duration::seconds(20)),
+                "threatID": id,
+                "threatStatus": "active",
+                "threatTime": format_event_time(sent),
+            }),
+        )
+        .unwrap();
+        sim.add_forensics(
+            ForensicsScope::Threat(id.clone()),
+            json!({"scope": "THREAT", "id": id, "name": "https://evil.zz/a",
+                   "threatStatus": "active", "forensics": []}),
+        )
+        .unwrap();
+
+        assert_eq!(
+            sim.change_verdict(&id, ThreatStatus::FalsePositive, disputed),
+            2
+        );
+
+        let active = || (vec![json!("active")], vec![json!("active")]);
+        let false_positive = (vec![json!("falsePositive")], vec![json!("falsePositive")]);
+        // TAP's default hides the new copies; asked for every status, they come.
+        assert_eq!(
+            threat_statuses(&minute(&sim, disputed, "").await),
+            (vec![], vec![])
+        );
+        assert_eq!(
+            threat_statuses(&minute(&sim, disputed, EVERY_STATUS).await),
+            false_positive
+        );
+        // The earlier window still serves the records as they were.
+        assert_eq!(threat_statuses(&minute(&sim, sent, "").await), active());
+        assert_eq!(
+            threat_statuses(&minute(&sim, sent, EVERY_STATUS).await),
+            active()
+        );
+        let body = minute(&sim, disputed, EVERY_STATUS).await;
+        assert_eq!(
+            body["messagesDelivered"][0]["threatsInfoMap"][0]["threatTime"],
+            format_event_time(disputed)
+        );
+
+        let forensics = get(&sim, &format!("/v2/forensics?threatId={id}")).await;
+        assert_eq!(forensics["reports"][0]["threatStatus"], "falsePositive");
+    }
+
+    #[tokio::test]
+    async fn generated_records_resurface_after_the_indexing_lag() {
+        let config = TapSimConfig {
+            indexing_lag: Duration::minutes(10),
+            ..TapSimConfig::default()
+        };
+        let sim = TapSim::start(config).await.unwrap();
+        let end = minute_floor(sim.now()) - Duration::hours(2);
+        let tenant = generate(&TenantSpec::new(3, end - Duration::hours(4), end));
+        sim.load_tenant(&tenant);
+        let threat = tenant
+            .clicks_permitted
+            .first()
+            .expect("a permitted click")
+            .threat_id
+            .clone();
+        let carries = |m: &&MessageEvent| m.threats_info_map.iter().any(|t| t.threat_id == threat);
+        let delivered = tenant.messages_delivered.iter().filter(carries).count();
+        let blocked = tenant.messages_blocked.iter().filter(carries).count();
+        let clicks = |list: &[ClickEvent]| list.iter().filter(|c| c.threat_id == threat).count();
+        let (permitted, clicks_blocked) = (
+            clicks(&tenant.clicks_permitted),
+            clicks(&tenant.clicks_blocked),
+        );
+        let disputed = minute_floor(sim.now()) - Duration::minutes(5);
+        let resurfaced = sim.change_verdict(&threat, ThreatStatus::Cleared, disputed);
+        assert_eq!(resurfaced, delivered + blocked + permitted + clicks_blocked);
+
+        // Five minutes after the verdict, a ten-minute lag still hides it.
+        let early = minute(&sim, disputed, EVERY_STATUS).await;
+        assert_eq!(threat_statuses(&early), (vec![], vec![]));
+        sim.faults().set_clock_offset(Duration::minutes(6));
+        let body = minute(&sim, disputed, EVERY_STATUS).await;
+        let (messages, clicks_served) = threat_statuses(&body);
+        assert_eq!(clicks_served, vec![json!("cleared"); permitted]);
+        assert_eq!(messages.len(), delivered);
+        assert_eq!(body["messagesBlocked"].as_array().unwrap().len(), blocked);
+        assert_eq!(
+            body["clicksBlocked"].as_array().unwrap().len(),
+            clicks_blocked
+        );
     }
 }

@@ -245,21 +245,22 @@ fn generated_values_use_only_reserved_ranges_and_domains() {
     }
 }
 
-#[tokio::test]
-async fn the_summary_matches_what_the_simulator_serves_hour_by_hour() {
-    let spec = spec(6);
-    let tenant = generate(&spec);
-    let summary = tenant.summary();
-    let sim = start().await;
-    sim.load_tenant(&tenant);
+/// Counts what the simulator serves for `spec`'s span, hour by hour, with
+/// `filter` added to each query: (delivered, blocked, distinct GUIDs,
+/// permitted, blocked clicks).
+async fn served_hour_by_hour(
+    sim: &tap_sim::TapSim,
+    spec: &TenantSpec,
+    filter: &str,
+) -> (usize, usize, usize, usize, usize) {
     let (mut delivered, mut blocked, mut permitted, mut clicks_blocked) = (0, 0, 0, 0);
     let mut guids = BTreeSet::new();
     let mut from = spec.start;
     while from < spec.end {
         let to = (from + Duration::HOUR).min(spec.end);
         let body = get(
-            &sim,
-            &format!("/v2/siem/all?format=json&{}", interval(from, to)),
+            sim,
+            &format!("/v2/siem/all?format=json&{}{filter}", interval(from, to)),
         )
         .await
         .json();
@@ -274,16 +275,42 @@ async fn the_summary_matches_what_the_simulator_serves_hour_by_hour() {
         }
         from = to;
     }
-    let v = summary.visible;
+    (delivered, blocked, guids.len(), permitted, clicks_blocked)
+}
+
+fn counts(v: tap_sim::generator::SiemCounts) -> (usize, usize, usize, usize, usize) {
+    (
+        v.messages_delivered,
+        v.messages_blocked,
+        v.distinct_message_guids,
+        v.clicks_permitted,
+        v.clicks_blocked,
+    )
+}
+
+#[tokio::test]
+async fn the_summary_matches_what_the_simulator_serves_hour_by_hour() {
+    let spec = spec(6);
+    let tenant = generate(&spec);
+    let summary = tenant.summary();
+    let sim = start().await;
+    sim.load_tenant(&tenant);
+    let every_status = "&threatStatus=active&threatStatus=cleared&threatStatus=falsePositive";
     assert_eq!(
-        (delivered, blocked, guids.len(), permitted, clicks_blocked),
-        (
-            v.messages_delivered,
-            v.messages_blocked,
-            v.distinct_message_guids,
-            v.clicks_permitted,
-            v.clicks_blocked
-        )
+        served_hour_by_hour(&sim, &spec, every_status).await,
+        counts(summary.visible),
+        "asked for every status, as the connector does"
+    );
+    assert_eq!(
+        served_hour_by_hour(&sim, &spec, "").await,
+        counts(summary.visible_without_false_positives),
+        "TAP's default hides falsePositive"
+    );
+    let v = summary.visible;
+    assert_eq!(v, summary.all, "every generated status is a known one");
+    assert!(
+        summary.visible_without_false_positives.messages_delivered < v.messages_delivered,
+        "the tenant has false positives to hide"
     );
     assert!(summary.all.messages_delivered >= v.messages_delivered);
     // Every campaign and every threat's forensics can be fetched.

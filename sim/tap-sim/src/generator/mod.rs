@@ -132,9 +132,14 @@ pub struct EvidenceCount {
 pub struct TenantSummary {
     /// Every record generated.
     pub all: SiemCounts,
-    /// What the SIEM API returns without `threatStatus`: records with at
-    /// least one threat that is not `falsePositive`.
+    /// What the SIEM API returns when asked for
+    /// `threatStatus=active&threatStatus=cleared&threatStatus=falsePositive`,
+    /// as the connector does: records with at least one threat of a known
+    /// status. For a generated tenant that is every record.
     pub visible: SiemCounts,
+    /// What the SIEM API returns without `threatStatus` (TAP's default):
+    /// records with at least one threat that is not `falsePositive`.
+    pub visible_without_false_positives: SiemCounts,
     pub campaigns: usize,
     /// Distinct threat ids referenced by SIEM records.
     pub threats: usize,
@@ -146,15 +151,18 @@ pub struct TenantSummary {
 }
 
 impl std::fmt::Display for TenantSummary {
-    /// One line for people: what was generated, then what TAP shows by default.
+    /// One line for people: what was generated, then what TAP shows
+    /// asked for every status and by default.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let (all, visible) = (self.all, self.visible);
+        let (all, visible, default) =
+            (self.all, self.visible, self.visible_without_false_positives);
         let evidence: usize = self.evidence.values().map(|c| c.malicious + c.benign).sum();
         write!(
             f,
             "{} messages as {} records ({} delivered, {} blocked), {} clicks ({} permitted, {} blocked), \
              {} campaigns, {} threats ({} false positive), {} late verdicts, {} forensics reports \
-             with {evidence} pieces of evidence; without falsePositive TAP shows {} messages and {} clicks",
+             with {evidence} pieces of evidence; asked for every status TAP shows {} messages and {} clicks, \
+             by default (falsePositive hidden) {} messages and {} clicks",
             all.distinct_message_guids,
             all.messages_delivered + all.messages_blocked,
             all.messages_delivered,
@@ -169,6 +177,8 @@ impl std::fmt::Display for TenantSummary {
             self.forensics_reports,
             visible.distinct_message_guids,
             visible.clicks_permitted + visible.clicks_blocked,
+            default.distinct_message_guids,
+            default.clicks_permitted + default.clicks_blocked,
         )
     }
 }
@@ -190,10 +200,8 @@ impl Tenant {
                 status: Some(c.threat_status),
             }]
         };
-        let default_filter = ThreatFilter::default();
-        let count = |visible_only: bool| {
-            let keep =
-                |m: &&MessageEvent| !visible_only || default_filter.matches(&message_tags(m));
+        let count = |filter: Option<&ThreatFilter>| {
+            let keep = |m: &&MessageEvent| filter.is_none_or(|f| f.matches(&message_tags(m)));
             let delivered: Vec<&MessageEvent> =
                 self.messages_delivered.iter().filter(keep).collect();
             let blocked: Vec<&MessageEvent> = self.messages_blocked.iter().filter(keep).collect();
@@ -204,7 +212,7 @@ impl Tenant {
                 .collect();
             let clicks = |list: &[ClickEvent]| {
                 list.iter()
-                    .filter(|c| !visible_only || default_filter.matches(&click_tags(c)))
+                    .filter(|c| filter.is_none_or(|f| f.matches(&click_tags(c))))
                     .count()
             };
             SiemCounts {
@@ -239,8 +247,9 @@ impl Tenant {
             }
         }
         TenantSummary {
-            all: count(false),
-            visible: count(true),
+            all: count(None),
+            visible: count(Some(&ThreatFilter::all_statuses())),
+            visible_without_false_positives: count(Some(&ThreatFilter::default())),
             campaigns: self.campaigns.len(),
             threats: threats.len(),
             false_positive_threats: self
@@ -252,6 +261,27 @@ impl Tenant {
             forensics_reports: self.forensics.len(),
             evidence,
         }
+    }
+
+    /// Clicks (permitted and blocked) whose `clickTime` is at least `gap`
+    /// after their message's `messageTime`: clicks a connector sees in a
+    /// later window, or a later run, than the message they belong to.
+    /// Clicks whose GUID matches no generated message are not counted.
+    pub fn clicks_after_their_message(&self, gap: Duration) -> usize {
+        let sent: HashMap<&str, OffsetDateTime> = self
+            .messages_delivered
+            .iter()
+            .chain(&self.messages_blocked)
+            .map(|m| (m.guid.as_str(), m.message_time))
+            .collect();
+        self.clicks_permitted
+            .iter()
+            .chain(&self.clicks_blocked)
+            .filter(|c| {
+                sent.get(c.guid.as_str())
+                    .is_some_and(|&at| c.click_time - at >= gap)
+            })
+            .count()
     }
 }
 
@@ -453,5 +483,83 @@ pub fn generate(spec: &TenantSpec) -> Tenant {
         campaigns,
         threats,
         forensics,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    const START: OffsetDateTime = datetime!(2024-03-25 00:00:00 UTC);
+
+    #[test]
+    fn clicks_come_after_their_message_and_often_hours_later() {
+        let tenant = generate(&TenantSpec::new(11, START, START + Duration::hours(12)));
+        let sent: HashMap<&str, OffsetDateTime> = tenant
+            .messages_delivered
+            .iter()
+            .map(|m| (m.guid.as_str(), m.message_time))
+            .collect();
+        let clicks: Vec<&ClickEvent> = tenant
+            .clicks_permitted
+            .iter()
+            .chain(&tenant.clicks_blocked)
+            .collect();
+        assert!(!clicks.is_empty());
+        // Every click is on a delivered message, after it was sent.
+        for click in &clicks {
+            let at = sent.get(click.guid.as_str()).expect("a delivered message");
+            assert!(click.click_time > *at, "{}", click.id);
+        }
+        assert_eq!(
+            tenant.clicks_after_their_message(Duration::ZERO),
+            clicks.len()
+        );
+        let an_hour = tenant.clicks_after_their_message(Duration::HOUR);
+        let by_hand = clicks
+            .iter()
+            .filter(|c| c.click_time - sent[c.guid.as_str()] >= Duration::HOUR)
+            .count();
+        assert_eq!(an_hour, by_hand);
+        assert!(
+            an_hour > 0,
+            "some clicks land a window (or more) after their message"
+        );
+        assert!(tenant.clicks_after_their_message(Duration::hours(3)) > 0);
+        assert!(an_hour < clicks.len(), "and some within the hour");
+        assert_eq!(tenant.clicks_after_their_message(Duration::days(1)), 0);
+        // Such clicks fall in a later hour-long SIEM window than their message.
+        let hour_of = |t: OffsetDateTime| (t - START).whole_hours();
+        assert!(
+            clicks
+                .iter()
+                .any(|c| hour_of(c.created_at()) > hour_of(sent[c.guid.as_str()]))
+        );
+    }
+
+    #[test]
+    fn visible_is_what_a_query_for_every_status_returns() {
+        let tenant = generate(&TenantSpec::new(12, START, START + Duration::hours(6)));
+        let summary = tenant.summary();
+        assert_eq!(summary.visible, summary.all);
+        let hidden = summary.visible_without_false_positives;
+        assert!(
+            hidden.messages_delivered + hidden.messages_blocked
+                <= summary.all.messages_delivered + summary.all.messages_blocked
+        );
+        let only_false_positive = tenant
+            .messages_delivered
+            .iter()
+            .filter(|m| {
+                m.threats_info_map
+                    .iter()
+                    .all(|t| t.threat_status == crate::records::ThreatStatus::FalsePositive)
+            })
+            .count();
+        assert_eq!(
+            hidden.messages_delivered,
+            summary.all.messages_delivered - only_false_positive
+        );
     }
 }
