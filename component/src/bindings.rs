@@ -23,13 +23,15 @@ wit_bindgen::generate!({
     // for the plain ones, come by default; Debug is generated.)
     additional_derives: [PartialEq, Eq, Hash, PartialOrd, Ord],
     additional_type_attributes: {
-        "proofpoint:tap/connector@0.3.0/counters": [#[derive(Default)]],
+        "proofpoint:tap/connector@0.4.0/counters": [#[derive(Default)]],
+        "proofpoint:tap/connector@0.4.0/enrichment-report": [#[derive(Default)]],
     },
 });
 
 pub use exports::proofpoint::tap::connector::{
-    Attribute, CampaignRef, Counters, Credentials, ObjectKind, QuarantinedRecord, RecordKey,
-    Rejection, Relation, Settings, SyncError, SyncResult, TapFailure, ThreatqObject, Window,
+    Attribute, CampaignRef, Counters, Credentials, EnrichmentReport, MessageLink, ObjectKind,
+    QuarantinedRecord, RecordKey, Rejection, Relation, Settings, SyncError, SyncResult, TapFailure,
+    ThreatqObject, Verdict, VerdictStatus, Window,
 };
 pub use proofpoint::tap::host::LogLevel;
 

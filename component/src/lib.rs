@@ -19,8 +19,9 @@ mod bindings;
 mod wasi_http;
 
 pub use bindings::{
-    Attribute, CampaignRef, Counters, Credentials, ObjectKind, QuarantinedRecord, RecordKey,
-    Rejection, Relation, Settings, SyncError, SyncResult, TapFailure, ThreatqObject, Window,
+    Attribute, CampaignRef, Counters, Credentials, EnrichmentReport, MessageLink, ObjectKind,
+    QuarantinedRecord, RecordKey, Rejection, Relation, Settings, SyncError, SyncResult, TapFailure,
+    ThreatqObject, Verdict, VerdictStatus, Window,
 };
 pub use sync::{map_records, sync};
 pub use transport::{HostServices, LogLevel, Scheme, TapBaseUrl, TapResponse, Transport};

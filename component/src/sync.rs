@@ -12,8 +12,8 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use crate::bindings::{
-    CampaignRef, Counters, QuarantinedRecord, RecordKey, Rejection, Settings, SyncError,
-    SyncResult, Window,
+    CampaignRef, Counters, EnrichmentReport, QuarantinedRecord, RecordKey, Rejection, Settings,
+    SyncError, SyncResult, Window,
 };
 use crate::dates::{parse_rfc3339, rfc3339_utc};
 use crate::map::Mapping;
@@ -137,6 +137,21 @@ struct Call<'h, T, H> {
     /// Set once an enrichment request shows that further requests would
     /// fail the same way (401/403/429, or no answer at all).
     enrichment_stopped: Option<String>,
+}
+
+/// The ids to enrich, in order: the host's queue (sorted, once), then the
+/// window's own (already sorted) that are not queued.
+fn queued_first<'a>(queued: &[String], own: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut wanted: Vec<String> = queued
+        .iter()
+        .map(|id| id.trim().to_string())
+        .filter(|id| !id.is_empty())
+        .collect();
+    wanted.sort();
+    wanted.dedup();
+    let queued: HashSet<String> = wanted.iter().cloned().collect();
+    wanted.extend(own.filter(|id| !queued.contains(*id)).map(str::to_string));
+    wanted
 }
 
 fn count(n: usize) -> u32 {
@@ -372,17 +387,22 @@ impl<'h, T: Transport, H: HostServices> Call<'h, T, H> {
             settings.create_incidents,
         );
 
-        let campaigns_fetched = self.enrich_campaigns(&mut m, settings);
-        self.enrich_threats(&mut m, settings);
+        let mut enrichment = EnrichmentReport::default();
+        let campaigns_fetched = self.enrich_campaigns(&mut m, settings, &mut enrichment);
+        self.enrich_threats(&mut m, settings, &mut enrichment);
 
-        let (objects, relations) = m.finish();
+        let mapped = m.finish();
         SyncResult {
             query_end_time,
-            objects,
-            relations,
+            objects: mapped.objects,
+            relations: mapped.relations,
             rejections,
             record_keys,
             campaigns_fetched,
+            message_events: mapped.message_events,
+            unresolved_messages: mapped.unresolved_messages,
+            enrichment,
+            verdicts: mapped.verdicts,
             counters: self.counters,
         }
     }
@@ -480,15 +500,20 @@ impl<'h, T: Transport, H: HostServices> Call<'h, T, H> {
         self.enrichment_stopped = Some(reason);
     }
 
-    /// Known campaigns are related by name; campaigns seen for the first
-    /// time are fetched (campaign, then its forensics) while the allowance
-    /// lasts, in sorted order.
-    fn enrich_campaigns(&mut self, m: &mut Mapping, settings: &Settings) -> Vec<CampaignRef> {
-        let seen: Vec<String> = m.campaigns_seen().map(str::to_string).collect();
+    /// Campaigns the host holds as fresh are related by name; the queued
+    /// ones, then the ones this window names for the first time, are
+    /// fetched (campaign, then its forensics) while the allowance lasts,
+    /// each in sorted order. The rest are reported deferred.
+    fn enrich_campaigns(
+        &mut self,
+        m: &mut Mapping,
+        settings: &Settings,
+        report: &mut EnrichmentReport,
+    ) -> Vec<CampaignRef> {
+        let wanted = queued_first(&settings.queued_campaigns, m.campaigns_seen());
         let mut fetched = Vec::new();
         let mut allowance = settings.campaign_allowance;
-        let mut left_for_later = 0u32;
-        for id in &seen {
+        for id in &wanted {
             // A known campaign without a name could not be related (the name
             // is its identity), so it is fetched like a new one.
             let known = settings
@@ -500,7 +525,7 @@ impl<'h, T: Transport, H: HostServices> Call<'h, T, H> {
                 continue;
             }
             if self.enrichment_stopped.is_some() || allowance == 0 {
-                left_for_later += 1;
+                report.campaigns_deferred.push(id.clone());
                 continue;
             }
             allowance -= 1;
@@ -516,6 +541,7 @@ impl<'h, T: Transport, H: HostServices> Call<'h, T, H> {
                 }
             }
             if self.enrichment_stopped.is_some() {
+                report.campaigns_deferred.push(id.clone());
                 continue;
             }
             self.counters.campaign_forensics_requests += 1;
@@ -526,24 +552,33 @@ impl<'h, T: Transport, H: HostServices> Call<'h, T, H> {
                 Origin::Campaign { campaign },
             );
         }
-        if left_for_later > 0 {
+        if !report.campaigns_deferred.is_empty() {
             self.log(
                 LogLevel::Info,
                 "campaigns left for a later call (allowance used up or enrichment stopped)",
-                &[("campaigns", left_for_later.to_string())],
+                &[("campaigns", report.campaigns_deferred.len().to_string())],
             );
         }
         fetched
     }
 
-    /// Forensics by threat id for threats without a campaign, sorted, each
-    /// once, while the allowance lasts; the rest are counted as deferred.
-    fn enrich_threats(&mut self, m: &mut Mapping, settings: &Settings) {
-        let threats: Vec<String> = m.threats_without_campaign().map(str::to_string).collect();
+    /// Forensics by threat id: the queued threats first, then this window's
+    /// threats without a campaign, each sorted and once, skipping the ones
+    /// the host holds as fresh, while the allowance lasts. A threat whose
+    /// request TAP answered is reported enriched; the rest deferred.
+    fn enrich_threats(
+        &mut self,
+        m: &mut Mapping,
+        settings: &Settings,
+        report: &mut EnrichmentReport,
+    ) {
+        let fresh: HashSet<&str> = settings.fresh_threats.iter().map(|t| t.trim()).collect();
+        let wanted = queued_first(&settings.queued_threats, m.threats_without_campaign());
         let mut allowance = settings.threat_forensics_allowance;
-        for threat_id in &threats {
+        for threat_id in wanted.iter().filter(|id| !fresh.contains(id.as_str())) {
             if self.enrichment_stopped.is_some() || allowance == 0 {
                 self.counters.threat_forensics_deferred += 1;
+                report.threats_deferred.push(threat_id.clone());
                 continue;
             }
             allowance -= 1;
@@ -553,6 +588,13 @@ impl<'h, T: Transport, H: HostServices> Call<'h, T, H> {
                 &endpoints::threat_forensics(threat_id),
                 Origin::Threat { threat_id },
             );
+            // Stopped by this very request: TAP did not answer it.
+            if self.enrichment_stopped.is_some() {
+                self.counters.threat_forensics_deferred += 1;
+                report.threats_deferred.push(threat_id.clone());
+            } else {
+                report.threats_enriched.push(threat_id.clone());
+            }
         }
     }
 

@@ -153,6 +153,9 @@ fn alone(array: &str, record: &Value, settings: &Settings) -> Alone {
     let body = json!({ "queryEndTime": "2026-11-28T11:00:00Z", array: [record] });
     let solo = Settings {
         already_sent: Vec::new(),
+        fresh_threats: Vec::new(),
+        queued_campaigns: Vec::new(),
+        queued_threats: Vec::new(),
         ..settings.clone()
     };
     let (r, _) = sync_ok(&body, &solo);

@@ -13,12 +13,15 @@ fn siem_failure(status: u16, body: &[u8]) -> SyncError {
 }
 
 #[test]
-fn the_request_asks_siem_all_for_json_with_the_window_as_interval() {
+fn the_request_asks_siem_all_for_json_and_every_threat_status_with_the_window_as_interval() {
     let mut tap = FakeTap::siem_json(json!({}));
     run_with(&mut tap, &settings()).0.unwrap();
     assert_eq!(
         tap.requests,
-        ["/v2/siem/all?format=json&interval=2026-11-28T10%3A00%3A00Z%2F2026-11-28T11%3A00%3A00Z"]
+        [
+            "/v2/siem/all?format=json&interval=2026-11-28T10%3A00%3A00Z%2F2026-11-28T11%3A00%3A00Z\
+          &threatStatus=active&threatStatus=cleared&threatStatus=falsePositive"
+        ]
     );
 }
 

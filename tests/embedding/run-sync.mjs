@@ -15,6 +15,7 @@
 //       "createIncidents": false,
 //       "knownCampaigns": [{"id": "...", "name": "..."}],
 //       "alreadySent": ["m:...", "c:..."],
+//       "freshThreats": ["..."], "queuedCampaigns": ["..."], "queuedThreats": ["..."],
 //       "campaignAllowance": 10,
 //       "threatForensicsAllowance": 10,
 //       "credentials": {"principal": "...", "secret": "..."}  // or null / absent
@@ -49,6 +50,12 @@
 //                    "raw": string}],
 //    "recordKeys": [{"key": string, "createdMs": number}],
 //    "campaignsFetched": [{"id": string, "name": string}],
+//    "messageEvents": [{"guid": string, "object": number}],
+//    "unresolvedMessages": [{"guid": string, "object": number}],
+//    "enrichment": {"threatsEnriched": [string], "campaignsDeferred": [string],
+//                   "threatsDeferred": [string]},
+//    "verdicts": [{"threatId": string, "status": "cleared" | "false-positive",
+//                  "indicatorType": string, "indicatorValue": string}],
 //    "counters": {"messagesDelivered": number, "messagesBlocked": number,
 //                 "clicksPermitted": number, "clicksBlocked": number,
 //                 "alreadySentSkipped": number, "falsePositives": number,
@@ -283,13 +290,13 @@ for (const [i, window] of windows.entries()) {
   try {
     const instance = await instantiate(getCoreModule, imports);
     // Any 0.3.x: a patch release only adds (see the WIT's versioning rule).
-    const key = Object.keys(instance).find((k) => /^proofpoint:tap\/connector@0\.3\.\d+$/.test(k));
+    const key = Object.keys(instance).find((k) => /^proofpoint:tap\/connector@0\.4\.\d+$/.test(k));
     connector = key && instance[key];
   } catch (error) {
     fail(1, `${where}: cannot instantiate the component: ${describeError(error)}`);
   }
   if (typeof connector?.sync !== 'function') {
-    fail(1, 'the component exports no proofpoint:tap/connector@0.3.x with sync (a build for another contract version?)');
+    fail(1, 'the component exports no proofpoint:tap/connector@0.4.x with sync (a build for another contract version?)');
   }
   let outcome;
   try {

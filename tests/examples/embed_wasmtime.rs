@@ -193,6 +193,9 @@ async fn main() -> anyhow::Result<()> {
         create_incidents: false,
         known_campaigns: Vec::new(),
         already_sent: Vec::new(),
+        fresh_threats: Vec::new(),
+        queued_campaigns: Vec::new(),
+        queued_threats: Vec::new(),
         campaign_allowance: 10,
         threat_forensics_allowance: 5,
         credentials: Some(Credentials {

@@ -75,6 +75,8 @@ pub fn map_clicks(
             add_click_attributes(m, incident, disposition, click);
             super::threats::add_event_attributes(m, incident, &threat);
             m.graph.relate(incident, event);
+            // The incident belongs to the message as the click does.
+            m.add_click_event(f.guid.as_deref(), incident);
             if let Some(url) = url_indicator {
                 m.graph.relate(incident, url);
             }

@@ -15,11 +15,24 @@ pub mod names;
 pub mod threats;
 pub mod values;
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use graph::{Graph, ObjectId};
 
-use crate::bindings::{Relation, ThreatqObject};
+use crate::bindings::{MessageLink, Relation, ThreatqObject, Verdict, VerdictStatus};
+
+/// What a mapping hands out: the graph, and what the host needs to relate
+/// it to earlier calls.
+#[derive(Debug, Default)]
+pub struct Mapped {
+    pub objects: Vec<ThreatqObject>,
+    pub relations: Vec<Relation>,
+    /// Every message event, by GUID.
+    pub message_events: Vec<MessageLink>,
+    /// Click and incident events whose message has no event here.
+    pub unresolved_messages: Vec<MessageLink>,
+    pub verdicts: Vec<Verdict>,
+}
 
 /// Everything mapped so far in one `sync` call.
 #[derive(Debug, Default)]
@@ -43,6 +56,15 @@ pub struct Mapping {
     message_events: HashMap<String, Vec<ObjectId>>,
     /// Click (or incident) events and the GUID of the message clicked.
     click_events: Vec<(ObjectId, String)>,
+    /// (indicator type, value) -> the latest verdict and its threat id.
+    verdicts: BTreeMap<(&'static str, String), (VerdictStatus, String)>,
+}
+
+fn link(guid: &str, event: ObjectId) -> MessageLink {
+    MessageLink {
+        guid: guid.to_string(),
+        object: u32::try_from(event.index()).unwrap_or(u32::MAX),
+    }
 }
 
 impl Mapping {
@@ -141,12 +163,40 @@ impl Mapping {
         }
     }
 
+    /// Notes that TAP now judges the threat standing for indicator
+    /// `(type_name, value)` `status`; `false-positive` wins over `cleared`
+    /// when records of one call disagree.
+    pub fn note_verdict(
+        &mut self,
+        type_name: &'static str,
+        value: String,
+        status: VerdictStatus,
+        threat_id: &str,
+    ) {
+        let entry = self
+            .verdicts
+            .entry((type_name, value))
+            .or_insert((status, threat_id.trim().to_string()));
+        if status == VerdictStatus::FalsePositive && entry.0 == VerdictStatus::Cleared {
+            *entry = (status, threat_id.trim().to_string());
+        }
+    }
+
     /// Resolves what could only be related at the end (clicks to their
-    /// messages, mentions to campaigns) and hands out the result.
-    pub fn finish(mut self) -> (Vec<ThreatqObject>, Vec<Relation>) {
+    /// messages, mentions to campaigns) and hands out the result. A click
+    /// whose message is not here is handed out as unresolved: the host may
+    /// know the message from an earlier call (docs/sync.md, "Across
+    /// windows and runs").
+    pub fn finish(mut self) -> Mapped {
+        let mut unresolved_messages = Vec::new();
         for (click, guid) in std::mem::take(&mut self.click_events) {
-            for message in self.message_events.get(&guid).into_iter().flatten() {
-                self.graph.relate(click, *message);
+            match self.message_events.get(&guid) {
+                Some(messages) => {
+                    for message in messages {
+                        self.graph.relate(click, *message);
+                    }
+                }
+                None => unresolved_messages.push(link(&guid, click)),
             }
         }
         for (object, campaign_id) in std::mem::take(&mut self.campaign_mentions) {
@@ -154,6 +204,28 @@ impl Mapping {
                 self.graph.relate(object, *campaign);
             }
         }
-        self.graph.finish()
+        let mut message_events: Vec<MessageLink> = self
+            .message_events
+            .iter()
+            .flat_map(|(guid, events)| events.iter().map(move |event| link(guid, *event)))
+            .collect();
+        message_events.sort_by_key(|l| l.object);
+        let verdicts = std::mem::take(&mut self.verdicts)
+            .into_iter()
+            .map(|((type_name, value), (status, threat_id))| Verdict {
+                threat_id,
+                status,
+                indicator_type: type_name.to_string(),
+                indicator_value: value,
+            })
+            .collect();
+        let (objects, relations) = self.graph.finish();
+        Mapped {
+            objects,
+            relations,
+            message_events,
+            unresolved_messages,
+            verdicts,
+        }
     }
 }

@@ -7,6 +7,7 @@ use super::Mapping;
 use super::graph::ObjectId;
 use super::names::{attributes as attr, types};
 use super::values::{email_address, present, sha256, url};
+use crate::bindings::VerdictStatus;
 use crate::tap::siem::{Classification, Click, Message, ThreatStatus, ThreatType};
 
 /// The fields of one threat, whichever record it came from.
@@ -130,12 +131,28 @@ pub fn add_event_attributes(m: &mut Mapping, object: ObjectId, threat: &Threat<'
     }
 }
 
+/// A `cleared` or `falsePositive` threat is a verdict for the host to
+/// apply to the indicator an earlier, active sighting may have made
+/// (docs/mapping.md, "Verdict changes"). The indicator is named even for a
+/// false positive, which this call never makes an indicator.
+fn note_verdict(m: &mut Mapping, threat: &Threat<'_>) {
+    let status = match threat.status {
+        Some(ThreatStatus::FalsePositive) => VerdictStatus::FalsePositive,
+        Some(ThreatStatus::Cleared) => VerdictStatus::Cleared,
+        _ => return,
+    };
+    if let Some((type_name, value)) = threat.indicator_value() {
+        m.note_verdict(type_name, value, status, threat.threat_id.unwrap_or(""));
+    }
+}
+
 /// Maps one threat of `event`: the event's threat attributes always; for a
 /// threat that is not a false positive also its indicator (with Detection
 /// Type), the event-indicator relation, and the campaign mention. Returns
 /// the indicator, if one was made.
 pub fn map_threat(m: &mut Mapping, event: ObjectId, threat: &Threat<'_>) -> Option<ObjectId> {
     add_event_attributes(m, event, threat);
+    note_verdict(m, threat);
     let false_positive = threat.is_false_positive_status()
         || threat.threat_id.is_some_and(|id| m.is_false_positive(id));
     if false_positive {

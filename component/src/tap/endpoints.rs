@@ -18,11 +18,17 @@ fn encode(value: &str) -> String {
     utf8_percent_encode(value, COMPONENT).to_string()
 }
 
-/// `/v2/siem/all?format=json&interval=<start>/<end>`; the bounds are
-/// already RFC 3339 UTC strings.
+/// TAP leaves `falsePositive` threats out unless asked; the connector asks
+/// for every status so a verdict TAP changes later reaches ThreatQ
+/// (docs/mapping.md, "Verdict changes").
+const ALL_THREAT_STATUSES: &str =
+    "&threatStatus=active&threatStatus=cleared&threatStatus=falsePositive";
+
+/// `/v2/siem/all?format=json&interval=<start>/<end>&threatStatus=...`; the
+/// bounds are already RFC 3339 UTC strings.
 pub fn siem_all(start: &str, end: &str) -> String {
     format!(
-        "{SIEM_ALL}?format=json&interval={}",
+        "{SIEM_ALL}?format=json&interval={}{ALL_THREAT_STATUSES}",
         encode(&format!("{start}/{end}"))
     )
 }
@@ -54,10 +60,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn siem_query_asks_for_json_and_encodes_the_interval() {
+    fn siem_query_asks_for_json_and_every_threat_status_and_encodes_the_interval() {
         assert_eq!(
             siem_all("2026-11-28T10:00:00Z", "2026-11-28T11:00:00Z"),
-            "/v2/siem/all?format=json&interval=2026-11-28T10%3A00%3A00Z%2F2026-11-28T11%3A00%3A00Z"
+            "/v2/siem/all?format=json&interval=2026-11-28T10%3A00%3A00Z%2F2026-11-28T11%3A00%3A00Z\
+             &threatStatus=active&threatStatus=cleared&threatStatus=falsePositive"
         );
     }
 

@@ -445,7 +445,8 @@ pub struct ClickFields {
 pub struct Message {
     pub guid: String,
     pub time: OffsetDateTime,
-    /// `m:<GUID>:<id or sorted recipients>`.
+    /// `m:<GUID>:<id or sorted recipients>`, then `|<verdicts>` when a
+    /// threat is not active (see [`verdict_suffix`]).
     pub key: String,
     /// The later of `messageTime` and the latest `threatTime`.
     pub created_ms: i64,
@@ -457,13 +458,35 @@ pub struct Message {
 pub struct Click {
     pub url: String,
     pub time: OffsetDateTime,
-    /// `c:<id>`, or `c:<GUID>:<threatID>:<clickTime>` without an id.
+    /// `c:<id>`, or `c:<GUID>:<threatID>:<clickTime>` without an id; then
+    /// `|<verdict>` when the threat is not active (see [`verdict_suffix`]).
     pub key: String,
     /// What goes between the brackets of the event title: the click id, or
     /// `<GUID>:<threatID>` without one (the time is in `happened_at`).
     pub title_id: String,
     pub created_ms: i64,
     pub fields: ClickFields,
+}
+
+/// `|cleared,falsePositive`: the sorted statuses other than `active` of a
+/// record's threats, or nothing when all are active (the keys of earlier
+/// versions, so records already sent stay skipped). TAP serves a record
+/// again, at its new threat time, when it changes a verdict; the suffix
+/// makes that copy a record of its own instead of one "already sent"
+/// (docs/mapping.md, "Verdict changes").
+fn verdict_suffix<'a>(statuses: impl Iterator<Item = Option<&'a ThreatStatus>>) -> String {
+    let mut later: Vec<&str> = statuses
+        .flatten()
+        .filter(|status| **status != ThreatStatus::Active)
+        .map(ThreatStatus::as_str)
+        .collect();
+    later.sort_unstable();
+    later.dedup();
+    if later.is_empty() {
+        String::new()
+    } else {
+        format!("|{}", later.join(","))
+    }
 }
 
 fn non_empty(value: &Option<String>) -> Option<&str> {
@@ -557,8 +580,14 @@ pub fn decode_message_text(array: &str, index: usize, text: &str) -> Result<Mess
             .iter()
             .filter_map(|t| t.threat_time.as_deref()),
     );
+    let verdicts = verdict_suffix(
+        fields
+            .threats_info_map
+            .iter()
+            .map(|t| t.threat_status.as_ref()),
+    );
     Ok(Message {
-        key: format!("m:{guid}:{which}"),
+        key: format!("m:{guid}:{which}{verdicts}"),
         guid,
         time,
         created_ms,
@@ -608,6 +637,7 @@ pub fn decode_click_text(array: &str, index: usize, text: &str) -> Result<Click,
         }
     };
     let created_ms = created_ms(time, fields.threat_time.as_deref().into_iter());
+    let key = key + &verdict_suffix(std::iter::once(fields.threat_status.as_ref()));
     Ok(Click {
         url,
         time,

@@ -27,8 +27,9 @@ use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Engine, Store, UpdateDeadline};
 
 pub use bindings::{
-    Attribute, CampaignRef, Counters, Credentials, ObjectKind, QuarantinedRecord, RecordKey,
-    Rejection, Relation, Settings, SyncError, SyncResult, TapFailure, ThreatqObject, Window,
+    Attribute, CampaignRef, Counters, Credentials, EnrichmentReport, MessageLink, ObjectKind,
+    QuarantinedRecord, RecordKey, Rejection, Relation, Settings, SyncError, SyncResult, TapFailure,
+    ThreatqObject, Verdict, VerdictStatus, Window,
 };
 pub use error::RuntimeError;
 pub use limits::Limits;
@@ -108,7 +109,7 @@ impl Runtime {
             .and_then(TapConnectorPre::new)
             .map_err(|err| {
                 link_error(format!(
-                    "{err:#} (is it a build of the TAP component for contract proofpoint:tap@0.3?)"
+                    "{err:#} (is it a build of the TAP component for contract proofpoint:tap@0.4?)"
                 ))
             })?;
 

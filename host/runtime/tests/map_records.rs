@@ -48,6 +48,10 @@ async fn siem_records(tap: &TapSim, window: &Window) -> Vec<QuarantinedRecord> {
         .query(&[
             ("format", "json"),
             ("interval", &format!("{}/{}", window.start, window.end)),
+            // As the component asks: every threat status.
+            ("threatStatus", "active"),
+            ("threatStatus", "cleared"),
+            ("threatStatus", "falsePositive"),
         ])
         .basic_auth(tap.principal(), Some(tap.secret()))
         .send()
@@ -105,6 +109,9 @@ async fn map_records_maps_a_windows_raw_records_as_sync_did_without_a_siem_reque
         create_incidents: true,
         known_campaigns: Vec::new(),
         already_sent: Vec::new(),
+        fresh_threats: Vec::new(),
+        queued_campaigns: Vec::new(),
+        queued_threats: Vec::new(),
         campaign_allowance: 10,
         threat_forensics_allowance: 3,
         credentials: None,
@@ -188,6 +195,9 @@ async fn records_that_still_cannot_be_mapped_come_back_with_their_section_and_ra
         create_incidents: false,
         known_campaigns: Vec::new(),
         already_sent: Vec::new(),
+        fresh_threats: Vec::new(),
+        queued_campaigns: Vec::new(),
+        queued_threats: Vec::new(),
         campaign_allowance: 0,
         threat_forensics_allowance: 0,
         credentials: None,

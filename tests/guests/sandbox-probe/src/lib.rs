@@ -41,8 +41,8 @@ mod probe {
     use std::io::Read;
 
     use exports::proofpoint::tap::connector::{
-        Attribute, Counters, Guest, ObjectKind, QuarantinedRecord, Settings, SyncError, SyncResult,
-        ThreatqObject, Window,
+        Attribute, Counters, EnrichmentReport, Guest, ObjectKind, QuarantinedRecord, Settings,
+        SyncError, SyncResult, ThreatqObject, Window,
     };
     use proofpoint::tap::host::{LogField, LogLevel, log};
     use wasip2::http::outgoing_handler;
@@ -265,6 +265,14 @@ mod probe {
             rejections: Vec::new(),
             record_keys: Vec::new(),
             campaigns_fetched: Vec::new(),
+            message_events: Vec::new(),
+            unresolved_messages: Vec::new(),
+            enrichment: EnrichmentReport {
+                threats_enriched: Vec::new(),
+                campaigns_deferred: Vec::new(),
+                threats_deferred: Vec::new(),
+            },
+            verdicts: Vec::new(),
             counters: Counters {
                 messages_delivered: 0,
                 messages_blocked: 0,

@@ -1,0 +1,221 @@
+//! What one call hands the host so data stays right across calls
+//! (docs/sync.md, "Across windows and runs"; docs/mapping.md, "Verdict
+//! changes"): message events and the clicks whose message is elsewhere,
+//! enrichment done, queued and deferred, and later verdicts.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use tap_component::{Settings, VerdictStatus};
+
+fn message_without_campaign(n: usize, status: &str) -> serde_json::Value {
+    with(
+        message(),
+        json!({"GUID": format!("lone-{n}"), "messageParts": [], "threatsInfoMap": [{
+            "threatID": format!("t{n:063}"), "threat": format!("http://lone{n}.zz/"),
+            "threatType": "url", "threatStatus": status
+        }]}),
+    )
+}
+
+fn threat_id(n: usize) -> String {
+    format!("t{n:063}")
+}
+
+#[test]
+fn a_click_whose_message_is_in_the_call_is_related_to_it_and_not_handed_out() {
+    let s = Settings {
+        create_incidents: true,
+        ..settings()
+    };
+    let r = map_siem_with(
+        json!({"messagesDelivered": [message()], "clicksPermitted": [click()]}),
+        &s,
+    );
+    let message_event = event_titled(&r, "TAP Message Delivered").unwrap();
+    let click_event = event_titled(&r, "TAP Click Permitted").unwrap();
+    let incident = event_titled(&r, "TAP Incident").unwrap();
+    assert!(related(&r, click_event, message_event));
+    assert!(
+        related(&r, incident, message_event),
+        "the incident belongs to the message too"
+    );
+    assert!(r.unresolved_messages.is_empty());
+    assert_eq!(r.message_events.len(), 1);
+    assert_eq!(r.message_events[0].guid, GUID);
+    assert_eq!(r.message_events[0].object as usize, message_event);
+}
+
+#[test]
+fn a_click_whose_message_is_elsewhere_is_handed_out_with_its_incident() {
+    let s = Settings {
+        create_incidents: true,
+        ..settings()
+    };
+    let r = map_siem_with(json!({"clicksPermitted": [click()]}), &s);
+    let click_event = event_titled(&r, "TAP Click Permitted").unwrap();
+    let incident = event_titled(&r, "TAP Incident").unwrap();
+    let mut unresolved: Vec<(&str, usize)> = r
+        .unresolved_messages
+        .iter()
+        .map(|l| (l.guid.as_str(), l.object as usize))
+        .collect();
+    unresolved.sort();
+    let mut expected = vec![(GUID, click_event), (GUID, incident)];
+    expected.sort();
+    assert_eq!(unresolved, expected);
+    assert!(r.message_events.is_empty());
+    assert_eq!(
+        attr(&r, click_event, "Message GUID"),
+        [GUID],
+        "the GUID stays an attribute"
+    );
+}
+
+#[test]
+fn a_false_positive_is_a_verdict_for_its_indicator_and_never_an_indicator() {
+    let r = map_siem(delivered(vec![message_without_campaign(
+        1,
+        "falsePositive",
+    )]));
+    assert!(indicator(&r, "URL", "http://lone1.zz/").is_none());
+    assert_eq!(r.verdicts.len(), 1, "{:?}", r.verdicts);
+    let v = &r.verdicts[0];
+    assert_eq!(v.status, VerdictStatus::FalsePositive);
+    assert_eq!(
+        (v.indicator_type.as_str(), v.indicator_value.as_str()),
+        ("URL", "http://lone1.zz/")
+    );
+    assert_eq!(v.threat_id, threat_id(1));
+}
+
+#[test]
+fn a_cleared_threat_keeps_its_indicator_and_is_a_verdict() {
+    let r = map_siem(delivered(vec![message_without_campaign(2, "cleared")]));
+    let url = indicator(&r, "URL", "http://lone2.zz/").expect("a cleared threat is an indicator");
+    assert_eq!(attr(&r, url, "Threat Status"), ["cleared"]);
+    assert_eq!(r.verdicts.len(), 1);
+    assert_eq!(r.verdicts[0].status, VerdictStatus::Cleared);
+}
+
+#[test]
+fn false_positive_wins_when_records_of_one_call_disagree_and_active_threats_are_no_verdict() {
+    let r = map_siem(delivered(vec![
+        message_without_campaign(3, "cleared"),
+        with(
+            message_without_campaign(3, "falsePositive"),
+            json!({"GUID": "other"}),
+        ),
+        message_without_campaign(4, "active"),
+    ]));
+    let verdicts: Vec<(&str, VerdictStatus)> = r
+        .verdicts
+        .iter()
+        .map(|v| (v.indicator_value.as_str(), v.status))
+        .collect();
+    assert_eq!(
+        verdicts,
+        [("http://lone3.zz/", VerdictStatus::FalsePositive)]
+    );
+}
+
+#[test]
+fn a_record_served_again_with_a_new_verdict_has_a_key_of_its_own() {
+    let active = map_siem(delivered(vec![message_without_campaign(5, "active")]));
+    let changed = map_siem(delivered(vec![message_without_campaign(
+        5,
+        "falsePositive",
+    )]));
+    let key = |r: &tap_component::SyncResult| r.record_keys[0].key.clone();
+    assert_eq!(
+        key(&active),
+        "m:lone-5:b614fa76-5b4f-6a7c-7bb3-0b452881de25",
+        "all-active keys are those of earlier versions"
+    );
+    assert_eq!(key(&changed), format!("{}|falsePositive", key(&active)));
+    let skipped = map_siem_with(
+        delivered(vec![message_without_campaign(5, "falsePositive")]),
+        &Settings {
+            already_sent: vec![key(&active)],
+            ..settings()
+        },
+    );
+    assert_eq!(
+        skipped.counters.already_sent_skipped, 0,
+        "the changed copy is not the record already sent"
+    );
+    let click_key =
+        map_siem(json!({"clicksBlocked": [with(click(), json!({"threatStatus": "cleared"}))]}))
+            .record_keys[0]
+            .key
+            .clone();
+    assert_eq!(click_key, "c:8c8b4895-a277-449f-9797-547e3c89b25a|cleared");
+}
+
+#[test]
+fn fresh_threats_are_not_asked_again_and_queued_ones_are_asked_first() {
+    let s = Settings {
+        fresh_threats: vec![threat_id(1)],
+        queued_threats: vec![threat_id(9), threat_id(8)],
+        threat_forensics_allowance: 3,
+        ..settings()
+    };
+    let mut tap = FakeTap::siem_json(delivered(vec![
+        message_without_campaign(1, "active"),
+        message_without_campaign(2, "active"),
+        message_without_campaign(3, "active"),
+    ]));
+    let r = run_with(&mut tap, &s).0.unwrap();
+    assert_eq!(
+        tap.requests_starting("/v2/forensics?threatId="),
+        [
+            format!("/v2/forensics?threatId={}", threat_id(8)),
+            format!("/v2/forensics?threatId={}", threat_id(9)),
+            format!("/v2/forensics?threatId={}", threat_id(2)),
+        ],
+        "queued first (sorted), then the window's own; the fresh one not at all"
+    );
+    assert_eq!(
+        r.enrichment.threats_enriched,
+        [threat_id(8), threat_id(9), threat_id(2)],
+        "a 404 is an answer: asked, not to be asked again soon"
+    );
+    assert_eq!(r.enrichment.threats_deferred, [threat_id(3)]);
+    assert_eq!(r.counters.threat_forensics_deferred, 1);
+}
+
+#[test]
+fn a_threat_whose_request_stopped_enrichment_is_deferred_not_enriched() {
+    let s = Settings {
+        queued_threats: vec![threat_id(1)],
+        ..settings()
+    };
+    let mut tap = FakeTap::siem_json(delivered(vec![message_without_campaign(2, "active")])).route(
+        &format!("/v2/forensics?threatId={}", threat_id(1)),
+        429,
+        json!(null),
+    );
+    let r = run_with(&mut tap, &s).0.unwrap();
+    assert!(r.enrichment.threats_enriched.is_empty());
+    assert_eq!(r.enrichment.threats_deferred, [threat_id(1), threat_id(2)]);
+}
+
+#[test]
+fn queued_campaigns_are_looked_up_first_and_the_rest_deferred() {
+    let s = Settings {
+        queued_campaigns: vec!["queued-campaign".into()],
+        campaign_allowance: 1,
+        ..settings()
+    };
+    let mut tap =
+        FakeTap::siem_json(delivered(vec![message()])).campaign("queued-campaign", campaign_body());
+    let r = run_with(&mut tap, &s).0.unwrap();
+    assert_eq!(
+        tap.requests_starting("/v2/campaign/"),
+        ["/v2/campaign/queued-campaign"]
+    );
+    assert_eq!(r.campaigns_fetched.len(), 1);
+    assert_eq!(r.campaigns_fetched[0].id, "queued-campaign");
+    assert_eq!(r.enrichment.campaigns_deferred, [CAMPAIGN_ID]);
+}
