@@ -95,6 +95,9 @@ async fn sandbox_cost_and_parse_limit(report: &mut Report) {
         create_incidents: true,
         known_campaigns: Vec::new(),
         already_sent: Vec::new(),
+        fresh_threats: Vec::new(),
+        queued_campaigns: Vec::new(),
+        queued_threats: Vec::new(),
         campaign_allowance: 1000,
         // Forensics by threat are 50 a day per credential: leave them out
         // so every repetition makes the same requests.
@@ -127,6 +130,9 @@ async fn sandbox_cost_and_parse_limit(report: &mut Report) {
         create_incidents: settings.create_incidents,
         known_campaigns: Vec::new(),
         already_sent: Vec::new(),
+        fresh_threats: Vec::new(),
+        queued_campaigns: Vec::new(),
+        queued_threats: Vec::new(),
         campaign_allowance: settings.campaign_allowance,
         threat_forensics_allowance: settings.threat_forensics_allowance,
         credentials: None,

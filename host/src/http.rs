@@ -222,6 +222,7 @@ mod tests {
             username: "analyst@example.com".to_owned(),
             password: "pw".into(),
             status: "Review".to_owned(),
+            false_positive_status: None,
             ca_file: None,
             proxy: None,
             verify_tls: true,

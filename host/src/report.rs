@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
-use threatq_client::{Batch, Collection};
+use threatq_client::{Batch, Collection, TqObject};
 use time::OffsetDateTime;
 
 use crate::state::Pool;
@@ -37,6 +37,18 @@ pub struct RunSummary {
     /// What the state store still holds undelivered after the run.
     pub undelivered_objects: u64,
     pub quarantined_records: u64,
+    /// Clicks and incidents related to a message event of an earlier
+    /// window or run, through the message index.
+    pub clicks_linked_to_earlier_messages: u64,
+    /// Campaigns and threats waiting in the enrichment queue after the run.
+    pub enrichment_queue: u64,
+    /// Later verdicts applied to indicators ThreatQ held, of which the
+    /// status changed, and left alone because an analyst had set another.
+    pub verdicts_applied: u64,
+    pub statuses_changed: u64,
+    pub statuses_left_alone: u64,
+    /// Verdicts ThreatQ refused, tried again by later runs.
+    pub verdicts_pending: u64,
     /// Distinct identities per kind (events are split into events and incidents).
     accepted: BTreeMap<&'static str, BTreeSet<String>>,
     pub budgets_left: BTreeMap<Pool, u32>,
@@ -58,12 +70,16 @@ pub const KINDS: [&str; 7] = [
 ];
 
 impl RunSummary {
-    /// Counts the objects of `batch` that ThreatQ accepted (all but `rejected`,
+    /// Counts the `objects` that ThreatQ accepted (all but `rejected`,
     /// given as (collection, [`TqObject::identity`]) pairs).
     ///
     /// [`TqObject::identity`]: threatq_client::TqObject::identity
-    pub fn count_accepted(&mut self, batch: &Batch, rejected: &BTreeSet<(Collection, String)>) {
-        for object in &batch.objects {
+    pub fn count_accepted(
+        &mut self,
+        objects: &[TqObject],
+        rejected: &BTreeSet<(Collection, String)>,
+    ) {
+        for object in objects {
             if rejected.contains(&(object.collection, object.identity())) {
                 continue;
             }
@@ -134,6 +150,24 @@ impl fmt::Display for RunSummary {
         if self.redelivered > 0 {
             write!(f, ", {} earlier ones delivered now", self.redelivered)?;
         }
+        if self.clicks_linked_to_earlier_messages > 0 {
+            write!(
+                f,
+                "; {} clicks related to earlier messages",
+                self.clicks_linked_to_earlier_messages
+            )?;
+        }
+        if self.verdicts_applied + self.verdicts_pending > 0 {
+            write!(
+                f,
+                "; verdicts applied {} (status changed {}, left alone {}), pending {}",
+                self.verdicts_applied,
+                self.statuses_changed,
+                self.statuses_left_alone,
+                self.verdicts_pending
+            )?;
+        }
+        write!(f, "; enrichment queue {}", self.enrichment_queue)?;
         if self.undelivered_objects + self.quarantined_records > 0 {
             write!(
                 f,

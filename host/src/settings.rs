@@ -8,7 +8,11 @@ use tap_runtime::TapOrigin;
 use threatq_client::ConnectorSettings;
 use time::Duration;
 
-use crate::config::TapSection;
+use crate::config::{
+    DEFAULT_CAMPAIGN_REFRESH_HOURS, DEFAULT_MESSAGE_INDEX_DAYS, DEFAULT_THREAT_REFRESH_DAYS,
+    TapSection,
+};
+use crate::state::Refresh;
 
 /// The name under which the connector's settings live in ThreatQ.
 pub const CONNECTOR_NAME: &str = "tq-conn-proofpoint-tap";
@@ -28,6 +32,10 @@ pub struct TapSettings {
     pub create_incidents: bool,
     pub overlap: Duration,
     pub safety_margin: Duration,
+    /// How long a forwarded message stays in the message index.
+    pub message_horizon: Duration,
+    /// How long fetched forensics and campaign details stay fresh.
+    pub refresh: Refresh,
 }
 
 impl std::fmt::Debug for TapSettings {
@@ -131,6 +139,23 @@ pub fn resolve(local: &TapSection, ui: Option<&ConnectorSettings>) -> Result<Res
         safety_margin: local
             .safety_margin_seconds
             .map_or(DEFAULT_SAFETY_MARGIN, |s| Duration::seconds(i64::from(s))),
+        message_horizon: Duration::days(i64::from(
+            local
+                .message_index_days
+                .unwrap_or(DEFAULT_MESSAGE_INDEX_DAYS),
+        )),
+        refresh: Refresh {
+            threats: Duration::days(i64::from(
+                local
+                    .threat_refresh_days
+                    .unwrap_or(DEFAULT_THREAT_REFRESH_DAYS),
+            )),
+            campaigns: Duration::hours(i64::from(
+                local
+                    .campaign_refresh_hours
+                    .unwrap_or(DEFAULT_CAMPAIGN_REFRESH_HOURS),
+            )),
+        },
     })))
 }
 

@@ -20,7 +20,7 @@ use std::time::Duration as StdDuration;
 use serde_json::{Value, json};
 use tap_runtime::{
     ComponentSource, EMBEDDED_COMPONENT, Limits, ObjectKind, OutboundPolicy, Runtime,
-    RuntimeConfig, Settings, SyncError, SyncResult, TapFailure, Window,
+    RuntimeConfig, Settings, SyncError, SyncResult, TapFailure, VerdictStatus, Window,
 };
 use tap_sim::{TapSim, TapSimConfig, TenantSpec};
 use time::Duration;
@@ -53,7 +53,8 @@ async fn the_embedded_component_under_node_with_credentials_returns_what_our_hos
     // section and raw text) are compared too.
     tap.add_message(
         tap_sim::MessageKind::Blocked,
-        json!({"GUID": "unmappable", "messageTime": rfc3339(start + Duration::minutes(5)), "spamScore": "high"}),
+        json!({"GUID": "unmappable", "messageTime": rfc3339(start + Duration::minutes(5)), "spamScore": "high",
+               "threatsInfoMap": [{"threat": "https://evil.zz/x", "threatType": "url", "threatStatus": "active"}]}),
     )
     .expect("the simulator serves it");
     let windows = [
@@ -65,6 +66,9 @@ async fn the_embedded_component_under_node_with_credentials_returns_what_our_hos
         create_incidents: true,
         known_campaigns: Vec::new(),
         already_sent: Vec::new(),
+        fresh_threats: Vec::new(),
+        queued_campaigns: Vec::new(),
+        queued_threats: Vec::new(),
         campaign_allowance: 20,
         threat_forensics_allowance: 4,
         credentials: None,
@@ -298,6 +302,9 @@ fn settings_as_jco_json(settings: &Settings, credentials: Option<(&str, &str)>) 
         "knownCampaigns": settings.known_campaigns.iter()
             .map(|c| json!({"id": c.id, "name": c.name})).collect::<Vec<_>>(),
         "alreadySent": settings.already_sent,
+        "freshThreats": settings.fresh_threats,
+        "queuedCampaigns": settings.queued_campaigns,
+        "queuedThreats": settings.queued_threats,
         "campaignAllowance": settings.campaign_allowance,
         "threatForensicsAllowance": settings.threat_forensics_allowance,
         "credentials": credentials.map(|(principal, secret)| json!({"principal": principal, "secret": secret})),
@@ -332,6 +339,21 @@ fn result_as_jco_json(r: &SyncResult) -> Value {
             .map(|k| json!({"key": k.key, "createdMs": k.created_ms})).collect::<Vec<_>>(),
         "campaignsFetched": r.campaigns_fetched.iter()
             .map(|c| json!({"id": c.id, "name": c.name})).collect::<Vec<_>>(),
+        "messageEvents": r.message_events.iter()
+            .map(|l| json!({"guid": l.guid, "object": l.object})).collect::<Vec<_>>(),
+        "unresolvedMessages": r.unresolved_messages.iter()
+            .map(|l| json!({"guid": l.guid, "object": l.object})).collect::<Vec<_>>(),
+        "enrichment": {
+            "threatsEnriched": r.enrichment.threats_enriched,
+            "campaignsDeferred": r.enrichment.campaigns_deferred,
+            "threatsDeferred": r.enrichment.threats_deferred,
+        },
+        "verdicts": r.verdicts.iter().map(|v| json!({
+            "threatId": v.threat_id,
+            "status": match v.status { VerdictStatus::Cleared => "cleared", VerdictStatus::FalsePositive => "false-positive" },
+            "indicatorType": v.indicator_type,
+            "indicatorValue": v.indicator_value,
+        })).collect::<Vec<_>>(),
         "counters": {
             "messagesDelivered": c.messages_delivered,
             "messagesBlocked": c.messages_blocked,

@@ -401,7 +401,9 @@ async fn an_unmappable_record_is_kept_raw_replayed_on_demand_and_discarded_on_th
         "sender": "billing@evil.zz",
         "subject": "Invoice",
         "messageParts": [],
-        "threatsInfoMap": []
+        // TAP lists a message for its threats; a query by threat status
+        // serves none without one.
+        "threatsInfoMap": [{"threat": "https://evil.zz/broken", "threatType": "url", "threatStatus": "active"}]
     });
     world
         .tap

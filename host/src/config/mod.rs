@@ -50,6 +50,19 @@ pub const HISTORY_HOURS: RangeInclusive<u32> = 1..=48;
 pub const OVERLAP_MINUTES: RangeInclusive<u32> = 0..=360;
 /// Waiting more than an hour behind "now" only delays data.
 pub const SAFETY_MARGIN_SECONDS: RangeInclusive<u32> = 0..=3600;
+/// `[tap] message_index_days`: a click comes at most this long after its
+/// message to be related to it. TAP keeps SIEM data for 7 days; clicks on
+/// a message can come later than that.
+pub const MESSAGE_INDEX_DAYS: RangeInclusive<u32> = 1..=90;
+pub const DEFAULT_MESSAGE_INDEX_DAYS: u32 = 14;
+/// `[tap] threat_refresh_days`: forensics of a threat, once per this.
+pub const THREAT_REFRESH_DAYS: RangeInclusive<u32> = 1..=90;
+pub const DEFAULT_THREAT_REFRESH_DAYS: u32 = 7;
+/// `[tap] campaign_refresh_hours`: a campaign's details and forensics.
+pub const CAMPAIGN_REFRESH_HOURS: RangeInclusive<u32> = 1..=24 * 30;
+pub const DEFAULT_CAMPAIGN_REFRESH_HOURS: u32 = 24;
+/// `[threatq] false_positive_status` when not set.
+pub const DEFAULT_FALSE_POSITIVE_STATUS: &str = "Whitelisted";
 
 /// A run must end before the next hourly one; a day is the outer bound.
 pub const DEADLINE_MINUTES: RangeInclusive<u32> = 1..=1440;
@@ -191,6 +204,7 @@ mod tests {
                 username: "analyst@example.com".to_owned(),
                 password: "pw".into(),
                 status: "Review".to_owned(),
+                false_positive_status: Some("Whitelisted".to_owned()),
                 ca_file: Some(PathBuf::from("/ca.pem")),
                 proxy: Some(ProxyUrl::parse("http://proxy:3128").expect("valid proxy")),
                 verify_tls: true,
@@ -204,6 +218,9 @@ mod tests {
                 enabled: Some(true),
                 overlap_minutes: Some(1),
                 safety_margin_seconds: Some(1),
+                message_index_days: Some(30),
+                threat_refresh_days: Some(3),
+                campaign_refresh_hours: Some(12),
                 ca_file: Some(PathBuf::from("/tap-ca.pem")),
                 // Written only when false; a true one would not show here.
                 verify_tls: false,

@@ -9,6 +9,7 @@ pub(super) const THREATQ_KEYS: &[&str] = &[
     "username",
     "password",
     "status",
+    "false_positive_status",
     "ca_file",
     "proxy",
     "verify_tls",
@@ -23,6 +24,9 @@ pub(super) const TAP_KEYS: &[&str] = &[
     "enabled",
     "overlap_minutes",
     "safety_margin_seconds",
+    "message_index_days",
+    "threat_refresh_days",
+    "campaign_refresh_hours",
     "ca_file",
     "verify_tls",
 ];
@@ -202,6 +206,17 @@ fn validate(config: &Config, file: &Path) -> Result<(), ConfigError> {
             "set the status of new indicators, e.g. `Review`, or remove the key to use `Review`",
         ));
     }
+    if threatq
+        .false_positive_status
+        .as_deref()
+        .is_some_and(|s| s.trim().is_empty())
+    {
+        return Err(empty(
+            "threatq.false_positive_status",
+            "set the status for indicators TAP later judges false positives, e.g. `Whitelisted`, \
+             or remove the key to use `Whitelisted`",
+        ));
+    }
     let ca_files = [
         ("threatq.ca_file", &threatq.ca_file),
         ("tap.ca_file", &config.tap.ca_file),
@@ -249,6 +264,21 @@ fn validate(config: &Config, file: &Path) -> Result<(), ConfigError> {
             "tap.safety_margin_seconds",
             tap.safety_margin_seconds,
             SAFETY_MARGIN_SECONDS,
+        ),
+        (
+            "tap.message_index_days",
+            tap.message_index_days,
+            MESSAGE_INDEX_DAYS,
+        ),
+        (
+            "tap.threat_refresh_days",
+            tap.threat_refresh_days,
+            THREAT_REFRESH_DAYS,
+        ),
+        (
+            "tap.campaign_refresh_hours",
+            tap.campaign_refresh_hours,
+            CAMPAIGN_REFRESH_HOURS,
         ),
         (
             "run.deadline_minutes",

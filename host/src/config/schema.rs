@@ -53,6 +53,11 @@ pub struct ThreatqSection {
     /// Status of the indicators the connector creates.
     #[serde(default = "default_status")]
     pub status: String,
+    /// Status an indicator the connector created is moved to when TAP
+    /// later judges its threat a false positive (default `Whitelisted`);
+    /// only while it still has `status` (docs/mapping.md, "Verdict changes").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub false_positive_status: Option<String>,
     /// Extra CA certificate (PEM) trusted on top of the system store, for
     /// a ThreatQ behind a corporate CA; ThreatQ's connection only (TAP's is
     /// [`TapSection::ca_file`]). Relative paths are taken from the config
@@ -77,6 +82,7 @@ impl PartialEq for ThreatqSection {
             username,
             password,
             status,
+            false_positive_status,
             ca_file,
             proxy,
             verify_tls,
@@ -86,6 +92,7 @@ impl PartialEq for ThreatqSection {
             && *username == other.username
             && password.expose_secret() == other.password.expose_secret()
             && *status == other.status
+            && *false_positive_status == other.false_positive_status
             && *ca_file == other.ca_file
             && *proxy == other.proxy
             && *verify_tls == other.verify_tls
@@ -120,6 +127,17 @@ pub struct TapSection {
     pub overlap_minutes: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub safety_margin_seconds: Option<u32>,
+    /// Days a forwarded message stays in the message index, so a later
+    /// click is related to it (default 14).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_index_days: Option<u32>,
+    /// Days before a threat's forensics are fetched again (default 7).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threat_refresh_days: Option<u32>,
+    /// Hours before a campaign's details and forensics are fetched again
+    /// (default 24).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub campaign_refresh_hours: Option<u32>,
     /// Extra CA certificate (PEM) trusted for the TAP connection, on top of
     /// the system store (a TLS-inspecting proxy's CA). Relative paths are
     /// taken from the config directory.
@@ -142,6 +160,9 @@ impl Default for TapSection {
             enabled: None,
             overlap_minutes: None,
             safety_margin_seconds: None,
+            message_index_days: None,
+            threat_refresh_days: None,
+            campaign_refresh_hours: None,
             ca_file: None,
             verify_tls: true,
         }
@@ -160,6 +181,9 @@ impl PartialEq for TapSection {
             enabled,
             overlap_minutes,
             safety_margin_seconds,
+            message_index_days,
+            threat_refresh_days,
+            campaign_refresh_hours,
             ca_file,
             verify_tls,
         } = self;
@@ -172,6 +196,9 @@ impl PartialEq for TapSection {
             && *enabled == other.enabled
             && *overlap_minutes == other.overlap_minutes
             && *safety_margin_seconds == other.safety_margin_seconds
+            && *message_index_days == other.message_index_days
+            && *threat_refresh_days == other.threat_refresh_days
+            && *campaign_refresh_hours == other.campaign_refresh_hours
             && *ca_file == other.ca_file
             && *verify_tls == other.verify_tls
     }

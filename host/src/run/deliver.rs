@@ -194,6 +194,7 @@ pub(super) fn quarantine(result: &SyncResult, window: &Window) -> Vec<NewQuarant
 /// (or `replay`) may now map.
 pub(super) async fn replay(pipeline: &mut Pipeline<'_>) -> Result<(), Stop> {
     replay_dead_letters(pipeline).await?;
+    super::across::replay_verdicts(pipeline).await?;
     replay_quarantine(pipeline).await
 }
 
@@ -339,7 +340,23 @@ async fn replay_quarantine(pipeline: &mut Pipeline<'_>) -> Result<(), Stop> {
         "quarantined TAP records mapped again"
     );
     pipeline.summary.redelivered += remapped.len() as u64;
+    // What spans runs is kept as for a window; later verdicts in re-mapped
+    // records are applied as well.
+    let verdicts = super::across::apply_verdicts(
+        pipeline,
+        super::across::verdict_rows(&result.verdicts),
+        true,
+    )
+    .await?;
+    let across = super::across::across_commit(
+        &result,
+        &batch,
+        delivery.refused_identities(),
+        None,
+        verdicts,
+    );
     pipeline.commit(&Commit {
+        across,
         sent: result
             .record_keys
             .iter()

@@ -9,6 +9,7 @@ use tap_runtime::{
 use time::OffsetDateTime;
 use tracing::{debug, warn};
 
+use super::across::EnrichmentSettings;
 use super::{FailureKind, Pipeline, Stop, checkpoint_text, describe};
 use crate::plan::Window;
 use crate::report::rfc3339;
@@ -40,11 +41,15 @@ pub(super) fn component_settings(pipeline: &Pipeline<'_>, siem: bool) -> Result<
         ));
     }
     let tap = &pipeline.prepared.tap;
+    let enrichment = EnrichmentSettings::of(pipeline)?;
     Ok(Settings {
         tap_base_url: tap.origin.base_url(),
         create_incidents: tap.create_incidents,
-        known_campaigns: pipeline.known_campaigns.clone(),
+        known_campaigns: enrichment.known_campaigns,
         already_sent: state.sent_keys(),
+        fresh_threats: enrichment.fresh_threats,
+        queued_campaigns: enrichment.queued_campaigns,
+        queued_threats: enrichment.queued_threats,
         campaign_allowance: allowances.campaigns,
         threat_forensics_allowance: allowances.threat_forensics,
         // Our outbound hook adds `Authorization`; the secret stays out of

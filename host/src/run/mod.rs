@@ -11,6 +11,7 @@
 //! state is in the store, committed or not), so every failure leaves through
 //! [`Pipeline::abandon`] with every earlier window's checkpoint intact.
 
+mod across;
 mod deliver;
 mod fetch;
 mod limits;
@@ -101,6 +102,8 @@ impl RunOptions {
 }
 
 /// How a run that did not fail ended.
+// One per run, read once: boxing the summary would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum RunOutcome {
     Completed(RunSummary),
@@ -309,7 +312,13 @@ impl Pipeline<'_> {
         self.prepared.deadline.check(window, self.summary)?;
         let result = fetch::fetch(self, window).await?;
         self.count_fetched(&result);
-        let batch = to_batch(&result);
+        let mut batch = to_batch(&result);
+        // The window's own objects; what follows are earlier message
+        // events, sent again only to carry a click's relation.
+        let own = batch.objects.len();
+        self.summary.clicks_linked_to_earlier_messages +=
+            across::link_earlier_messages(&self.prepared.store, &result, &mut batch)
+                .map_err(Stop::from(FailureKind::Local))?;
         let delivery = if self.options.dry_run {
             deliver::Delivery::default()
         } else {
@@ -321,9 +330,18 @@ impl Pipeline<'_> {
                 .map_err(Stop::from(FailureKind::Local))?;
         }
         self.summary
-            .count_accepted(&batch, delivery.refused_identities());
+            .count_accepted(&batch.objects[..own], delivery.refused_identities());
         let query_end = fetch::checkpoint_for(&result, window);
         if !self.options.dry_run {
+            let verdicts =
+                across::apply_verdicts(self, across::verdict_rows(&result.verdicts), true).await?;
+            let across = across::across_commit(
+                &result,
+                &batch,
+                delivery.refused_identities(),
+                Some(self.prepared.tap.message_horizon),
+                verdicts,
+            );
             let commit = Commit {
                 checkpoint: Some(query_end),
                 sent: result
@@ -334,6 +352,7 @@ impl Pipeline<'_> {
                 key_horizon: Some(self.prepared.tap.overlap + KEY_HORIZON_SLACK),
                 dead_letters: delivery.dead_letters,
                 quarantined: deliver::quarantine(&result, window),
+                across,
                 ..Commit::default()
             };
             self.commit(&commit)?;
@@ -401,6 +420,8 @@ impl Pipeline<'_> {
         let state = self.prepared.store.state();
         self.summary.undelivered_objects = state.dead_letters;
         self.summary.quarantined_records = state.quarantined;
+        self.summary.enrichment_queue = state.enrichment_queue;
+        self.summary.verdicts_pending = state.pending_verdicts;
         if state.undelivered() > 0 && !self.options.dry_run {
             return Err(Stop::Failed(
                 FailureKind::Undelivered,

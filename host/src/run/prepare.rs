@@ -30,8 +30,22 @@ pub(super) struct Prepared {
     pub store: Store,
     pub plan: Plan,
     pub export: Option<Export>,
+    /// What a later verdict does to indicators the connector made.
+    pub verdicts: VerdictPolicy,
     /// Held for the whole run; released by the OS even on SIGKILL.
     _lock: RunLock,
+}
+
+/// The statuses a verdict change works with (docs/mapping.md, "Verdict
+/// changes").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct VerdictPolicy {
+    /// The status the connector gives new indicators: only an indicator
+    /// that still has it is moved.
+    pub connector_status: String,
+    /// Where a false positive's indicator is moved; `None` when ThreatQ
+    /// does not know the default status (the attribute still changes).
+    pub false_positive_status: Option<String>,
 }
 
 /// `Ok(None)` when the connector is switched off.
@@ -80,11 +94,16 @@ pub(super) async fn prepare(
             return Ok(None);
         }
     };
-    if !options.dry_run {
+    let verdicts = if options.dry_run {
+        VerdictPolicy {
+            connector_status: config.threatq.status.clone(),
+            false_positive_status: None,
+        }
+    } else {
         deadline
             .bound_preparation(check_names(&threatq, &config))
-            .await??;
-    }
+            .await??
+    };
 
     let (tap_http, tap_proxy) = deadline
         .bound_preparation(tap_http_client(&config, &tap, options, &threatq))
@@ -126,6 +145,7 @@ pub(super) async fn prepare(
         store,
         plan,
         export,
+        verdicts,
         _lock: lock,
     }))
 }
@@ -167,9 +187,18 @@ fn plan_windows(
 /// Checks the names the config gives that ThreatQ must know before anything
 /// is fetched: an unknown indicator status makes ThreatQ refuse every
 /// indicator (422 "The selected status is invalid."), which would otherwise
-/// be found only after a window's TAP budget was spent.
-async fn check_names(threatq: &Client, config: &Config) -> Result<(), Stop> {
+/// be found only after a window's TAP budget was spent. The same holds for
+/// `[threatq] false_positive_status` when the file sets it; its default
+/// (`Whitelisted`, which newer ThreatQ releases may call otherwise) only
+/// warns and leaves statuses alone.
+async fn check_names(threatq: &Client, config: &Config) -> Result<VerdictPolicy, Stop> {
     let wanted = &config.threatq.status;
+    let configured_fp = config.threatq.false_positive_status.as_deref();
+    let false_positive = configured_fp.unwrap_or(config::DEFAULT_FALSE_POSITIVE_STATUS);
+    let mut policy = VerdictPolicy {
+        connector_status: wanted.clone(),
+        false_positive_status: Some(false_positive.to_owned()),
+    };
     let known = match threatq.indicator_statuses().await {
         Ok(known) => known,
         // An instance that does not list statuses (an older API): the
@@ -178,27 +207,51 @@ async fn check_names(threatq: &Client, config: &Config) -> Result<(), Stop> {
             warn!(
                 "ThreatQ does not list indicator statuses; cannot check [threatq] status before the run"
             );
-            return Ok(());
+            return Ok(policy);
         }
         Err(e) => return Err(Stop::Failed(FailureKind::Threatq, anyhow!(e))),
     };
-    if known.iter().any(|name| name == wanted) {
-        return Ok(());
+    let unknown = |key: &str, name: &str, consequence: &str| {
+        let hint = known
+            .iter()
+            .find(|k| k.eq_ignore_ascii_case(name) || strsim::jaro_winkler(k, name) > 0.85)
+            .map(|k| format!(" Did you mean `{k}`?"))
+            .unwrap_or_default();
+        Stop::Failed(
+            FailureKind::Config,
+            anyhow!(
+                "[threatq] {key} = \"{name}\" is not an indicator status this ThreatQ knows \
+                 (it has: {}), so {consequence}.{hint} Set one of them in \
+                 tq-conn-proofpoint-tap.toml; nothing was fetched and the checkpoint is unchanged",
+                known.join(", ")
+            ),
+        )
+    };
+    if !known.iter().any(|name| name == wanted) {
+        return Err(unknown(
+            "status",
+            wanted,
+            "ThreatQ would refuse every indicator",
+        ));
     }
-    let hint = known
-        .iter()
-        .find(|name| name.eq_ignore_ascii_case(wanted) || strsim::jaro_winkler(name, wanted) > 0.85)
-        .map(|name| format!(" Did you mean `{name}`?"))
-        .unwrap_or_default();
-    Err(Stop::Failed(
-        FailureKind::Config,
-        anyhow!(
-            "[threatq] status = \"{wanted}\" is not an indicator status this ThreatQ knows \
-             (it has: {}), so ThreatQ would refuse every indicator.{hint} Set one of them in \
-             tq-conn-proofpoint-tap.toml; nothing was fetched and the checkpoint is unchanged",
-            known.join(", ")
-        ),
-    ))
+    if !known.iter().any(|name| name == false_positive) {
+        if configured_fp.is_some() {
+            return Err(unknown(
+                "false_positive_status",
+                false_positive,
+                "the indicators of threats TAP later judges false positives could not be moved to it",
+            ));
+        }
+        warn!(
+            status = false_positive,
+            known = %known.join(", "),
+            "ThreatQ has no indicator status `Whitelisted`: indicators of threats TAP later judges \
+             false positives keep their status (their Threat Status attribute still changes); set \
+             [threatq] false_positive_status to one of the known statuses"
+        );
+        policy.false_positive_status = None;
+    }
+    Ok(policy)
 }
 
 /// Takes the run lock. A run holding it for longer than the deadline is

@@ -6,13 +6,16 @@
 //! - the rolling 24-hour TAP request budgets;
 //! - the dead letters: objects ThreatQ refused, with its answer, to be sent
 //!   again;
-//! - the quarantine: TAP records the component could not map, kept raw.
+//! - the quarantine: TAP records the component could not map, kept raw;
+//! - across runs: the message index, the enrichment ledger and queue, and
+//!   the verdicts applied (`across`).
 //!
 //! [`State`] is the in-memory view a run works from; [`Store`] keeps it in
 //! an SQLite database in the config directory and changes it only in
 //! transactions, one per accepted window, so a crash at any point leaves
 //! the state of the last accepted window and never a torn one.
 
+mod across;
 mod legacy;
 mod lock;
 mod store;
@@ -21,6 +24,7 @@ use std::collections::BTreeMap;
 
 use time::{Duration, OffsetDateTime};
 
+pub use across::{AcrossCommit, Enriched, EnrichmentPlan, IndexedMessage, Refresh, VerdictRow};
 pub use lock::{LOCK_FILE_NAME, LockAttempt, LockHolder, RunLock};
 pub use store::{
     Commit, DeadLetter, Entry, NewDeadLetter, NewQuarantined, Quarantined, STATE_DB_NAME, Store,
@@ -150,6 +154,10 @@ pub struct State {
     /// How many dead letters and quarantined records are waiting.
     pub dead_letters: u64,
     pub quarantined: u64,
+    /// Campaigns and threats waiting for enrichment budget.
+    pub enrichment_queue: u64,
+    /// Verdicts ThreatQ refused, tried again by every run.
+    pub pending_verdicts: u64,
 }
 
 impl State {

@@ -20,12 +20,14 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, 
 use threatq_client::{Batch, Collection};
 use time::{Duration, OffsetDateTime};
 
+use super::across::{self, AcrossCommit, EnrichmentPlan, IndexedMessage, Refresh, VerdictRow};
 use super::{BUDGET_PERIOD, LEGACY_STATE_FILE_NAME, Pool, State, from_unix_ms, legacy, unix_ms};
 use crate::batch;
 
 pub const STATE_DB_NAME: &str = "tq-conn-proofpoint-tap.state.db";
-/// `PRAGMA user_version` of the schema below; 0 is a database not yet set up.
-const SCHEMA_VERSION: i64 = 1;
+/// `PRAGMA user_version` of the schema; 0 is a database not yet set up.
+/// Version 1 is `SCHEMA`; version 2 adds `across::SCHEMA_V2`.
+const SCHEMA_VERSION: i64 = 2;
 /// What a migrated JSON state file is renamed to: kept as a backup.
 const LEGACY_BACKUP_SUFFIX: &str = ".migrated";
 
@@ -155,6 +157,8 @@ pub struct Commit {
     pub remapped: Vec<i64>,
     /// Quarantined records tried again and still not mappable: (id, reason).
     pub still_quarantined: Vec<(i64, String)>,
+    /// The message index, the enrichment ledger and queue, the verdicts.
+    pub across: AcrossCommit,
 }
 
 /// The state database of one config directory; see the module doc.
@@ -192,7 +196,7 @@ impl Store {
             .map_err(|e| damaged(&path, &e))?;
         let legacy_path = dir.join(LEGACY_STATE_FILE_NAME);
         match version {
-            0 => set_up(&mut conn, &path, &legacy_path)?,
+            0..SCHEMA_VERSION => set_up(&mut conn, &path, &legacy_path)?,
             SCHEMA_VERSION => {
                 if legacy_path.exists() {
                     tracing::warn!(
@@ -282,7 +286,40 @@ impl Store {
             count_undelivered(&self.conn).map_err(|e| damaged(&self.path, &e))?;
         self.state.dead_letters = dead_letters;
         self.state.quarantined = quarantined;
+        (self.state.enrichment_queue, self.state.pending_verdicts) =
+            across::count_waiting(&self.conn).map_err(|e| damaged(&self.path, &e))?;
         Ok(())
+    }
+
+    /// The message events ThreatQ accepted for these GUIDs, as indexed.
+    pub fn indexed_messages(&self, guids: &[&str]) -> Result<Vec<IndexedMessage>> {
+        across::indexed_messages(&self.conn, guids)
+            .with_context(|| format!("cannot read the message index in {}", self.path.display()))
+    }
+
+    /// What is fresh and what is queued for enrichment, as of `now`.
+    pub fn enrichment_plan(&self, now: OffsetDateTime, refresh: Refresh) -> Result<EnrichmentPlan> {
+        across::enrichment_plan(&self.conn, now, refresh).with_context(|| {
+            format!(
+                "cannot read the enrichment ledger in {}",
+                self.path.display()
+            )
+        })
+    }
+
+    /// The verdict last applied to each of these (type, value) indicators.
+    pub fn applied_verdicts(
+        &self,
+        indicators: &[(&str, &str)],
+    ) -> Result<std::collections::HashMap<(String, String), String>> {
+        across::applied_verdicts(&self.conn, indicators)
+            .with_context(|| format!("cannot read the verdicts in {}", self.path.display()))
+    }
+
+    /// Verdicts ThreatQ refused earlier, to be tried again.
+    pub fn pending_verdicts(&self) -> Result<Vec<VerdictRow>> {
+        across::pending_verdicts(&self.conn)
+            .with_context(|| format!("cannot read the verdicts in {}", self.path.display()))
     }
 
     /// Every dead letter, oldest first.
@@ -497,12 +534,17 @@ fn check_integrity(conn: &Connection, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Creates the schema and, if an old JSON state lies beside it, migrates
-/// it, all in one transaction; only then is the JSON file renamed to its
-/// backup name. A crash before the rename leaves a set-up database and the
-/// JSON file: the next open sees schema version 1 and only warns.
+/// Creates the schema, or adds what a database of an earlier schema
+/// version lacks, and, for a new database beside an old JSON state,
+/// migrates that, all in one transaction; only then is the JSON file
+/// renamed to its backup name. A crash before the rename leaves a set-up
+/// database and the JSON file: the next open sees the current version and
+/// only warns.
 fn set_up(conn: &mut Connection, path: &Path, legacy_path: &Path) -> Result<()> {
-    let migrated = if legacy_path.exists() {
+    let current: i64 = conn
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(|e| damaged(path, &e))?;
+    let migrated = if current == 0 && legacy_path.exists() {
         Some(legacy::read(legacy_path)?)
     } else {
         None
@@ -515,11 +557,15 @@ fn set_up(conn: &mut Connection, path: &Path, legacy_path: &Path) -> Result<()> 
     let version: i64 = tx
         .pragma_query_value(None, "user_version", |row| row.get(0))
         .map_err(|e| damaged(path, &e))?;
-    if version != 0 {
+    if version >= SCHEMA_VERSION {
         return Ok(());
     }
+    let migrated = migrated.filter(|_| version == 0);
     let write = |tx: &Transaction<'_>| -> rusqlite::Result<()> {
-        tx.execute_batch(SCHEMA)?;
+        if version < 1 {
+            tx.execute_batch(SCHEMA)?;
+        }
+        tx.execute_batch(across::SCHEMA_V2)?;
         if let Some(state) = &migrated {
             if let Some(checkpoint) = state.checkpoint {
                 set_checkpoint(tx, checkpoint)?;
@@ -618,6 +664,7 @@ fn write_commit(
             params![id, reason, env!("CARGO_PKG_VERSION"), at_ms],
         )?;
     }
+    across::write(tx, &commit.across, at_ms)?;
     for record in &commit.quarantined {
         tx.execute(
             "INSERT INTO quarantine (record_key, section, raw, reason, window, version,
@@ -727,6 +774,7 @@ fn read_state(conn: &Connection) -> rusqlite::Result<State> {
         }
     }
     (state.dead_letters, state.quarantined) = count_undelivered(conn)?;
+    (state.enrichment_queue, state.pending_verdicts) = across::count_waiting(conn)?;
     Ok(state)
 }
 
@@ -746,6 +794,7 @@ fn collection_named(name: &str) -> Option<Collection> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::Enriched;
     use threatq_client::TqObject;
     use time::macros::datetime;
 
@@ -997,6 +1046,200 @@ mod tests {
         drop(conn);
         let error = format!("{:#}", Store::open(dir.path()).unwrap_err());
         assert!(error.contains("newer version"), "{error}");
+    }
+
+    #[test]
+    fn a_store_of_schema_version_1_gains_the_tables_across_runs_and_keeps_its_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(STATE_DB_NAME);
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(SCHEMA).unwrap();
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('checkpoint_ms', '1764331200000')",
+            [],
+        )
+        .unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        drop(conn);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(
+            store.state().checkpoint,
+            Some(from_unix_ms(1_764_331_200_000))
+        );
+        assert!(store.indexed_messages(&["g"]).unwrap().is_empty());
+        drop(store);
+        let conn = Connection::open(&path).unwrap();
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+    }
+
+    fn message(guid: &str, title: &str) -> IndexedMessage {
+        IndexedMessage {
+            guid: guid.to_owned(),
+            title: title.to_owned(),
+            type_name: "Spearphish".to_owned(),
+            happened_at: "2026-11-28 10:00:00".to_owned(),
+        }
+    }
+
+    #[test]
+    fn the_message_index_finds_events_by_guid_and_forgets_them_past_its_horizon() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = datetime!(2026-11-28 12:00:00 UTC);
+        let mut store = Store::open(dir.path()).unwrap();
+        let commit = |messages: Vec<IndexedMessage>| Commit {
+            across: AcrossCommit {
+                messages,
+                message_horizon: Some(Duration::days(14)),
+                ..AcrossCommit::default()
+            },
+            ..Commit::default()
+        };
+        store
+            .commit(
+                &commit(vec![message("g1", "delivered"), message("g1", "blocked")]),
+                t,
+            )
+            .unwrap();
+        store
+            .commit(
+                &commit(vec![message("g2", "later")]),
+                t + Duration::days(10),
+            )
+            .unwrap();
+        let found = store.indexed_messages(&["g1", "g2", "unknown"]).unwrap();
+        let titles: Vec<&str> = found.iter().map(|m| m.title.as_str()).collect();
+        assert_eq!(titles, ["blocked", "delivered", "later"]);
+        store
+            .commit(&commit(Vec::new()), t + Duration::days(15))
+            .unwrap();
+        let found = store.indexed_messages(&["g1", "g2"]).unwrap();
+        assert_eq!(found, [message("g2", "later")], "g1 is past the 14 days");
+        let many: Vec<String> = (0..1200).map(|n| format!("g{n}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        assert_eq!(
+            store.indexed_messages(&many).unwrap().len(),
+            1,
+            "looked up in chunks"
+        );
+    }
+
+    #[test]
+    fn the_ledger_keeps_what_is_fresh_and_the_queue_what_is_owed() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = datetime!(2026-11-28 12:00:00 UTC);
+        let refresh = Refresh {
+            threats: Duration::days(7),
+            campaigns: Duration::days(1),
+        };
+        let mut store = Store::open(dir.path()).unwrap();
+        store
+            .commit(
+                &Commit {
+                    across: AcrossCommit {
+                        enriched: vec![
+                            (Enriched::Campaign, "c1".into(), "Campaign One".into()),
+                            (Enriched::Threat, "t1".into(), String::new()),
+                        ],
+                        deferred: vec![
+                            (Enriched::Threat, "t2".into()),
+                            (Enriched::Campaign, "c2".into()),
+                        ],
+                        ..AcrossCommit::default()
+                    },
+                    ..Commit::default()
+                },
+                t,
+            )
+            .unwrap();
+        assert_eq!(store.state().enrichment_queue, 2);
+        let plan = store
+            .enrichment_plan(t + Duration::hours(1), refresh)
+            .unwrap();
+        assert_eq!(
+            plan.fresh_campaigns,
+            [("c1".to_owned(), "Campaign One".to_owned())]
+        );
+        assert_eq!(plan.fresh_threats, ["t1"]);
+        assert_eq!(plan.queued_threats, ["t2"]);
+        assert_eq!(plan.queued_campaigns, ["c2"]);
+        let later = store
+            .enrichment_plan(t + Duration::days(2), refresh)
+            .unwrap();
+        assert!(
+            later.fresh_campaigns.is_empty(),
+            "a campaign is fresh for a day"
+        );
+        assert_eq!(later.fresh_threats, ["t1"], "a threat for a week");
+
+        // Served later: off the queue, into the ledger.
+        store
+            .commit(
+                &Commit {
+                    across: AcrossCommit {
+                        enriched: vec![(Enriched::Threat, "t2".into(), String::new())],
+                        deferred: vec![(Enriched::Campaign, "c2".into())],
+                        ..AcrossCommit::default()
+                    },
+                    ..Commit::default()
+                },
+                t + Duration::days(1),
+            )
+            .unwrap();
+        let plan = store
+            .enrichment_plan(t + Duration::days(1), refresh)
+            .unwrap();
+        assert!(plan.queued_threats.is_empty());
+        assert_eq!(plan.queued_campaigns, ["c2"], "queued once, not twice");
+        assert_eq!(store.state().enrichment_queue, 1);
+    }
+
+    #[test]
+    fn verdicts_are_remembered_once_applied_and_kept_pending_when_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = datetime!(2026-11-28 12:00:00 UTC);
+        let row = |value: &str, status: &str, error: Option<&str>| VerdictRow {
+            indicator_type: "URL".into(),
+            indicator_value: value.into(),
+            threat_id: "t".into(),
+            status: status.into(),
+            error: error.map(str::to_owned),
+        };
+        let mut store = Store::open(dir.path()).unwrap();
+        store
+            .commit(
+                &Commit {
+                    across: AcrossCommit {
+                        verdicts: vec![
+                            row("http://a/", "falsePositive", None),
+                            row("http://b/", "cleared", Some("HTTP 422: no")),
+                        ],
+                        ..AcrossCommit::default()
+                    },
+                    ..Commit::default()
+                },
+                t,
+            )
+            .unwrap();
+        let applied = store
+            .applied_verdicts(&[("URL", "http://a/"), ("URL", "http://b/")])
+            .unwrap();
+        assert_eq!(applied.len(), 1);
+        assert_eq!(
+            applied
+                .get(&("URL".to_owned(), "http://a/".to_owned()))
+                .map(String::as_str),
+            Some("falsePositive")
+        );
+        assert_eq!(
+            store.pending_verdicts().unwrap(),
+            [row("http://b/", "cleared", Some("HTTP 422: no"))]
+        );
+        assert_eq!(store.state().pending_verdicts, 1);
+        drop(store);
+        assert_eq!(Store::open(dir.path()).unwrap().state().pending_verdicts, 1);
     }
 
     #[test]
