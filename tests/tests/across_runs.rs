@@ -417,3 +417,50 @@ async fn a_threat_that_turns_false_positive_leaves_its_indicator_whitelisted_unl
     completed(world.run_at(base + Duration::hours(3)).await);
     assert_eq!(world.threatq.updates().len(), updates_before);
 }
+
+fn campaign_lookups(world: &World) -> Vec<String> {
+    world
+        .tap
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.starts_with("/v2/campaign/"))
+        .map(|r| r.path)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_campaign_is_looked_up_once_per_refresh_period_not_once_per_run() {
+    let world = World::start_with(
+        TapSimConfig::default(),
+        ThreatqSimConfig::default(),
+        "history_hours = 6\ncreate_incidents = false\ncampaign_refresh_hours = 24\n",
+    )
+    .await;
+    let now = now();
+    // Six hours of a tenant whose four campaigns recur every hour.
+    world.load(&e2e_tests::tenant(21, 6, now));
+    completed(world.run_at(now - Duration::hours(3)).await);
+    let first = campaign_lookups(&world);
+    assert!(!first.is_empty(), "the campaigns were looked up");
+    let mut distinct = first.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(
+        first.len(),
+        distinct.len(),
+        "each campaign once in a run: {first:?}"
+    );
+
+    world.tap.clear_requests();
+    completed(world.run_at(now).await);
+    let again: Vec<String> = campaign_lookups(&world)
+        .into_iter()
+        .filter(|path| first.contains(path))
+        .collect();
+    assert!(
+        again.is_empty(),
+        "campaigns fetched by the earlier run are fresh for 24 hours: {again:?}"
+    );
+    let snapshot = world.threatq.snapshot();
+    assert!(snapshot.count("campaign") >= distinct.len());
+}
