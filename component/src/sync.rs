@@ -139,18 +139,19 @@ struct Call<'h, T, H> {
     enrichment_stopped: Option<String>,
 }
 
-/// The ids to enrich, in order: the host's queue (sorted, once), then the
-/// window's own (already sorted) that are not queued.
+/// The ids to enrich, in order: the host's queue in the host's order
+/// (oldest first), each once, then the window's own (sorted) not queued.
 fn queued_first<'a>(queued: &[String], own: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut seen: HashSet<String> = HashSet::new();
     let mut wanted: Vec<String> = queued
         .iter()
         .map(|id| id.trim().to_string())
-        .filter(|id| !id.is_empty())
+        .filter(|id| !id.is_empty() && seen.insert(id.clone()))
         .collect();
-    wanted.sort();
-    wanted.dedup();
-    let queued: HashSet<String> = wanted.iter().cloned().collect();
-    wanted.extend(own.filter(|id| !queued.contains(*id)).map(str::to_string));
+    wanted.extend(
+        own.filter(|id| seen.insert((*id).to_string()))
+            .map(str::to_string),
+    );
     wanted
 }
 
@@ -454,20 +455,21 @@ impl<'h, T: Transport, H: HostServices> Call<'h, T, H> {
         records
     }
 
-    /// One enrichment GET. `None` when there is nothing to use: the reason
-    /// is logged; after 401/403/429 or no answer, later enrichment requests
-    /// in this call are skipped (the SIEM data still maps).
-    fn enrichment_get(&mut self, path: &str) -> Option<Vec<u8>> {
+    /// One enrichment GET: the body of a 2xx, else the status TAP answered
+    /// (`None`: no answer). The reason is logged; after 401/403/429 or no
+    /// answer, later enrichment requests in this call are skipped (the SIEM
+    /// data still maps).
+    fn enrichment_get(&mut self, path: &str) -> Result<Vec<u8>, Option<u16>> {
         let endpoint = endpoints::endpoint_of(path).to_string();
         let response = match self.get(path) {
             Ok(response) => response,
             Err(e) => {
                 self.stop_enrichment(&endpoint, format!("no answer: {e}"));
-                return None;
+                return Err(None);
             }
         };
         match response.status {
-            200..=299 => Some(response.body),
+            200..=299 => Ok(response.body),
             status => {
                 let message = tap_message(&response.body);
                 if stops_all_requests(status) {
@@ -483,7 +485,7 @@ impl<'h, T: Transport, H: HostServices> Call<'h, T, H> {
                         ],
                     );
                 }
-                None
+                Err(Some(status))
             }
         }
     }
@@ -502,8 +504,9 @@ impl<'h, T: Transport, H: HostServices> Call<'h, T, H> {
 
     /// Campaigns the host holds as fresh are related by name; the queued
     /// ones, then the ones this window names for the first time, are
-    /// fetched (campaign, then its forensics) while the allowance lasts,
-    /// each in sorted order. The rest are reported deferred.
+    /// fetched (campaign, then its forensics) while the allowance lasts:
+    /// the queue in the host's order, the window's sorted. The rest, and a
+    /// campaign whose forensics TAP did not give, are reported deferred.
     fn enrich_campaigns(
         &mut self,
         m: &mut Mapping,
@@ -530,7 +533,7 @@ impl<'h, T: Transport, H: HostServices> Call<'h, T, H> {
             }
             allowance -= 1;
             self.counters.campaign_requests += 1;
-            if let Some(body) = self.enrichment_get(&endpoints::campaign(id)) {
+            if let Ok(body) = self.enrichment_get(&endpoints::campaign(id)) {
                 match parse_campaign(&body) {
                     Ok(campaign) => fetched.push(map_campaign(m, id, &campaign)),
                     Err(e) => self.log(
@@ -546,11 +549,17 @@ impl<'h, T: Transport, H: HostServices> Call<'h, T, H> {
             }
             self.counters.campaign_forensics_requests += 1;
             let campaign = m.campaign_object(id);
-            self.forensics(
+            let answered = self.forensics(
                 m,
                 &endpoints::campaign_forensics(id),
                 Origin::Campaign { campaign },
             );
+            if !answered {
+                // Its details may have mapped, but what TAP did not give
+                // is owed: the campaign is asked again, not held as fresh.
+                fetched.retain(|c: &CampaignRef| c.id != *id);
+                report.campaigns_deferred.push(id.clone());
+            }
         }
         if !report.campaigns_deferred.is_empty() {
             self.log(
@@ -562,10 +571,11 @@ impl<'h, T: Transport, H: HostServices> Call<'h, T, H> {
         fetched
     }
 
-    /// Forensics by threat id: the queued threats first, then this window's
-    /// threats without a campaign, each sorted and once, skipping the ones
-    /// the host holds as fresh, while the allowance lasts. A threat whose
-    /// request TAP answered is reported enriched; the rest deferred.
+    /// Forensics by threat id: the queued threats first (in the host's
+    /// order), then this window's threats without a campaign (sorted), each
+    /// once, skipping the ones the host holds as fresh, while the allowance
+    /// lasts. A threat TAP answered for (reports, or a 404) is reported
+    /// enriched; the rest deferred.
     fn enrich_threats(
         &mut self,
         m: &mut Mapping,
@@ -583,24 +593,28 @@ impl<'h, T: Transport, H: HostServices> Call<'h, T, H> {
             }
             allowance -= 1;
             self.counters.threat_forensics_requests += 1;
-            self.forensics(
+            let answered = self.forensics(
                 m,
                 &endpoints::threat_forensics(threat_id),
                 Origin::Threat { threat_id },
             );
-            // Stopped by this very request: TAP did not answer it.
-            if self.enrichment_stopped.is_some() {
+            if answered {
+                report.threats_enriched.push(threat_id.clone());
+            } else {
                 self.counters.threat_forensics_deferred += 1;
                 report.threats_deferred.push(threat_id.clone());
-            } else {
-                report.threats_enriched.push(threat_id.clone());
             }
         }
     }
 
-    fn forensics(&mut self, m: &mut Mapping, path: &str, origin: Origin<'_>) {
-        let Some(body) = self.enrichment_get(path) else {
-            return;
+    /// Fetches and maps one forensics answer. `true` when TAP gave its
+    /// answer: reports that parse, or a 404 (no reports for this id). A
+    /// failure or a body we cannot read is not an answer: the host asks
+    /// again later instead of holding the id as enriched.
+    fn forensics(&mut self, m: &mut Mapping, path: &str, origin: Origin<'_>) -> bool {
+        let body = match self.enrichment_get(path) {
+            Ok(body) => body,
+            Err(status) => return status == Some(404),
         };
         let answer = match parse_forensics(&body) {
             Ok(answer) => answer,
@@ -610,11 +624,12 @@ impl<'h, T: Transport, H: HostServices> Call<'h, T, H> {
                     "TAP forensics answer is not the JSON TAP documents; skipped",
                     &[("path", path.to_string()), ("error", e)],
                 );
-                return;
+                return false;
             }
         };
         let tally = map_forensics(m, &answer, origin);
         self.record_evidence(path, tally);
+        true
     }
 
     fn record_evidence(&mut self, path: &str, tally: EvidenceTally) {

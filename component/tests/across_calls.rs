@@ -170,15 +170,16 @@ fn fresh_threats_are_not_asked_again_and_queued_ones_are_asked_first() {
     assert_eq!(
         tap.requests_starting("/v2/forensics?threatId="),
         [
-            format!("/v2/forensics?threatId={}", threat_id(8)),
             format!("/v2/forensics?threatId={}", threat_id(9)),
+            format!("/v2/forensics?threatId={}", threat_id(8)),
             format!("/v2/forensics?threatId={}", threat_id(2)),
         ],
-        "queued first (sorted), then the window's own; the fresh one not at all"
+        "queued first in the host's order (oldest first), then the window's own; the fresh one \
+         not at all"
     );
     assert_eq!(
         r.enrichment.threats_enriched,
-        [threat_id(8), threat_id(9), threat_id(2)],
+        [threat_id(9), threat_id(8), threat_id(2)],
         "a 404 is an answer: asked, not to be asked again soon"
     );
     assert_eq!(r.enrichment.threats_deferred, [threat_id(3)]);
@@ -218,4 +219,56 @@ fn queued_campaigns_are_looked_up_first_and_the_rest_deferred() {
     assert_eq!(r.campaigns_fetched.len(), 1);
     assert_eq!(r.campaigns_fetched[0].id, "queued-campaign");
     assert_eq!(r.enrichment.campaigns_deferred, [CAMPAIGN_ID]);
+}
+
+#[test]
+fn forensics_tap_failed_to_give_are_deferred_not_held_as_enriched() {
+    let s = Settings {
+        queued_threats: vec![threat_id(1), threat_id(2)],
+        ..settings()
+    };
+    let mut tap = FakeTap::siem_json(delivered(vec![]))
+        .route(
+            &format!("/v2/forensics?threatId={}", threat_id(1)),
+            500,
+            json!({"message": "oops"}),
+        )
+        .route(
+            &format!("/v2/forensics?threatId={}", threat_id(2)),
+            200,
+            json!("not the JSON TAP documents"),
+        );
+    let r = run_with(&mut tap, &s).0.unwrap();
+    assert!(
+        r.enrichment.threats_enriched.is_empty(),
+        "{:?}",
+        r.enrichment
+    );
+    assert_eq!(r.enrichment.threats_deferred, [threat_id(1), threat_id(2)]);
+}
+
+#[test]
+fn a_campaign_whose_forensics_tap_did_not_give_is_deferred_not_fresh() {
+    let mut tap = FakeTap::siem_json(delivered(vec![message()]))
+        .campaign(CAMPAIGN_ID, campaign_body())
+        .route(
+            &format!("/v2/forensics?campaignId={CAMPAIGN_ID}"),
+            503,
+            json!(null),
+        );
+    let r = run_with(&mut tap, &settings()).0.unwrap();
+    assert!(r.campaigns_fetched.is_empty(), "{:?}", r.campaigns_fetched);
+    assert_eq!(r.enrichment.campaigns_deferred, [CAMPAIGN_ID]);
+}
+
+#[test]
+fn cleared_is_no_verdict_while_an_active_threat_of_the_call_names_the_indicator() {
+    let r = map_siem(delivered(vec![
+        message_without_campaign(6, "cleared"),
+        with(
+            message_without_campaign(6, "active"),
+            json!({"GUID": "again"}),
+        ),
+    ]));
+    assert!(r.verdicts.is_empty(), "{:?}", r.verdicts);
 }

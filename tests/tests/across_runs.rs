@@ -104,6 +104,8 @@ async fn a_click_two_runs_after_its_message_is_related_to_it() {
     let first = completed(world.run_at(base + Duration::hours(1)).await);
     assert_eq!(first.clicks, 0);
     completed(world.run_at(base + Duration::hours(2)).await);
+    let before = world.threatq.snapshot();
+    let message_before = event_titled(&before.objects, "TAP Message Delivered")[0].clone();
     world
         .tap
         .add_click(
@@ -169,11 +171,9 @@ async fn a_click_two_runs_after_its_message_is_related_to_it() {
         "a GUID not in the index relates to nothing"
     );
     // The bare identity sent to carry the relation changed nothing else.
-    let attributes_before = message_event.attributes.len();
-    completed(world.run_at(base + Duration::hours(4)).await);
-    let again = world.threatq.snapshot();
-    let message_again = event_titled(&again.objects, "TAP Message Delivered")[0];
-    assert_eq!(message_again.attributes.len(), attributes_before);
+    assert_eq!(message_event.attributes, message_before.attributes);
+    assert_eq!(message_event.description, message_before.description);
+    assert_eq!(message_event.happened_at, message_before.happened_at);
 }
 
 fn forensics_report(threat: &str) -> Value {
@@ -412,9 +412,31 @@ async fn a_threat_that_turns_false_positive_leaves_its_indicator_whitelisted_unl
     assert_eq!(second.statuses_left_alone, 1, "{second}");
     assert_eq!(second.verdicts_applied, 3, "{second}");
 
-    // The same verdicts are not applied again by later runs.
+    // A verdict applied once is not looked up again when a later record
+    // repeats it.
+    world
+        .tap
+        .add_message(
+            MessageKind::Delivered,
+            message(
+                "RepeatsTheVerdict",
+                base + Duration::minutes(130),
+                "turns",
+                "falsePositive",
+            ),
+        )
+        .unwrap();
+    world.threatq.clear_requests();
     let updates_before = world.threatq.updates().len();
-    completed(world.run_at(base + Duration::hours(3)).await);
+    let third = completed(world.run_at(base + Duration::hours(3)).await);
+    assert_eq!(third.messages, 1, "the repeating record was read: {third}");
+    let lookups = world
+        .threatq
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "GET" && r.path == "/api/indicators")
+        .count();
+    assert_eq!(lookups, 0, "the verdict ledger knows it is applied");
     assert_eq!(world.threatq.updates().len(), updates_before);
 }
 
@@ -453,6 +475,27 @@ async fn a_campaign_is_looked_up_once_per_refresh_period_not_once_per_run() {
 
     world.tap.clear_requests();
     completed(world.run_at(now).await);
+    // The second run's windows name campaigns too (the tenant's recur every
+    // hour), so a lookup was possible.
+    let since = (now - Duration::hours(3))
+        .format(time::macros::format_description!(
+            "[year]-[month]-[day] [hour]:[minute]:[second]"
+        ))
+        .unwrap();
+    let recent_mentions = world
+        .threatq
+        .snapshot()
+        .objects
+        .iter()
+        .filter(|o| {
+            o.collection == "events"
+                && o.happened_at
+                    .as_deref()
+                    .is_some_and(|h| h >= since.as_str())
+                && !o.attribute_values("Campaign ID").is_empty()
+        })
+        .count();
+    assert!(recent_mentions > 0, "the second run's data names campaigns");
     let again: Vec<String> = campaign_lookups(&world)
         .into_iter()
         .filter(|path| first.contains(path))

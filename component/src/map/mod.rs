@@ -56,8 +56,12 @@ pub struct Mapping {
     message_events: HashMap<String, Vec<ObjectId>>,
     /// Click (or incident) events and the GUID of the message clicked.
     click_events: Vec<(ObjectId, String)>,
-    /// (indicator type, value) -> the latest verdict and its threat id.
+    /// (indicator type, value) -> the verdict (false-positive wins over
+    /// cleared) and its threat id.
     verdicts: BTreeMap<(&'static str, String), (VerdictStatus, String)>,
+    /// Indicators an active threat of this call stands for: a `cleared`
+    /// from another record does not speak for them.
+    active_indicators: HashSet<(&'static str, String)>,
 }
 
 fn link(guid: &str, event: ObjectId) -> MessageLink {
@@ -165,7 +169,8 @@ impl Mapping {
 
     /// Notes that TAP now judges the threat standing for indicator
     /// `(type_name, value)` `status`; `false-positive` wins over `cleared`
-    /// when records of one call disagree.
+    /// when records of one call disagree, and a `cleared` is dropped when
+    /// an active threat of the call stands for the same indicator.
     pub fn note_verdict(
         &mut self,
         type_name: &'static str,
@@ -180,6 +185,11 @@ impl Mapping {
         if status == VerdictStatus::FalsePositive && entry.0 == VerdictStatus::Cleared {
             *entry = (status, threat_id.trim().to_string());
         }
+    }
+
+    /// Notes that an active threat of this call stands for the indicator.
+    pub fn note_active(&mut self, type_name: &'static str, value: String) {
+        self.active_indicators.insert((type_name, value));
     }
 
     /// Resolves what could only be related at the end (clicks to their
@@ -210,8 +220,12 @@ impl Mapping {
             .flat_map(|(guid, events)| events.iter().map(move |event| link(guid, *event)))
             .collect();
         message_events.sort_by_key(|l| l.object);
+        let active = std::mem::take(&mut self.active_indicators);
         let verdicts = std::mem::take(&mut self.verdicts)
             .into_iter()
+            .filter(|(indicator, (status, _))| {
+                *status == VerdictStatus::FalsePositive || !active.contains(indicator)
+            })
             .map(|((type_name, value), (status, threat_id))| Verdict {
                 threat_id,
                 status,

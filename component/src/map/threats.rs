@@ -136,14 +136,16 @@ pub fn add_event_attributes(m: &mut Mapping, object: ObjectId, threat: &Threat<'
 /// (docs/mapping.md, "Verdict changes"). The indicator is named even for a
 /// false positive, which this call never makes an indicator.
 fn note_verdict(m: &mut Mapping, threat: &Threat<'_>) {
+    let Some((type_name, value)) = threat.indicator_value() else {
+        return;
+    };
     let status = match threat.status {
         Some(ThreatStatus::FalsePositive) => VerdictStatus::FalsePositive,
         Some(ThreatStatus::Cleared) => VerdictStatus::Cleared,
+        Some(ThreatStatus::Active) => return m.note_active(type_name, value),
         _ => return,
     };
-    if let Some((type_name, value)) = threat.indicator_value() {
-        m.note_verdict(type_name, value, status, threat.threat_id.unwrap_or(""));
-    }
+    m.note_verdict(type_name, value, status, threat.threat_id.unwrap_or(""));
 }
 
 /// Maps one threat of `event`: the event's threat attributes always; for a

@@ -33,10 +33,16 @@ pub(super) struct EnrichmentSettings {
 }
 
 impl EnrichmentSettings {
-    /// The ledger's fresh campaigns and this run's (a dry run commits
-    /// nothing, but still fetches each campaign once), the fresh threats,
-    /// and the queue.
-    pub fn of(pipeline: &Pipeline<'_>) -> Result<EnrichmentSettings, Stop> {
+    /// The ledger's fresh campaigns and threats and this run's (a dry run
+    /// commits nothing, but still fetches each once), and the oldest of the
+    /// queue, as many as the allowances can serve: the whole queue would
+    /// only come back deferred. A dry run serves no queue, since it could
+    /// not take anything off it.
+    pub fn of(
+        pipeline: &Pipeline<'_>,
+        campaign_allowance: u32,
+        threat_allowance: u32,
+    ) -> Result<EnrichmentSettings, Stop> {
         let plan = pipeline
             .prepared
             .store
@@ -52,11 +58,20 @@ impl EnrichmentSettings {
                 known_campaigns.push(campaign.clone());
             }
         }
+        let mut fresh_threats = plan.fresh_threats;
+        fresh_threats.extend(pipeline.enriched_threats.iter().cloned());
+        let serve = |mut queue: Vec<String>, allowance: u32| {
+            if pipeline.options.dry_run {
+                return Vec::new();
+            }
+            queue.truncate(allowance as usize);
+            queue
+        };
         Ok(EnrichmentSettings {
             known_campaigns,
-            fresh_threats: plan.fresh_threats,
-            queued_campaigns: plan.queued_campaigns,
-            queued_threats: plan.queued_threats,
+            fresh_threats,
+            queued_campaigns: serve(plan.queued_campaigns, campaign_allowance),
+            queued_threats: serve(plan.queued_threats, threat_allowance),
         })
     }
 }
@@ -89,6 +104,7 @@ pub(super) fn link_earlier_messages(
             .or_default()
             .push(message);
     }
+    let own = batch.objects.len();
     let mut stubs: HashMap<(String, String), usize> = HashMap::new();
     let mut linked = 0;
     for link in &result.unresolved_messages {
@@ -96,10 +112,13 @@ pub(super) fn link_earlier_messages(
         let Some(messages) = by_guid.get(&link.guid) else {
             continue;
         };
-        if click >= batch.objects.len() {
+        if batch.objects[..own]
+            .get(click)
+            .is_none_or(|o| o.collection != Collection::Events)
+        {
             warn!(
                 index = link.object,
-                "the component named a click outside its result"
+                "the component named a click that is not an event of its result"
             );
             continue;
         }
@@ -261,15 +280,29 @@ pub(super) async fn apply_verdicts(
                 pipeline.summary.verdicts_applied += 1;
                 row.error = None;
             }
-            Err(ThreatqError::Refused { status, reason, .. }) => {
+            Ok(Applied::Unreadable(why)) => {
                 warn!(
                     indicator = %row.indicator_value,
                     verdict = %row.status,
-                    status,
-                    reason = %reason,
+                    reason = %why,
+                    "TAP's verdict cannot be applied yet; kept, and tried again by the next run"
+                );
+                row.error = Some(why);
+            }
+            // This one indicator's answer or refusal: the verdict waits,
+            // the feed goes on.
+            Err(
+                error @ (ThreatqError::Refused { .. }
+                | ThreatqError::UnexpectedResponse { .. }
+                | ThreatqError::ErrorsInSuccess { .. }),
+            ) => {
+                warn!(
+                    indicator = %row.indicator_value,
+                    verdict = %row.status,
+                    error = %error,
                     "ThreatQ refused to apply TAP's verdict to the indicator; kept, and tried again by the next run"
                 );
-                row.error = Some(format!("HTTP {status}: {reason}"));
+                row.error = Some(error.to_string());
             }
             Err(error) => {
                 return Err(Stop::Failed(
@@ -290,6 +323,9 @@ pub(super) async fn apply_verdicts(
 enum Applied {
     Done,
     NoIndicator,
+    /// The indicator's status could not be read, so whether an analyst
+    /// set it cannot be told: the verdict waits.
+    Unreadable(String),
 }
 
 async fn apply_one(pipeline: &mut Pipeline<'_>, row: &VerdictRow) -> Result<Applied, ThreatqError> {
@@ -316,11 +352,17 @@ async fn apply_one(pipeline: &mut Pipeline<'_>, row: &VerdictRow) -> Result<Appl
     let Some(target) = policy.false_positive_status.as_deref() else {
         return Ok(Applied::Done);
     };
-    let current = indicator.status.as_deref();
-    if current == Some(target) {
+    let Some(current) = indicator.status.as_deref() else {
+        return Ok(Applied::Unreadable(
+            "ThreatQ's answer names the indicator's status by neither name nor a readable \
+             field, so whether an analyst chose it cannot be told"
+                .to_owned(),
+        ));
+    };
+    if current == target {
         return Ok(Applied::Done);
     }
-    if current == Some(policy.connector_status.as_str()) {
+    if current == policy.connector_status {
         threatq.set_indicator_status(indicator.id, target).await?;
         pipeline.summary.statuses_changed += 1;
         info!(
@@ -335,7 +377,7 @@ async fn apply_one(pipeline: &mut Pipeline<'_>, row: &VerdictRow) -> Result<Appl
         info!(
             indicator = %row.indicator_value,
             threat_id = %row.threat_id,
-            status = current.unwrap_or("(none)"),
+            status = current,
             connector_status = %policy.connector_status,
             "TAP now judges the threat a false positive, but the indicator's status was set by \
              someone else: status left alone, Threat Status attribute updated"

@@ -309,7 +309,10 @@ async fn replay_quarantine(pipeline: &mut Pipeline<'_>) -> Result<(), Stop> {
             return Ok(());
         }
     };
-    let batch = to_batch(&result);
+    let mut batch = to_batch(&result);
+    pipeline.summary.clicks_linked_to_earlier_messages +=
+        super::across::link_earlier_messages(&pipeline.prepared.store, &result, &mut batch)
+            .map_err(Stop::from(FailureKind::Local))?;
     let report = send_again(
         pipeline,
         &batch,

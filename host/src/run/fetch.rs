@@ -41,7 +41,8 @@ pub(super) fn component_settings(pipeline: &Pipeline<'_>, siem: bool) -> Result<
         ));
     }
     let tap = &pipeline.prepared.tap;
-    let enrichment = EnrichmentSettings::of(pipeline)?;
+    let enrichment =
+        EnrichmentSettings::of(pipeline, allowances.campaigns, allowances.threat_forensics)?;
     Ok(Settings {
         tap_base_url: tap.origin.base_url(),
         create_incidents: tap.create_incidents,

@@ -237,6 +237,7 @@ async fn run_steps(options: &RunOptions, summary: &mut RunSummary) -> Result<Opt
         options,
         summary,
         known_campaigns: Vec::new(),
+        enriched_threats: Vec::new(),
     };
     pipeline
         .replay()
@@ -281,9 +282,11 @@ struct Pipeline<'r> {
     options: &'r RunOptions,
     summary: &'r mut RunSummary,
     progress: Progress,
-    /// Campaigns fetched earlier in this run, named to later windows so
-    /// each is fetched once.
+    /// Campaigns and threats enriched earlier in this run, named to later
+    /// windows so each is fetched once even when nothing is committed (a
+    /// dry run).
     known_campaigns: Vec<CampaignRef>,
+    enriched_threats: Vec<String>,
 }
 
 impl Pipeline<'_> {
@@ -363,6 +366,8 @@ impl Pipeline<'_> {
                 self.known_campaigns.push(campaign.clone());
             }
         }
+        self.enriched_threats
+            .extend(result.enrichment.threats_enriched.iter().cloned());
         self.summary.windows_done += 1;
         let counters = &result.counters;
         info!(

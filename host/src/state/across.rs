@@ -60,6 +60,10 @@ CREATE TABLE verdicts (
 /// SQLite's default bound on `?` parameters is 32766; lookups go in
 /// chunks well under it.
 const LOOKUP_CHUNK: usize = 500;
+/// A queued enrichment older than this is dropped, with a warning: TAP's
+/// forensics of a month-old threat are rarely worth the scarce budget, and
+/// a tenant with more new threats than budget would grow the queue forever.
+const QUEUE_HORIZON_MS: i64 = 30 * 24 * 3600 * 1000;
 
 /// A message event ThreatQ accepted, by the GUID of its message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -283,6 +287,17 @@ pub(super) fn write(tx: &Transaction<'_>, commit: &AcrossCommit, at_ms: i64) -> 
              ON CONFLICT (kind, id) DO NOTHING",
             params![kind.label(), id, at_ms],
         )?;
+    }
+    let expired = tx.execute(
+        "DELETE FROM enrichment_queue WHERE queued_ms < ?1",
+        [at_ms - QUEUE_HORIZON_MS],
+    )?;
+    if expired > 0 {
+        tracing::warn!(
+            expired,
+            "campaigns and threats queued for enrichment for over 30 days were dropped from the \
+             queue; their SIEM data was forwarded without them"
+        );
     }
     for v in &commit.verdicts {
         let applied = v.error.is_none().then_some(at_ms);
