@@ -270,7 +270,15 @@ pub(super) async fn apply_verdicts(
         if applied.get(&key) == Some(&row.status) {
             continue;
         }
-        match apply_one(pipeline, &row).await {
+        let in_run = (key.0, key.1, row.status.clone());
+        if pipeline.settled_verdicts.contains(&in_run) {
+            continue;
+        }
+        let outcome = apply_one(pipeline, &row).await;
+        if matches!(outcome, Ok(Applied::Done | Applied::NoIndicator)) {
+            pipeline.settled_verdicts.insert(in_run);
+        }
+        match outcome {
             // Not recorded in a window: a threat never active may become
             // active, and its indicator then takes a later verdict. From the
             // pending list, it is settled: there is nothing left to change.

@@ -238,6 +238,7 @@ async fn run_steps(options: &RunOptions, summary: &mut RunSummary) -> Result<Opt
         summary,
         known_campaigns: Vec::new(),
         enriched_threats: Vec::new(),
+        settled_verdicts: Default::default(),
     };
     pipeline
         .replay()
@@ -287,6 +288,9 @@ struct Pipeline<'r> {
     /// dry run).
     known_campaigns: Vec<CampaignRef>,
     enriched_threats: Vec<String>,
+    /// (type, value, verdict) settled in this run, applied or with no
+    /// indicator to apply it to: not looked up again by later windows.
+    settled_verdicts: std::collections::HashSet<(String, String, String)>,
 }
 
 impl Pipeline<'_> {

@@ -129,6 +129,10 @@ struct ConsumeItem {
 pub(crate) struct Store {
     objects: Vec<StoredObject>,
     by_identity: HashMap<String, usize>,
+    /// (collection, identifying value) -> positions, so an exact lookup
+    /// (`?value=`) does not scan every object: the benchmark's ThreatQ
+    /// holds close to a million.
+    by_value: HashMap<(String, String), Vec<usize>>,
     by_id: HashMap<(String, u64), usize>,
     last_id: HashMap<String, u64>,
     /// (position, position) of every stored relation, both directions, so
@@ -211,9 +215,18 @@ impl Store {
         with: With,
     ) -> Option<Vec<Value>> {
         let field = identity_field(collection)?;
+        let by_value: Box<dyn Iterator<Item = &StoredObject>> = match filter {
+            Some((key, wanted)) if key == field.key() => Box::new(
+                self.by_value
+                    .get(&(collection.to_owned(), wanted.to_owned()))
+                    .into_iter()
+                    .flatten()
+                    .map(|&position| &self.objects[position]),
+            ),
+            _ => Box::new(self.objects.iter()),
+        };
         Some(
-            self.objects
-                .iter()
+            by_value
                 .filter(|object| object.collection == collection)
                 .filter(|object| match filter {
                     None => true,
@@ -624,6 +637,10 @@ impl Store {
                 let position = self.objects.len() - 1;
                 self.by_identity.insert(key, position);
                 self.by_id.insert((collection.to_owned(), *id), position);
+                self.by_value
+                    .entry((collection.to_owned(), item.identity.clone()))
+                    .or_default()
+                    .push(position);
                 position
             }
         };
