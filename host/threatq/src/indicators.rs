@@ -51,7 +51,7 @@ use reqwest::Method;
 use serde_json::{Map, Value, json};
 
 use crate::error::ThreatqError;
-use crate::reference::kind;
+use crate::reference::{data_list, kind};
 use crate::session::{ApiRequest, Client};
 
 const INDICATORS_PATH: &str = "/api/indicators";
@@ -267,16 +267,7 @@ fn plan_attribute(current: &[StoredAttribute], name: &str, value: &str) -> Attri
 /// The entry of a lookup answer that is the indicator (type name, value).
 /// Errors describe the shape only, never quote the answer.
 fn pick(body: &Value, type_name: &str, value: &str) -> Result<Option<StoredIndicator>, String> {
-    let entries = match body.get("data") {
-        Some(Value::Array(entries)) => entries,
-        Some(other) => {
-            return Err(format!(
-                "\"data\" is {}, not a list of indicators",
-                kind(other)
-            ));
-        }
-        None => return Err(format!("the answer ({}) has no \"data\" list", kind(body))),
-    };
+    let entries = data_list(body, "indicators")?;
     let wanted_type = type_name.trim().to_lowercase();
     for (position, entry) in entries.iter().enumerate() {
         let Value::Object(fields) = entry else {

@@ -41,16 +41,7 @@ impl Client {
 /// The `name` of every entry of `data`. Errors describe the shape only,
 /// never quote the answer, so they cannot carry a secret or grow large.
 fn names(body: &Value) -> Result<Vec<String>, String> {
-    let entries = match body.get("data") {
-        Some(Value::Array(entries)) => entries,
-        Some(other) => {
-            return Err(format!(
-                "\"data\" is {}, not a list of statuses",
-                kind(other)
-            ));
-        }
-        None => return Err(format!("the answer ({}) has no \"data\" list", kind(body))),
-    };
+    let entries = data_list(body, "statuses")?;
     let mut names: Vec<String> = Vec::new();
     for entry in entries {
         let name = match entry {
@@ -72,6 +63,16 @@ fn names(body: &Value) -> Result<Vec<String>, String> {
         ));
     }
     Ok(names)
+}
+
+/// The `data` list of a ThreatQ list answer (`{"total", "data": [...]}`);
+/// the error names its shape only (`of` says what the list should hold).
+pub(crate) fn data_list<'a>(body: &'a Value, of: &str) -> Result<&'a Vec<Value>, String> {
+    match body.get("data") {
+        Some(Value::Array(entries)) => Ok(entries),
+        Some(other) => Err(format!("\"data\" is {}, not a list of {of}", kind(other))),
+        None => Err(format!("the answer ({}) has no \"data\" list", kind(body))),
+    }
 }
 
 /// What a JSON value is, in words, for errors that must not quote it.
