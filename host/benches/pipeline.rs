@@ -589,8 +589,9 @@ async fn end_to_end(report: &mut Report, binary: &Path) {
 /// The connector as `cargo build --release` makes it.
 struct Product {
     binary: PathBuf,
-    /// That build's wall time in this run: after the benchmark's own build,
-    /// it recompiles only what the dev-dependencies' features changed.
+    /// That build's wall time in this run: seconds when the release build
+    /// is current, a whole build otherwise (the benchmark's own build has
+    /// its own profile and features, so it shares nothing with this one).
     build: StdDuration,
 }
 
