@@ -20,7 +20,7 @@ use threatq_client::{Batch, Collection, ForwardReport, RejectedObject, ThreatqEr
 use tracing::{info, warn};
 
 use super::{FailureKind, Pipeline, RunMode, Stop, checkpoint_text, describe, fetch};
-use crate::batch::{self, to_batch};
+use crate::batch::{self, take_batch};
 use crate::plan::Window;
 use crate::state::{Commit, NewDeadLetter, NewQuarantined, Quarantined};
 
@@ -298,7 +298,7 @@ async fn replay_quarantine(pipeline: &mut Pipeline<'_>) -> Result<(), Stop> {
         )
         .await?;
     fetch::spend(pipeline, &outcome)?;
-    let result = match outcome.answer {
+    let mut result = match outcome.answer {
         Ok(Ok(result)) => result,
         Ok(Err(error)) => {
             warn!(error = ?error, "could not map the quarantined records again; they are kept");
@@ -309,7 +309,7 @@ async fn replay_quarantine(pipeline: &mut Pipeline<'_>) -> Result<(), Stop> {
             return Ok(());
         }
     };
-    let mut batch = to_batch(&result);
+    let mut batch = take_batch(&mut result);
     pipeline.summary.clicks_linked_to_earlier_messages +=
         super::across::link_earlier_messages(&pipeline.prepared.store, &result, &mut batch)
             .map_err(Stop::from(FailureKind::Local))?;

@@ -27,7 +27,7 @@ use threatq_client::RetryPolicy;
 use time::{Duration, OffsetDateTime};
 use tracing::{info, warn};
 
-use crate::batch::to_batch;
+use crate::batch::take_batch;
 use crate::plan::Window;
 use crate::report::{Progress, RunSummary, rfc3339};
 use crate::state::{Commit, LockHolder, Store};
@@ -317,9 +317,9 @@ impl Pipeline<'_> {
     /// Step 3, one window: fetch -> forward -> commit.
     async fn window(&mut self, window: &Window) -> Result<(), Stop> {
         self.prepared.deadline.check(window, self.summary)?;
-        let result = fetch::fetch(self, window).await?;
+        let mut result = fetch::fetch(self, window).await?;
         self.count_fetched(&result);
-        let mut batch = to_batch(&result);
+        let mut batch = take_batch(&mut result);
         // The window's own objects; what follows are earlier message
         // events, sent again only to carry a click's relation.
         let own = batch.objects.len();
