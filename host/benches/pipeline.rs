@@ -30,7 +30,9 @@
 //! `BENCH_SCALING_HOURS` to change the hours of the scaling runs, and
 //! `BENCH_SKIP_SCALING=1` to leave them out; `BENCH_E2E_HOURS` shortens
 //! figure 3 (48 by default) and `BENCH_ONLY=e2e` or `BENCH_ONLY=mapping`
-//! runs one part, e.g. under a profiler.
+//! runs one part, e.g. under a profiler. `BENCH_VERBOSITY=2` (or 3) runs the
+//! connector at that `-v` and keeps each run's log as
+//! `target/bench-run-N.log`, to read where a run's time goes.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -434,6 +436,14 @@ impl Bench {
             tokio::task::spawn_blocking(move || run_binary(&binary, &dir))
                 .await
                 .expect("runner thread");
+        if verbosity() != "1" {
+            static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+            let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            let kept = target_dir().join(format!("bench-run-{run}.log"));
+            if std::fs::copy(self.dir.path().join("bench-run.log"), &kept).is_ok() {
+                eprintln!("the connector's log of this run: {}", kept.display());
+            }
+        }
         let tap_requests = self.tap.requests();
         let largest = tap_requests
             .iter()
@@ -465,7 +475,8 @@ fn run_binary(binary: &Path, dir: &Path) -> (StdDuration, i32, f64) {
     let mut child = Command::new(binary)
         .arg("-c")
         .arg(dir)
-        .args(["-v", "1"])
+        .arg("-v")
+        .arg(verbosity())
         .stdin(Stdio::null())
         .stdout(out.try_clone().expect("log file"))
         .stderr(out)
@@ -500,6 +511,16 @@ fn run_binary(binary: &Path, dir: &Path) -> (StdDuration, i32, f64) {
         );
     }
     (wall, exit, peak_kib as f64 / 1024.0)
+}
+
+/// The connector's `-v` in every run: 1 (warnings) unless
+/// `BENCH_VERBOSITY` says 2 or 3, to read where a run's time goes from the
+/// timestamps of its log (each run's log is then kept, see `Bench::run`).
+fn verbosity() -> String {
+    match std::env::var("BENCH_VERBOSITY").as_deref() {
+        Ok(level @ ("2" | "3")) => level.to_owned(),
+        _ => "1".to_owned(),
+    }
 }
 
 /// `VmHWM` of a running process, KiB; `None` once it has exited (a zombie
