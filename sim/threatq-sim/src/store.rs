@@ -136,9 +136,9 @@ pub(crate) struct Store {
     by_identity: HashMap<String, usize>,
     /// (collection, identifying value) -> positions, so an exact lookup
     /// (`?value=`) does not scan every object: the benchmark's ThreatQ
-    /// holds close to a million.
-    /// Keyed by collection first, so a lookup borrows its keys instead of
-    /// allocating a tuple of owned strings per request and per relation.
+    /// holds close to a million. Keyed by collection first, so a lookup
+    /// borrows its keys instead of allocating a pair of owned strings per
+    /// request and per relation.
     by_value: HashMap<String, HashMap<String, Vec<usize>>>,
     /// collection -> id -> position.
     by_id: HashMap<String, HashMap<u64, usize>>,
