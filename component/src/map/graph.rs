@@ -4,7 +4,10 @@
 //! Order is insertion order everywhere, so the same TAP answer always
 //! produces the same result, byte for byte.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+use std::hash::{BuildHasher, RandomState};
+
+use hashbrown::HashTable;
 
 use crate::bindings::{Attribute, ObjectKind, Relation, ThreatqObject};
 
@@ -19,19 +22,58 @@ impl ObjectId {
 }
 
 /// What makes two objects the same object in ThreatQ (see the WIT
-/// `object-kind` docs).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Identity {
-    Indicator { type_name: String, value: String },
-    Event { title: String, happened_at: String },
-    Named { kind: ObjectKind, value: String },
+/// `object-kind` docs), borrowed from the object or from the caller's
+/// text: a lookup of an object already in the graph allocates nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Identity<'a> {
+    Indicator {
+        type_name: &'a str,
+        value: &'a str,
+    },
+    Event {
+        title: &'a str,
+        happened_at: &'a str,
+    },
+    Named {
+        kind: ObjectKind,
+        value: &'a str,
+    },
 }
 
+impl<'a> Identity<'a> {
+    /// The identity of an object the graph made; the constructors below
+    /// fill exactly the fields it is read from.
+    fn of(object: &'a ThreatqObject) -> Identity<'a> {
+        match object.kind {
+            ObjectKind::Indicator => Identity::Indicator {
+                type_name: object.type_name.as_deref().unwrap_or_default(),
+                value: &object.value,
+            },
+            ObjectKind::Event => Identity::Event {
+                title: &object.value,
+                happened_at: object.happened_at.as_deref().unwrap_or_default(),
+            },
+            kind => Identity::Named {
+                kind,
+                value: &object.value,
+            },
+        }
+    }
+}
+
+/// The graph's indexes hold positions, not copies of keys: each entry is
+/// compared against the object (or attribute) it points at. Most upserts
+/// and attributes of a window repeat one already there, so the lookups
+/// are the mapping's hot path (docs/performance.md, "Figures 1 and 2").
+/// The hasher is std's seeded SipHash: the keys are attacker-influenced
+/// text (phishing URLs, subjects).
 #[derive(Debug, Default)]
 pub struct Graph {
     objects: Vec<ThreatqObject>,
-    attribute_sets: Vec<HashSet<Attribute>>,
-    by_identity: HashMap<Identity, ObjectId>,
+    hasher: RandomState,
+    by_identity: HashTable<ObjectId>,
+    /// (object, index into its `attributes`), one entry per attribute.
+    attributes: HashTable<(ObjectId, u32)>,
     relations: Vec<Relation>,
     relation_set: HashSet<Relation>,
 }
@@ -41,25 +83,37 @@ impl Graph {
         Graph::default()
     }
 
-    fn upsert(&mut self, identity: Identity, make: impl FnOnce() -> ThreatqObject) -> ObjectId {
-        if let Some(id) = self.by_identity.get(&identity) {
+    fn upsert(&mut self, identity: Identity<'_>, make: impl FnOnce() -> ThreatqObject) -> ObjectId {
+        let Graph {
+            objects,
+            hasher,
+            by_identity,
+            ..
+        } = self;
+        let hash = hasher.hash_one(identity);
+        let found = by_identity.find(hash, |id| {
+            objects
+                .get(id.index())
+                .is_some_and(|object| Identity::of(object) == identity)
+        });
+        if let Some(id) = found {
             return *id;
         }
         // A window yields thousands of objects at most; u32 is the WIT index.
-        let id = ObjectId(u32::try_from(self.objects.len()).unwrap_or(u32::MAX));
-        self.objects.push(make());
-        self.attribute_sets.push(HashSet::new());
-        self.by_identity.insert(identity, id);
+        let id = ObjectId(u32::try_from(objects.len()).unwrap_or(u32::MAX));
+        objects.push(make());
+        by_identity.insert_unique(hash, id, |id| {
+            objects
+                .get(id.index())
+                .map_or(0, |object| hasher.hash_one(Identity::of(object)))
+        });
         id
     }
 
     /// The indicator `(type_name, value)`; the caller has normalised the
     /// value (see `map::values`).
     pub fn indicator(&mut self, type_name: &str, value: &str) -> ObjectId {
-        let identity = Identity::Indicator {
-            type_name: type_name.to_string(),
-            value: value.to_string(),
-        };
+        let identity = Identity::Indicator { type_name, value };
         self.upsert(identity, || ThreatqObject {
             kind: ObjectKind::Indicator,
             value: value.to_string(),
@@ -72,10 +126,7 @@ impl Graph {
 
     /// The event titled `title` that happened at `happened_at`.
     pub fn event(&mut self, type_name: &str, title: &str, happened_at: &str) -> ObjectId {
-        let identity = Identity::Event {
-            title: title.to_string(),
-            happened_at: happened_at.to_string(),
-        };
+        let identity = Identity::Event { title, happened_at };
         self.upsert(identity, || ThreatqObject {
             kind: ObjectKind::Event,
             value: title.to_string(),
@@ -88,10 +139,7 @@ impl Graph {
 
     /// A campaign, malware, adversary or attack pattern, named `value`.
     pub fn named(&mut self, kind: ObjectKind, value: &str) -> ObjectId {
-        let identity = Identity::Named {
-            kind,
-            value: value.to_string(),
-        };
+        let identity = Identity::Named { kind, value };
         self.upsert(identity, || ThreatqObject {
             kind,
             value: value.to_string(),
@@ -108,19 +156,32 @@ impl Graph {
         if value.is_empty() {
             return;
         }
-        let attribute = Attribute {
-            name: name.to_string(),
-            value: value.to_string(),
-        };
-        let (Some(object), Some(seen)) = (
-            self.objects.get_mut(id.index()),
-            self.attribute_sets.get_mut(id.index()),
-        ) else {
+        let Graph {
+            objects,
+            hasher,
+            attributes,
+            ..
+        } = self;
+        let Some(object) = objects.get(id.index()) else {
             return;
         };
-        if seen.insert(attribute.clone()) {
-            object.attributes.push(attribute);
+        let hash = hasher.hash_one((id, name, value));
+        let seen = attributes.find(hash, |entry| {
+            attribute_at(objects, *entry) == Some((id, name, value))
+        });
+        if seen.is_some() {
+            return;
         }
+        let at = u32::try_from(object.attributes.len()).unwrap_or(u32::MAX);
+        if let Some(object) = objects.get_mut(id.index()) {
+            object.attributes.push(Attribute {
+                name: name.to_string(),
+                value: value.to_string(),
+            });
+        }
+        attributes.insert_unique(hash, (id, at), |entry| {
+            attribute_at(objects, *entry).map_or(0, |key| hasher.hash_one(key))
+        });
     }
 
     /// Sets the description unless one is already set or `text` is blank.
@@ -166,6 +227,17 @@ impl Graph {
     pub fn finish(self) -> (Vec<ThreatqObject>, Vec<Relation>) {
         (self.objects, self.relations)
     }
+}
+
+/// The attribute an index entry points at, as `(object, name, value)`.
+fn attribute_at(
+    objects: &[ThreatqObject],
+    (owner, at): (ObjectId, u32),
+) -> Option<(ObjectId, &str, &str)> {
+    objects
+        .get(owner.index())
+        .and_then(|object| object.attributes.get(at as usize))
+        .map(|a| (owner, a.name.as_str(), a.value.as_str()))
 }
 
 #[cfg(test)]
@@ -247,5 +319,127 @@ mod tests {
         g.describe(id, "first");
         g.describe(id, "second");
         assert_eq!(g.get(id).unwrap().description.as_deref(), Some("first"));
+    }
+
+    /// The indexes against the obvious model (a scan of everything made
+    /// so far), over enough objects and attributes that the tables grow
+    /// and rehash many times: an entry that pointed at the wrong position
+    /// after a rehash would show as a duplicate or a lost merge.
+    mod against_a_scan {
+        use super::*;
+        use proptest::prelude::*;
+
+        #[derive(Debug, Clone)]
+        enum Op {
+            Indicator(u8, u16),
+            Event(u16, u8),
+            Named(u8, u16),
+            Attribute(u16, u8, u16),
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                (0u8..3, 0u16..400).prop_map(|(t, v)| Op::Indicator(t, v)),
+                (0u16..300, 0u8..3).prop_map(|(t, h)| Op::Event(t, h)),
+                (0u8..4, 0u16..50).prop_map(|(k, v)| Op::Named(k, v)),
+                (0u16..u16::MAX, 0u8..3, 0u16..40).prop_map(|(o, n, v)| Op::Attribute(o, n, v)),
+            ]
+        }
+
+        /// The model's record of one object made: what its identity is
+        /// read from, and its attributes in order.
+        struct Made {
+            kind: ObjectKind,
+            value: String,
+            type_name: Option<String>,
+            happened_at: Option<String>,
+            attributes: Vec<(String, String)>,
+        }
+
+        impl Made {
+            fn new(kind: ObjectKind, value: String) -> Made {
+                Made {
+                    kind,
+                    value,
+                    type_name: None,
+                    happened_at: None,
+                    attributes: Vec::new(),
+                }
+            }
+        }
+
+        const KINDS: [ObjectKind; 4] = [
+            ObjectKind::Campaign,
+            ObjectKind::Malware,
+            ObjectKind::Adversary,
+            ObjectKind::AttackPattern,
+        ];
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+            #[test]
+            fn merges_exactly_like_a_scan(ops in proptest::collection::vec(op(), 1..3000)) {
+                let mut g = Graph::new();
+                let mut model: Vec<Made> = Vec::new();
+                for op in ops {
+                    match op {
+                        Op::Indicator(t, v) => {
+                            let (t, v) = (format!("T{t}"), format!("v{v}"));
+                            let id = g.indicator(&t, &v);
+                            let want = model.iter().position(|o| o.kind == ObjectKind::Indicator && o.type_name.as_deref() == Some(&t) && o.value == v);
+                            let want = want.unwrap_or_else(|| {
+                                model.push(Made { type_name: Some(t), ..Made::new(ObjectKind::Indicator, v) });
+                                model.len() - 1
+                            });
+                            prop_assert_eq!(id.index(), want);
+                        }
+                        Op::Event(t, h) => {
+                            let (t, h) = (format!("title {t}"), format!("2026-01-01 00:00:0{h}"));
+                            // The type is not part of an event's identity.
+                            let id = g.event(if h.ends_with('0') { "A" } else { "B" }, &t, &h);
+                            let want = model.iter().position(|o| o.kind == ObjectKind::Event && o.value == t && o.happened_at.as_deref() == Some(&h));
+                            let want = want.unwrap_or_else(|| {
+                                model.push(Made { happened_at: Some(h), ..Made::new(ObjectKind::Event, t) });
+                                model.len() - 1
+                            });
+                            prop_assert_eq!(id.index(), want);
+                        }
+                        Op::Named(k, v) => {
+                            let (kind, v) = (KINDS[k as usize], format!("v{v}"));
+                            let id = g.named(kind, &v);
+                            let want = model.iter().position(|o| o.kind == kind && o.value == v);
+                            let want = want.unwrap_or_else(|| {
+                                model.push(Made::new(kind, v));
+                                model.len() - 1
+                            });
+                            prop_assert_eq!(id.index(), want);
+                        }
+                        Op::Attribute(o, n, v) => {
+                            if model.is_empty() {
+                                continue;
+                            }
+                            let at = o as usize % model.len();
+                            let (n, v) = (format!("N{n}"), format!("a{v}"));
+                            g.attribute(ObjectId(at as u32), &n, &format!(" {v} "));
+                            let attributes = &mut model[at].attributes;
+                            if !attributes.iter().any(|(an, av)| *an == n && *av == v) {
+                                attributes.push((n, v));
+                            }
+                        }
+                    }
+                }
+                prop_assert_eq!(g.len(), model.len());
+                for (i, want) in model.iter().enumerate() {
+                    let got = g.get(ObjectId(i as u32)).unwrap();
+                    let attributes: Vec<(String, String)> = got
+                        .attributes
+                        .iter()
+                        .map(|a| (a.name.clone(), a.value.clone()))
+                        .collect();
+                    prop_assert_eq!(&attributes, &want.attributes);
+                    prop_assert_eq!(got.kind, want.kind);
+                }
+            }
+        }
     }
 }
