@@ -87,8 +87,12 @@ impl Mapping {
 
     /// Whether a threat value or threat id was judged a false positive.
     pub fn is_false_positive(&self, value: &str) -> bool {
-        self.false_positive_values
-            .contains(&value.trim().to_lowercase())
+        // Asked for every indicator; most windows have no false positive,
+        // and then the lower-cased copy is not worth making.
+        !self.false_positive_values.is_empty()
+            && self
+                .false_positive_values
+                .contains(&value.trim().to_lowercase())
     }
 
     /// The indicator `(type_name, value)`, or `None` when the value is

@@ -502,6 +502,15 @@ fn decode<T: for<'de> Deserialize<'de>>(text: &str) -> Result<T, String> {
             .map_or("not JSON", |value| lenient::json_kind(&value));
         return Err(format!("the record is {kind}, not a JSON object"));
     }
+    // Nearly every record decodes, and for those tracking the path of
+    // each field is wasted work: the path is found again, by a second
+    // decode, only for a record that failed.
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    if let Ok(value) = T::deserialize(&mut deserializer)
+        && deserializer.end().is_ok()
+    {
+        return Ok(value);
+    }
     let mut deserializer = serde_json::Deserializer::from_str(text);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
         let path = e.path().to_string();
