@@ -256,12 +256,12 @@ pub(super) fn count_waiting(conn: &Connection) -> rusqlite::Result<(u64, u64)> {
 
 pub(super) fn write(tx: &Transaction<'_>, commit: &AcrossCommit, at_ms: i64) -> Result<()> {
     for m in &commit.messages {
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO message_index (guid, title, happened_at, type_name, indexed_ms)
              VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (guid, title, happened_at) DO UPDATE SET indexed_ms = excluded.indexed_ms",
-            params![m.guid, m.title, m.happened_at, m.type_name, at_ms],
-        )?;
+        )?
+        .execute(params![m.guid, m.title, m.happened_at, m.type_name, at_ms])?;
     }
     if let Some(horizon) = commit.message_horizon {
         tx.execute(
@@ -270,23 +270,21 @@ pub(super) fn write(tx: &Transaction<'_>, commit: &AcrossCommit, at_ms: i64) -> 
         )?;
     }
     for (kind, id, name) in &commit.enriched {
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO enrichment (kind, id, name, enriched_ms) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (kind, id) DO UPDATE SET name = excluded.name,
                                                   enriched_ms = excluded.enriched_ms",
-            params![kind.label(), id, name, at_ms],
-        )?;
-        tx.execute(
-            "DELETE FROM enrichment_queue WHERE kind = ?1 AND id = ?2",
-            params![kind.label(), id],
-        )?;
+        )?
+        .execute(params![kind.label(), id, name, at_ms])?;
+        tx.prepare_cached("DELETE FROM enrichment_queue WHERE kind = ?1 AND id = ?2")?
+            .execute(params![kind.label(), id])?;
     }
     for (kind, id) in &commit.deferred {
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO enrichment_queue (kind, id, queued_ms) VALUES (?1, ?2, ?3)
              ON CONFLICT (kind, id) DO NOTHING",
-            params![kind.label(), id, at_ms],
-        )?;
+        )?
+        .execute(params![kind.label(), id, at_ms])?;
     }
     let expired = tx.execute(
         "DELETE FROM enrichment_queue WHERE queued_ms < ?1",
@@ -301,23 +299,23 @@ pub(super) fn write(tx: &Transaction<'_>, commit: &AcrossCommit, at_ms: i64) -> 
     }
     for v in &commit.verdicts {
         let applied = v.error.is_none().then_some(at_ms);
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO verdicts (indicator_type, indicator_value, threat_id, status, seen_ms,
                                    applied_ms, last_error)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
              ON CONFLICT (indicator_type, indicator_value) DO UPDATE SET
                  threat_id = excluded.threat_id, status = excluded.status,
                  applied_ms = excluded.applied_ms, last_error = excluded.last_error",
-            params![
-                v.indicator_type,
-                v.indicator_value,
-                v.threat_id,
-                v.status,
-                at_ms,
-                applied,
-                v.error
-            ],
-        )?;
+        )?
+        .execute(params![
+            v.indicator_type,
+            v.indicator_value,
+            v.threat_id,
+            v.status,
+            at_ms,
+            applied,
+            v.error
+        ])?;
     }
     Ok(())
 }

@@ -611,10 +611,8 @@ fn set_up(conn: &mut Connection, path: &Path, legacy_path: &Path) -> Result<()> 
                 set_checkpoint(tx, checkpoint)?;
             }
             for (key, created) in &state.sent {
-                tx.execute(
-                    "INSERT INTO sent_keys (key, created_ms) VALUES (?1, ?2)",
-                    params![key, created],
-                )?;
+                tx.prepare_cached("INSERT INTO sent_keys (key, created_ms) VALUES (?1, ?2)")?
+                    .execute(params![key, created])?;
             }
             for (pool, at, count) in state.budgets.entries() {
                 tx.execute(
@@ -667,6 +665,10 @@ fn set_checkpoint(tx: &Transaction<'_>, checkpoint: OffsetDateTime) -> rusqlite:
     Ok(())
 }
 
+/// Writes one accepted window. The per-row statements are
+/// `prepare_cached`: a first run's window writes thousands of sent keys
+/// and message-index rows, and `execute` would parse and plan the same
+/// SQL again for each of them.
 fn write_commit(
     tx: &Transaction<'_>,
     commit: &Commit,
@@ -688,41 +690,43 @@ fn write_commit(
         tx.execute("DELETE FROM sent_keys WHERE created_ms < ?1", [cutoff])?;
     }
     for id in &commit.delivered {
-        tx.execute("DELETE FROM dead_letters WHERE id = ?1", [id])?;
+        tx.prepare_cached("DELETE FROM dead_letters WHERE id = ?1")?
+            .execute([id])?;
     }
     for letter in &commit.dead_letters {
         add_dead_letter(tx, letter, at_ms)?;
     }
     for id in &commit.remapped {
-        tx.execute("DELETE FROM quarantine WHERE id = ?1", [id])?;
+        tx.prepare_cached("DELETE FROM quarantine WHERE id = ?1")?
+            .execute([id])?;
     }
     for (id, reason) in &commit.still_quarantined {
-        tx.execute(
+        tx.prepare_cached(
             "UPDATE quarantine SET reason = ?2, version = ?3, last_tried_ms = ?4,
                     attempts = attempts + 1
              WHERE id = ?1",
-            params![id, reason, env!("CARGO_PKG_VERSION"), at_ms],
-        )?;
+        )?
+        .execute(params![id, reason, env!("CARGO_PKG_VERSION"), at_ms])?;
     }
     across::write(tx, &commit.across, at_ms)?;
     for record in &commit.quarantined {
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO quarantine (record_key, section, raw, reason, window, version,
                                      first_seen_ms, last_tried_ms, attempts)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, 1)
              ON CONFLICT (record_key) DO UPDATE SET
                  raw = excluded.raw, reason = excluded.reason, version = excluded.version,
                  last_tried_ms = excluded.last_tried_ms, attempts = attempts + 1",
-            params![
-                record.record_key,
-                record.section,
-                record.raw,
-                record.reason,
-                record.window,
-                env!("CARGO_PKG_VERSION"),
-                at_ms
-            ],
-        )?;
+        )?
+        .execute(params![
+            record.record_key,
+            record.section,
+            record.raw,
+            record.reason,
+            record.window,
+            env!("CARGO_PKG_VERSION"),
+            at_ms
+        ])?;
     }
     Ok(())
 }
