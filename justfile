@@ -13,9 +13,10 @@ test:
     cargo test
 
 # The release binary, with the TAP component embedded and no simulators
-# (`demo` is a feature, off here).
+# (`demo` is a feature, off here). `-p`: only the connector's own features
+# in shared crates, not the simulators' (README, "Install").
 build:
-    cargo build --release
+    cargo build --release -p tq-conn-proofpoint-tap
 
 # The TAP component alone, as a wasm32-wasip2 component.
 component:

@@ -663,7 +663,8 @@ async fn run_case(case: &str) {
 // ---------------------------------------------------------------------------
 // Figure 6, the machine, and the report.
 
-/// The connector as `cargo build --release` makes it.
+/// The connector as the README installs it: `cargo build --release -p
+/// tq-conn-proofpoint-tap` from the workspace root.
 struct Product {
     binary: PathBuf,
     /// That build's wall time in this run: seconds when the release build
@@ -678,14 +679,27 @@ impl Product {
     /// `CARGO_TARGET_DIR` or `build.target-dir` is followed.
     fn build(target_dir: Option<&Path>) -> Result<Product, String> {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("host/ sits in the workspace");
         let mut command = Command::new(cargo);
         command
-            .args(["build", "--release", "--bin", "tq-conn-proofpoint-tap"])
-            .arg("--manifest-path")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
+            .current_dir(workspace)
+            .args(["build", "--release", "-p", "tq-conn-proofpoint-tap"])
+            .args(["--bin", "tq-conn-proofpoint-tap"])
             .arg("--message-format=json-render-diagnostics")
             .stdin(Stdio::null())
             .stderr(Stdio::inherit());
+        // `cargo bench` hands this process the variables it sets for the
+        // crate it runs. ring's build script tracks CARGO_MANIFEST_DIR, so
+        // with them the nested build rebuilt ring and everything above it,
+        // seven minutes of whole-program LTO, whenever the release build
+        // had last been made from a shell, and the other way round.
+        for (name, _) in std::env::vars_os() {
+            if name.to_str().is_some_and(set_by_cargo_for_the_bench) {
+                command.env_remove(&name);
+            }
+        }
         if let Some(dir) = target_dir {
             command.arg("--target-dir").arg(dir);
         }
@@ -707,6 +721,24 @@ impl Product {
             .ok_or("cargo built no tq-conn-proofpoint-tap executable")?;
         Ok(Product { binary, build })
     }
+}
+
+/// The variables cargo sets for a crate it builds or runs (the Cargo
+/// book, "Environment variables Cargo sets for crates"), as opposed to the
+/// user's own configuration (`CARGO_HOME`, `CARGO_TARGET_DIR`,
+/// `CARGO_PROFILE_*`, ...), which the nested build must keep.
+fn set_by_cargo_for_the_bench(name: &str) -> bool {
+    const EXACT: [&str; 8] = [
+        "CARGO_MANIFEST_DIR",
+        "CARGO_MANIFEST_PATH",
+        "CARGO_CRATE_NAME",
+        "CARGO_BIN_NAME",
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_TARGET_TMPDIR",
+        "CARGO_RUSTC_CURRENT_DIR",
+        "OUT_DIR",
+    ];
+    EXACT.contains(&name) || name.starts_with("CARGO_PKG_") || name.starts_with("CARGO_BIN_EXE_")
 }
 
 fn binary_and_build(report: &mut Report, product: &Product) {
