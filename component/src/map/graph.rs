@@ -162,9 +162,6 @@ impl Graph {
             attributes,
             ..
         } = self;
-        let Some(object) = objects.get(id.index()) else {
-            return;
-        };
         let hash = hasher.hash_one((id, name, value));
         let seen = attributes.find(hash, |entry| {
             attribute_at(objects, *entry) == Some((id, name, value))
@@ -172,13 +169,14 @@ impl Graph {
         if seen.is_some() {
             return;
         }
+        let Some(object) = objects.get_mut(id.index()) else {
+            return;
+        };
         let at = u32::try_from(object.attributes.len()).unwrap_or(u32::MAX);
-        if let Some(object) = objects.get_mut(id.index()) {
-            object.attributes.push(Attribute {
-                name: name.to_string(),
-                value: value.to_string(),
-            });
-        }
+        object.attributes.push(Attribute {
+            name: name.to_string(),
+            value: value.to_string(),
+        });
         attributes.insert_unique(hash, (id, at), |entry| {
             attribute_at(objects, *entry).map_or(0, |key| hasher.hash_one(key))
         });
