@@ -71,11 +71,22 @@ impl<'a> Identity<'a> {
 pub struct Graph {
     objects: Vec<ThreatqObject>,
     hasher: RandomState,
-    by_identity: HashTable<ObjectId>,
+    by_identity: HashTable<Hashed<ObjectId>>,
     /// (object, index into its `attributes`), one entry per attribute.
-    attributes: HashTable<(ObjectId, u32)>,
+    attributes: HashTable<Hashed<(ObjectId, u32)>>,
     relations: Vec<Relation>,
     relation_set: HashSet<Relation>,
+}
+
+/// An index entry with its key's hash. A table that grows rehashes every
+/// entry: with the hash kept, that is a copy, not a SipHash of text read
+/// back from the objects (the rehash was half of the mapping's hashing in
+/// a profile of figure 2, docs/performance.md). A lookup also compares
+/// the hash before it reads the object.
+#[derive(Debug, Clone, Copy)]
+struct Hashed<T> {
+    hash: u64,
+    at: T,
 }
 
 impl Graph {
@@ -91,22 +102,19 @@ impl Graph {
             ..
         } = self;
         let hash = hasher.hash_one(identity);
-        let found = by_identity.find(hash, |id| {
-            objects
-                .get(id.index())
-                .is_some_and(|object| Identity::of(object) == identity)
+        let found = by_identity.find(hash, |entry| {
+            entry.hash == hash
+                && objects
+                    .get(entry.at.index())
+                    .is_some_and(|object| Identity::of(object) == identity)
         });
-        if let Some(id) = found {
-            return *id;
+        if let Some(entry) = found {
+            return entry.at;
         }
         // A window yields thousands of objects at most; u32 is the WIT index.
         let id = ObjectId(u32::try_from(objects.len()).unwrap_or(u32::MAX));
         objects.push(make());
-        by_identity.insert_unique(hash, id, |id| {
-            objects
-                .get(id.index())
-                .map_or(0, |object| hasher.hash_one(Identity::of(object)))
-        });
+        by_identity.insert_unique(hash, Hashed { hash, at: id }, |entry| entry.hash);
         id
     }
 
@@ -164,7 +172,7 @@ impl Graph {
         } = self;
         let hash = hasher.hash_one((id, name, value));
         let seen = attributes.find(hash, |entry| {
-            attribute_at(objects, *entry) == Some((id, name, value))
+            entry.hash == hash && attribute_at(objects, entry.at) == Some((id, name, value))
         });
         if seen.is_some() {
             return;
@@ -177,9 +185,7 @@ impl Graph {
             name: name.to_string(),
             value: value.to_string(),
         });
-        attributes.insert_unique(hash, (id, at), |entry| {
-            attribute_at(objects, *entry).map_or(0, |key| hasher.hash_one(key))
-        });
+        attributes.insert_unique(hash, Hashed { hash, at: (id, at) }, |entry| entry.hash);
     }
 
     /// Sets the description unless one is already set or `text` is blank.
