@@ -80,9 +80,9 @@ pub struct Graph {
 
 /// An index entry with its key's hash. A table that grows rehashes every
 /// entry: with the hash kept, that is a copy, not a SipHash of text read
-/// back from the objects (the rehash was half of the mapping's hashing in
-/// a profile of figure 2, docs/performance.md). A lookup also compares
-/// the hash before it reads the object.
+/// back from the objects (the rehash was half of the mapping's hashing,
+/// docs/performance.md, "Figure 2, profiled"). A lookup also compares the
+/// hash before it reads the object.
 #[derive(Debug, Clone, Copy)]
 struct Hashed<T> {
     hash: u64,
