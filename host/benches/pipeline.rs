@@ -64,6 +64,12 @@ fn main() {
     let mut report = Report::default();
     report.note("machine", machine());
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    if !matches!(only.as_str(), "" | "mapping" | "e2e") {
+        eprintln!(
+            "BENCH_ONLY must be \"mapping\" (figures 1 and 2) or \"e2e\" (3 to 6), not {only:?}; unset it to run everything"
+        );
+        std::process::exit(2);
+    }
     let mapping = only.is_empty() || only == "mapping";
     // Figures 1 and 2 run the TAP logic in this process: a mapping-only
     // run needs no release build of the connector (minutes after a change
