@@ -61,38 +61,117 @@ fn main() {
         runtime.block_on(run_case(&case));
         return;
     }
+    let choices = Choices::from_env();
     let mut report = Report::default();
     report.note("machine", machine());
-    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
-    if !matches!(only.as_str(), "" | "mapping" | "e2e") {
-        eprintln!(
-            "BENCH_ONLY must be \"mapping\" (figures 1 and 2) or \"e2e\" (3 to 6), not {only:?}; unset it to run everything"
-        );
-        std::process::exit(2);
-    }
-    let mapping = only.is_empty() || only == "mapping";
     // Figures 1 and 2 run the TAP logic in this process: a mapping-only
     // run needs no release build of the connector (minutes after a change
     // to the component, whose wasm the binary embeds).
-    let product = (only.is_empty() || only == "e2e").then(|| match Product::build(None) {
-        Ok(product) => product,
-        Err(err) => {
-            eprintln!("cannot build the connector to measure: {err}");
-            std::process::exit(1);
-        }
-    });
+    let product = choices
+        .parts
+        .end_to_end()
+        .then(|| match Product::build(None) {
+            Ok(product) => product,
+            Err(err) => {
+                eprintln!("cannot build the connector to measure: {err}");
+                std::process::exit(1);
+            }
+        });
     runtime.block_on(async {
-        if mapping {
+        if choices.parts.mapping() {
             sandbox_cost_and_parse_limit(&mut report).await;
         }
         if let Some(product) = &product {
-            end_to_end(&mut report, &product.binary).await;
+            end_to_end(&mut report, &product.binary, &choices).await;
         }
     });
     if let Some(product) = &product {
         binary_and_build(&mut report, product);
     }
     report.finish();
+}
+
+/// What the environment asks of this run, read once before anything is
+/// built or measured, so a mistyped setting stops it at once.
+struct Choices {
+    parts: Parts,
+    /// Figure 3's first run (`BENCH_E2E_HOURS`).
+    e2e_hours: i64,
+    /// Figure 5's runs (`BENCH_SCALING_HOURS`); `None` with
+    /// `BENCH_SKIP_SCALING`.
+    scaling_hours: Option<i64>,
+}
+
+impl Choices {
+    fn from_env() -> Choices {
+        Choices {
+            parts: Parts::from_env(),
+            e2e_hours: hours_from_env("BENCH_E2E_HOURS", 48),
+            // Three hours keeps the 50,000-an-hour run (150,000 records)
+            // within the benchmark's time budget; cost per record is what
+            // scales.
+            scaling_hours: match std::env::var_os("BENCH_SKIP_SCALING") {
+                Some(_) => None,
+                None => Some(hours_from_env("BENCH_SCALING_HOURS", 3)),
+            },
+        }
+    }
+}
+
+/// Which figures a run measures (`BENCH_ONLY`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Parts {
+    All,
+    /// `mapping`: figures 1 and 2, in this process.
+    Mapping,
+    /// `e2e`: figures 3 to 6, through the release binary.
+    EndToEnd,
+}
+
+impl Parts {
+    fn from_env() -> Parts {
+        match std::env::var("BENCH_ONLY").as_deref() {
+            Err(std::env::VarError::NotPresent) | Ok("") => Parts::All,
+            Ok("mapping") => Parts::Mapping,
+            Ok("e2e") => Parts::EndToEnd,
+            Ok(other) => usage(&format!("BENCH_ONLY is {other:?}")),
+            Err(std::env::VarError::NotUnicode(_)) => usage("BENCH_ONLY is not UTF-8"),
+        }
+    }
+
+    fn mapping(self) -> bool {
+        self != Parts::EndToEnd
+    }
+
+    fn end_to_end(self) -> bool {
+        self != Parts::Mapping
+    }
+}
+
+/// `name` as hours of TAP history (1 to 48, what the connector's
+/// `history_hours` takes), or `default` when it is not set.
+fn hours_from_env(name: &str, default: i64) -> i64 {
+    let Some(text) = std::env::var_os(name) else {
+        return default;
+    };
+    match text.to_str().map(|t| t.trim().parse::<i64>()) {
+        Some(Ok(hours)) if (1..=48).contains(&hours) => hours,
+        _ => usage(&format!(
+            "{name} is {text:?}, not a number of hours from 1 to 48"
+        )),
+    }
+}
+
+/// Stops the benchmark on a setting it cannot use, naming the settings it
+/// takes.
+fn usage(problem: &str) -> ! {
+    eprintln!(
+        "{problem}. The benchmark takes BENCH_ONLY=mapping (figures 1 and 2) or \
+         BENCH_ONLY=e2e (3 to 6), BENCH_E2E_HOURS and BENCH_SCALING_HOURS (1 to 48), \
+         BENCH_SKIP_SCALING=1, BENCH_VERBOSITY=2 or 3, BENCH_CLEAN_BUILD=1; unset them \
+         to measure everything"
+    );
+    std::process::exit(2);
 }
 
 // ---------------------------------------------------------------------------
@@ -555,12 +634,9 @@ fn vm_hwm_kib(status_file: &Path) -> Option<u64> {
         .ok()
 }
 
-async fn end_to_end(report: &mut Report, binary: &Path) {
+async fn end_to_end(report: &mut Report, binary: &Path, choices: &Choices) {
     // Figure 3, then figure 4 on the same config dir.
-    let e2e_hours: i64 = std::env::var("BENCH_E2E_HOURS")
-        .ok()
-        .and_then(|h| h.parse().ok())
-        .unwrap_or(48);
+    let e2e_hours = choices.e2e_hours;
     let bench = Bench::start(10_000, e2e_hours).await;
     let first = bench.run(binary).await;
     report.section(
@@ -601,15 +677,9 @@ async fn end_to_end(report: &mut Report, binary: &Path) {
     drop(bench);
 
     // Figure 5.
-    if std::env::var_os("BENCH_SKIP_SCALING").is_some() {
+    let Some(hours) = choices.scaling_hours else {
         return;
-    }
-    let hours: i64 = std::env::var("BENCH_SCALING_HOURS")
-        .ok()
-        .and_then(|h| h.parse().ok())
-        // Three hours keeps the 50,000-an-hour run (150,000 records) within
-        // the benchmark's time budget; cost per record is what scales.
-        .unwrap_or(3);
+    };
     let mut rows = Vec::new();
     for per_hour in [1_000, 10_000, 50_000] {
         let figures = if per_hour == 10_000 && hours == e2e_hours {
