@@ -15,7 +15,7 @@ use serde_json::json;
 use threatq_client::{Batch, Collection, TqObject};
 use time::OffsetDateTime;
 
-use crate::state::Pool;
+use crate::state::{Pool, State};
 
 /// Counts of one run. Object counts are of distinct objects (by their
 /// ThreatQ identity) that ThreatQ accepted, so a first run into an empty
@@ -58,6 +58,23 @@ pub struct RunSummary {
     pub elapsed: Duration,
 }
 
+/// What one step did, in the summary's counters. Steps return tallies;
+/// the run adds each to its summary ([`RunSummary::add`]), the one place
+/// these counters are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub messages: u64,
+    pub clicks: u64,
+    pub already_sent_skipped: u64,
+    pub rejected_records: u64,
+    pub rejected_objects: u64,
+    pub redelivered: u64,
+    pub clicks_linked_to_earlier_messages: u64,
+    pub verdicts_applied: u64,
+    pub statuses_changed: u64,
+    pub statuses_left_alone: u64,
+}
+
 /// The kinds in the order the summary prints them.
 pub const KINDS: [&str; 7] = [
     "events",
@@ -92,6 +109,71 @@ impl RunSummary {
             );
             self.accepted.entry(kind).or_default().insert(identity);
         }
+    }
+
+    /// Adds what a step did.
+    pub fn add(&mut self, tally: &Tally) {
+        // Exhaustive, so a new counter cannot be forgotten here.
+        let Tally {
+            messages,
+            clicks,
+            already_sent_skipped,
+            rejected_records,
+            rejected_objects,
+            redelivered,
+            clicks_linked_to_earlier_messages,
+            verdicts_applied,
+            statuses_changed,
+            statuses_left_alone,
+        } = *tally;
+        self.messages += messages;
+        self.clicks += clicks;
+        self.already_sent_skipped += already_sent_skipped;
+        self.rejected_records += rejected_records;
+        self.rejected_objects += rejected_objects;
+        self.redelivered += redelivered;
+        self.clicks_linked_to_earlier_messages += clicks_linked_to_earlier_messages;
+        self.verdicts_applied += verdicts_applied;
+        self.statuses_changed += statuses_changed;
+        self.statuses_left_alone += statuses_left_alone;
+    }
+
+    /// The budgets left, as the state store has them after TAP requests.
+    pub fn observe_budgets(&mut self, state: &State, now: OffsetDateTime) {
+        self.budgets_left = state.budgets_left(now);
+    }
+
+    /// The checkpoint, as the state store has it (planned, or committed).
+    pub fn observe_checkpoint(&mut self, state: &State) {
+        self.checkpoint = state.checkpoint;
+    }
+
+    /// Everything the state store says at the end of a run: the budgets
+    /// left and what waits for a later run.
+    pub fn observe_end(&mut self, state: &State, now: OffsetDateTime) {
+        self.observe_budgets(state, now);
+        self.undelivered_objects = state.dead_letters;
+        self.quarantined_records = state.quarantined;
+        self.enrichment_queue = state.enrichment_queue;
+        self.verdicts_pending = state.pending_verdicts;
+    }
+
+    /// The plan of a run: the windows it will fetch, and the history TAP
+    /// can no longer give.
+    pub fn planned(&mut self, windows: usize, gap: Option<crate::plan::Window>) {
+        self.windows_planned = windows;
+        self.gap_seconds = gap.map_or(0, |gap| gap.len().whole_seconds());
+    }
+
+    /// One window more: a window too large for the sandbox became two.
+    pub fn window_split(&mut self) {
+        self.windows_planned += 1;
+        self.windows_split += 1;
+    }
+
+    /// A window forwarded and committed.
+    pub fn window_done(&mut self) {
+        self.windows_done += 1;
     }
 
     pub fn accepted(&self, kind: &str) -> usize {

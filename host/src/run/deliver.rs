@@ -1,4 +1,4 @@
-//! Step 3b, and step 2: delivering to ThreatQ so that nothing refused is
+//! Step 3b, and step 2's sending: delivering to ThreatQ so that nothing refused is
 //! lost (docs/sync.md, "Nothing refused is lost").
 //!
 //! - Each object ThreatQ refuses (for any reason but authentication; the
@@ -15,14 +15,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::anyhow;
-use tap_runtime::{QuarantinedRecord, SyncResult};
-use threatq_client::{Batch, Collection, ForwardReport, RejectedObject, ThreatqError};
+use threatq_client::{
+    Batch, Client, Collection, ForwardOptions, ForwardReport, RejectedObject, ThreatqError,
+};
 use tracing::{info, warn};
 
-use super::{FailureKind, Pipeline, RunMode, Stop, checkpoint_text, describe, fetch};
-use crate::batch::{self, take_batch};
-use crate::plan::Window;
-use crate::state::{Commit, NewDeadLetter, NewQuarantined, Quarantined};
+use super::limits::Deadline;
+use super::outcome::{FailureKind, Position, Stop};
+use crate::batch;
+use crate::state::{DeadLetter, NewDeadLetter};
 
 /// Refusals of one reason (or of one whole kind) at least this many, and
 /// more than half of what was sent, are systemic rather than bad data. Eight
@@ -49,24 +50,18 @@ impl Delivery {
 
 /// Forwards one window's batch, within the run's deadline.
 pub(super) async fn forward(
-    pipeline: &mut Pipeline<'_>,
-    window: &Window,
+    threatq: &Client,
+    options: &ForwardOptions,
+    deadline: &Deadline,
     batch: &Batch,
+    at: &Position<'_>,
 ) -> Result<Delivery, Stop> {
-    let prepared = &pipeline.prepared;
-    let answer = prepared
-        .deadline
-        .bound(
-            window,
-            pipeline.summary,
-            prepared.threatq.forward(batch, &prepared.forward_options),
-        )
-        .await?;
+    let answer = deadline.bound(at, threatq.forward(batch, options)).await?;
     let context = || {
         format!(
             "ThreatQ did not accept window {}; the checkpoint stays at {}",
-            describe(window),
-            checkpoint_text(pipeline.summary)
+            at.window(),
+            at.checkpoint()
         )
     };
     let report = answer.map_err(|e| forward_failure(e).context(context()))?;
@@ -77,14 +72,12 @@ pub(super) async fn forward(
                 "{why}: that is a setting or a rule on ThreatQ's side, not bad data, so window {} \
                  is not committed and the checkpoint stays at {}. Fix the cause (the answer is \
                  quoted above); the next run sends the window again",
-                describe(window),
-                checkpoint_text(pipeline.summary)
+                at.window(),
+                at.checkpoint()
             ),
         ));
     }
-    let delivery = dead_letters(&report, batch, &describe(window));
-    pipeline.summary.rejected_objects += delivery.refused as u64;
-    Ok(delivery)
+    Ok(dead_letters(&report, batch, &at.window()))
 }
 
 /// A forward that failed as a whole, as the run's failure.
@@ -135,7 +128,7 @@ fn systemic(report: &ForwardReport, sent: usize) -> Option<String> {
 }
 
 /// A dead letter for each refusal in `report`, logged with ThreatQ's answer.
-fn dead_letters(report: &ForwardReport, batch: &Batch, window: &str) -> Delivery {
+pub(super) fn dead_letters(report: &ForwardReport, batch: &Batch, window: &str) -> Delivery {
     let mut delivery = Delivery::default();
     for rejected in &report.rejected {
         warn!(
@@ -175,48 +168,33 @@ fn dead_letters(report: &ForwardReport, batch: &Batch, window: &str) -> Delivery
     delivery
 }
 
-/// The quarantined records of a window, raw as TAP sent them.
-pub(super) fn quarantine(result: &SyncResult, window: &Window) -> Vec<NewQuarantined> {
-    result
-        .rejections
-        .iter()
-        .map(|rejection| NewQuarantined {
-            record_key: rejection.key.clone(),
-            section: rejection.section.clone(),
-            raw: rejection.raw.clone(),
-            reason: rejection.reason.clone(),
-            window: describe(window),
-        })
-        .collect()
+/// What sending the dead letters again came to.
+pub(super) struct Redelivered {
+    /// The ids of the letters ThreatQ has now accepted.
+    pub delivered: Vec<i64>,
+    /// What it refused again, as new letters that merge into their rows.
+    pub delivery: Delivery,
 }
 
-/// Step 2: dead letters first, then quarantined records a newer version
-/// (or `replay`) may now map.
-pub(super) async fn replay(pipeline: &mut Pipeline<'_>) -> Result<(), Stop> {
-    replay_dead_letters(pipeline).await?;
-    super::across::replay_verdicts(pipeline).await?;
-    replay_quarantine(pipeline).await
-}
-
-async fn replay_dead_letters(pipeline: &mut Pipeline<'_>) -> Result<(), Stop> {
-    let letters = pipeline
-        .prepared
-        .store
-        .dead_letters()
-        .map_err(Stop::from(FailureKind::Local))?;
-    if letters.is_empty() {
-        return Ok(());
-    }
+/// Sends the dead letters of earlier runs again, as one batch.
+pub(super) async fn redeliver(
+    threatq: &Client,
+    options: &ForwardOptions,
+    deadline: &Deadline,
+    letters: &[DeadLetter],
+) -> Result<Redelivered, Stop> {
     info!(
         count = letters.len(),
         "sending the dead letters of earlier runs again"
     );
     let mut merged = Batch::default();
-    for letter in &letters {
+    for letter in letters {
         batch::merge(&mut merged, &letter.batch);
     }
     let report = send_again(
-        pipeline,
+        threatq,
+        options,
+        deadline,
         &merged,
         "ThreatQ could not be used to send the dead letters again; they are kept and the \
          checkpoint is unchanged",
@@ -238,146 +216,25 @@ async fn replay_dead_letters(pipeline: &mut Pipeline<'_>) -> Result<(), Stop> {
         refused_again = letters.len() - delivered.len(),
         "dead letters sent again"
     );
-    pipeline.summary.redelivered += delivered.len() as u64;
-    pipeline.commit(&Commit {
+    Ok(Redelivered {
         delivered,
-        dead_letters: delivery.dead_letters,
-        ..Commit::default()
+        delivery,
     })
 }
 
 /// Forwards what an earlier run left (dead letters, re-mapped records),
 /// within the run's deadline; `failed` says what a failure leaves behind.
-async fn send_again(
-    pipeline: &Pipeline<'_>,
+pub(super) async fn send_again(
+    threatq: &Client,
+    options: &ForwardOptions,
+    deadline: &Deadline,
     batch: &Batch,
     failed: &str,
 ) -> Result<ForwardReport, Stop> {
-    let prepared = &pipeline.prepared;
-    prepared
-        .deadline
-        .bound_preparation(prepared.threatq.forward(batch, &prepared.forward_options))
+    deadline
+        .bound_preparation(threatq.forward(batch, options))
         .await?
         .map_err(|e| forward_failure(e).context(failed.to_owned()))
-}
-
-async fn replay_quarantine(pipeline: &mut Pipeline<'_>) -> Result<(), Stop> {
-    let force = pipeline.options.mode == RunMode::Replay;
-    let waiting: Vec<_> = pipeline
-        .prepared
-        .store
-        .quarantined()
-        .map_err(Stop::from(FailureKind::Local))?
-        .into_iter()
-        // The same version maps a record the same way: only a newer one,
-        // or the operator's `replay`, is worth a try (and its TAP budget).
-        .filter(|record| force || record.version != env!("CARGO_PKG_VERSION"))
-        .collect();
-    if waiting.is_empty() {
-        return Ok(());
-    }
-    info!(
-        count = waiting.len(),
-        "mapping quarantined TAP records again"
-    );
-    let records: Vec<QuarantinedRecord> = waiting
-        .iter()
-        .map(|record| QuarantinedRecord {
-            section: record.section.clone(),
-            raw: record.raw.clone(),
-        })
-        .collect();
-    let settings = fetch::component_settings(pipeline, false)?;
-    let prepared = &pipeline.prepared;
-    let outcome = prepared
-        .deadline
-        .bound_preparation(
-            prepared
-                .runtime
-                .map_records(&prepared.outbound, &settings, &records),
-        )
-        .await?;
-    fetch::spend(pipeline, &outcome)?;
-    let mut result = match outcome.answer {
-        Ok(Ok(result)) => result,
-        Ok(Err(error)) => {
-            warn!(error = ?error, "could not map the quarantined records again; they are kept");
-            return Ok(());
-        }
-        Err(error) => {
-            warn!(error = %error, "could not map the quarantined records again; they are kept");
-            return Ok(());
-        }
-    };
-    let mut batch = take_batch(&mut result);
-    pipeline.summary.clicks_linked_to_earlier_messages +=
-        super::across::link_earlier_messages(&pipeline.prepared.store, &result, &mut batch)
-            .map_err(Stop::from(FailureKind::Local))?;
-    let report = send_again(
-        pipeline,
-        &batch,
-        "ThreatQ could not be used to send the re-mapped quarantined records; they stay \
-         quarantined",
-    )
-    .await?;
-    let delivery = dead_letters(&report, &batch, "replay of quarantined records");
-    // Matched on the record itself: `map-records` gives back the section
-    // and raw text of a record it still cannot map exactly as it was given
-    // (its key may differ, e.g. for a section it does not know).
-    let unmapped: BTreeMap<(&str, &str), &str> = result
-        .rejections
-        .iter()
-        .map(|r| ((r.section.as_str(), r.raw.as_str()), r.reason.as_str()))
-        .collect();
-    let still_unmapped = |record: &&Quarantined| {
-        unmapped
-            .get(&(record.section.as_str(), record.raw.as_str()))
-            .copied()
-    };
-    let (still, remapped): (Vec<_>, Vec<_>) = waiting
-        .iter()
-        .partition(|record| still_unmapped(record).is_some());
-    info!(
-        mapped = remapped.len(),
-        still_unmappable = still.len(),
-        "quarantined TAP records mapped again"
-    );
-    pipeline.summary.redelivered += remapped.len() as u64;
-    // What spans runs is kept as for a window; later verdicts in re-mapped
-    // records are applied as well.
-    let verdicts = super::across::apply_verdicts(
-        pipeline,
-        super::across::verdict_rows(&result.verdicts),
-        true,
-    )
-    .await?;
-    let across = super::across::across_commit(
-        &result,
-        &batch,
-        delivery.refused_identities(),
-        None,
-        verdicts,
-    );
-    pipeline.commit(&Commit {
-        across,
-        sent: result
-            .record_keys
-            .iter()
-            .map(|k| (k.key.clone(), k.created_ms))
-            .collect(),
-        dead_letters: delivery.dead_letters,
-        remapped: remapped.iter().map(|record| record.id).collect(),
-        still_quarantined: still
-            .iter()
-            .map(|record| {
-                (
-                    record.id,
-                    still_unmapped(record).unwrap_or_default().to_owned(),
-                )
-            })
-            .collect(),
-        ..Commit::default()
-    })
 }
 
 #[cfg(test)]

@@ -1,49 +1,71 @@
-//! Step 3a: one window from the sandboxed TAP component, retried when
-//! worth it, with every TAP request spent against the budgets as it is made.
+//! Step 3a: one window from the sandboxed TAP component. This module
+//! knows how to call the component and what its answer means; the run
+//! loop (`run/mod.rs`) decides whether to retry, and spends every TAP
+//! request against the budgets as it is made.
 
 use anyhow::anyhow;
 use tap_runtime::{
-    CallOutcome, Counters, RequestCounts, RuntimeError, Settings, SyncError, SyncResult,
-    TapFailure, Window as WitWindow,
+    CallOutcome, Counters, OutboundPolicy, QuarantinedRecord, RequestCounts, Runtime, RuntimeError,
+    Settings, SyncError, SyncResult, TapFailure, Window as WitWindow,
 };
 use time::OffsetDateTime;
-use tracing::{debug, warn};
+use tracing::debug;
 
-use super::across::EnrichmentSettings;
-use super::{FailureKind, Pipeline, Stop, checkpoint_text, describe};
+use super::enrichment::EnrichmentSettings;
+use super::limits::Deadline;
+use super::outcome::{FailureKind, Position, Stop, describe};
 use crate::plan::Window;
 use crate::report::rfc3339;
-use crate::state::{Pool, requests_by_pool};
+use crate::settings::TapSettings;
+use crate::state::{Allowances, Pool, State};
 
 /// At most this many attempts per window for failures worth retrying (TAP
 /// 5xx, transport), fewer if the retry policy says so: each attempt fetches
 /// the whole window again and spends SIEM budget.
-const WINDOW_ATTEMPTS: u32 = 3;
+pub(super) const WINDOW_ATTEMPTS: u32 = 3;
 
-/// The component's settings for one call, with what is left of the budgets.
-/// A `sync` call needs SIEM budget; `map-records` makes no SIEM request.
-pub(super) fn component_settings(pipeline: &Pipeline<'_>, siem: bool) -> Result<Settings, Stop> {
-    let now = pipeline.options.clock();
-    let state = pipeline.prepared.store.state();
-    let allowances = state.allowances(now);
-    if siem && allowances.siem == 0 {
-        let release = state
-            .budgets
-            .next_release(Pool::Siem, now)
-            .map(rfc3339)
-            .unwrap_or_else(|| "within 24 hours".into());
-        return Err(Stop::Failed(
-            FailureKind::TapRateLimited,
-            anyhow!(
-                "the TAP SIEM budget (1800 requests in 24 hours) is spent; the next request is \
-                 free at {release}. The checkpoint is kept; run again after that"
-            ),
-        ));
+/// The sandbox a run fetches through: the compiled TAP component, and the
+/// one outbound capability it is granted (the TAP origin; the hook adds
+/// the credentials, which the component never sees).
+pub(super) struct Sandbox {
+    pub runtime: Runtime,
+    pub outbound: OutboundPolicy,
+}
+
+/// Fails when a `sync` call could not make its one SIEM request: the SIEM
+/// budget is spent. `map-records` makes no SIEM request and skips this.
+pub(super) fn check_siem_budget(
+    state: &State,
+    allowances: &Allowances,
+    now: OffsetDateTime,
+) -> Result<(), Stop> {
+    if allowances.siem > 0 {
+        return Ok(());
     }
-    let tap = &pipeline.prepared.tap;
-    let enrichment =
-        EnrichmentSettings::of(pipeline, allowances.campaigns, allowances.threat_forensics)?;
-    Ok(Settings {
+    let release = state
+        .budgets
+        .next_release(Pool::Siem, now)
+        .map(rfc3339)
+        .unwrap_or_else(|| "within 24 hours".into());
+    Err(Stop::Failed(
+        FailureKind::TapRateLimited,
+        anyhow!(
+            "the TAP SIEM budget (1800 requests in 24 hours) is spent; the next request is \
+             free at {release}. The checkpoint is kept; run again after that"
+        ),
+    ))
+}
+
+/// The component's settings for one call: the TAP side's settings, what
+/// is left of the budgets, the records already sent, and what the
+/// enrichment ledger and queue say.
+pub(super) fn component_settings(
+    tap: &TapSettings,
+    state: &State,
+    allowances: &Allowances,
+    enrichment: EnrichmentSettings,
+) -> Settings {
+    Settings {
         tap_base_url: tap.origin.base_url(),
         create_incidents: tap.create_incidents,
         known_campaigns: enrichment.known_campaigns,
@@ -56,82 +78,79 @@ pub(super) fn component_settings(pipeline: &Pipeline<'_>, siem: bool) -> Result<
         // Our outbound hook adds `Authorization`; the secret stays out of
         // the sandbox.
         credentials: None,
-    })
-}
-
-/// Calls the component for one window, retrying what is worth retrying,
-/// within the run's deadline.
-pub(super) async fn fetch(
-    pipeline: &mut Pipeline<'_>,
-    window: &Window,
-) -> Result<SyncResult, Stop> {
-    let wit_window = WitWindow {
-        start: rfc3339(window.start),
-        end: rfc3339(window.end),
-    };
-    let attempts = WINDOW_ATTEMPTS.min(pipeline.options.retry.max_attempts.max(1));
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let settings = component_settings(pipeline, true)?;
-        let prepared = &pipeline.prepared;
-        let outcome = prepared
-            .deadline
-            .bound(
-                window,
-                pipeline.summary,
-                prepared
-                    .runtime
-                    .sync(&prepared.outbound, &settings, &wit_window),
-            )
-            .await?;
-        spend(pipeline, &outcome)?;
-        if let Some(why) = too_large(&outcome) {
-            return Err(Stop::TooLarge(why));
-        }
-        let (kind, error, transient) = match outcome.answer {
-            Ok(Ok(result)) => return Ok(result),
-            Ok(Err(error)) => classify_tap_error(error, window),
-            Err(error) => (FailureKind::Sandbox, anyhow!(error), false),
-        };
-        if transient && attempt < attempts {
-            // The same backoff as every ThreatQ request: one policy.
-            let delay = pipeline.options.retry.backoff(attempt);
-            warn!(
-                window = %describe(window),
-                attempt,
-                retry_in_ms = delay.as_millis() as u64,
-                error = %format!("{error:#}"),
-                "TAP window failed; retrying"
-            );
-            tokio::time::sleep(delay).await;
-            continue;
-        }
-        return Err(Stop::Failed(
-            kind,
-            error.context(format!(
-                "window {} failed; the checkpoint stays at {}",
-                describe(window),
-                checkpoint_text(pipeline.summary)
-            )),
-        ));
     }
 }
 
-/// Spends the budgets by what the host sent to TAP for one call, whatever
-/// ended it: a trap or a limit spends TAP budget as surely as an answer.
-/// The component's own counters, when it answered, are only a cross-check.
-pub(super) fn spend(pipeline: &mut Pipeline<'_>, outcome: &CallOutcome) -> Result<(), Stop> {
+/// One attempt at a window: the component's `sync` call, within the run's
+/// deadline. The outcome carries the host's count of the TAP requests it
+/// made, whatever ended it.
+pub(super) async fn fetch(
+    sandbox: &Sandbox,
+    deadline: &Deadline,
+    settings: &Settings,
+    at: &Position<'_>,
+) -> Result<CallOutcome, Stop> {
+    let window = WitWindow {
+        start: rfc3339(at.window.start),
+        end: rfc3339(at.window.end),
+    };
+    deadline
+        .bound(
+            at,
+            sandbox.runtime.sync(&sandbox.outbound, settings, &window),
+        )
+        .await
+}
+
+/// The component's `map-records` call for records an earlier run could
+/// not map, bounded like the steps before the first window.
+pub(super) async fn map_records(
+    sandbox: &Sandbox,
+    deadline: &Deadline,
+    settings: &Settings,
+    records: &[QuarantinedRecord],
+) -> Result<CallOutcome, Stop> {
+    deadline
+        .bound_preparation(
+            sandbox
+                .runtime
+                .map_records(&sandbox.outbound, settings, records),
+        )
+        .await
+}
+
+/// What one attempt at a window came to.
+pub(super) enum Attempt {
+    Fetched(Box<SyncResult>),
+    /// More than the sandbox takes: the window is split, not retried.
+    TooLarge(anyhow::Error),
+    Failed {
+        kind: FailureKind,
+        error: anyhow::Error,
+        /// Worth another attempt (TAP 5xx, transport).
+        transient: bool,
+    },
+}
+
+/// Reads an attempt's outcome. The component's own request counters,
+/// when it answered, are only cross-checked: the host's count is spent.
+pub(super) fn judge(outcome: CallOutcome, window: &Window) -> Attempt {
     if let Ok(Ok(result)) = &outcome.answer {
         cross_check(&outcome.requests, &result.counters);
     }
-    let now = pipeline.options.clock();
-    pipeline
-        .store()
-        .spend(&requests_by_pool(&outcome.requests), now)
-        .map_err(Stop::from(FailureKind::Local))?;
-    pipeline.summary.budgets_left = pipeline.budgets_left();
-    Ok(())
+    if let Some(why) = too_large(&outcome) {
+        return Attempt::TooLarge(why);
+    }
+    let (kind, error, transient) = match outcome.answer {
+        Ok(Ok(result)) => return Attempt::Fetched(Box::new(result)),
+        Ok(Err(error)) => classify_tap_error(error, window),
+        Err(error) => (FailureKind::Sandbox, anyhow!(error), false),
+    };
+    Attempt::Failed {
+        kind,
+        error,
+        transient,
+    }
 }
 
 fn cross_check(sent: &RequestCounts, guest: &Counters) {

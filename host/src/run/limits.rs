@@ -7,10 +7,9 @@ use std::time::{Duration as StdDuration, Instant};
 use anyhow::anyhow;
 use tap_runtime::Limits;
 
-use super::{FailureKind, RunOptions, Stop, checkpoint_text, describe};
+use super::options::RunOptions;
+use super::outcome::{FailureKind, Position, Stop};
 use crate::config::Config;
-use crate::plan::Window;
-use crate::report::RunSummary;
 
 /// TAP answers a busy hour in one body (no paging): generous limits.
 const TAP_REQUEST_TIMEOUT: StdDuration = StdDuration::from_secs(120);
@@ -77,7 +76,7 @@ impl Deadline {
         }
     }
 
-    fn stop(&self, window: &Window, summary: &RunSummary) -> Stop {
+    fn stop(&self, at: &Position<'_>) -> Stop {
         Stop::Failed(
             FailureKind::Deadline,
             anyhow!(
@@ -85,10 +84,10 @@ impl Deadline {
                  not committed and the checkpoint stays at {}. The next run continues from there; \
                  if this repeats, see why windows are slow (-v3) or raise `[run] deadline_minutes`",
                 human(self.limit),
-                summary.windows_done,
-                summary.windows_planned,
-                describe(window),
-                checkpoint_text(summary)
+                at.windows_done,
+                at.windows_planned,
+                at.window(),
+                at.checkpoint()
             ),
         )
     }
@@ -111,22 +110,21 @@ impl Deadline {
             })
     }
 
-    pub fn check(&self, window: &Window, summary: &RunSummary) -> Result<(), Stop> {
+    pub fn check(&self, at: &Position<'_>) -> Result<(), Stop> {
         if Instant::now() >= self.at {
-            return Err(self.stop(window, summary));
+            return Err(self.stop(at));
         }
         Ok(())
     }
 
     pub async fn bound<T>(
         &self,
-        window: &Window,
-        summary: &RunSummary,
+        at: &Position<'_>,
         work: impl Future<Output = T>,
     ) -> Result<T, Stop> {
         tokio::time::timeout_at(self.at.into(), work)
             .await
-            .map_err(|_elapsed| self.stop(window, summary))
+            .map_err(|_elapsed| self.stop(at))
     }
 }
 

@@ -1,39 +1,55 @@
-//! One run, in steps (docs/sync.md):
+//! One run, in steps (docs/sync.md, docs/architecture.md "One window's
+//! path"):
 //!
 //! 1. [`prepare`]: config, bounds, the lock, ThreatQ (login, the names it
 //!    must know), the TAP settings, the sandbox, the state store, the plan;
-//! 2. [`deliver::replay`]: what earlier runs could not deliver (dead
-//!    letters, and quarantined records a newer version may map) goes first;
-//! 3. per window: [`fetch`] (the sandboxed TAP component) ->
-//!    [`deliver::forward`] (ThreatQ) -> commit (one store transaction).
+//! 2. replay: what earlier runs could not deliver goes first (dead letters
+//!    [`deliver::redeliver`], verdicts ThreatQ refused [`verdicts::apply`],
+//!    quarantined records a newer version may map [`fetch::map_records`]);
+//! 3. per window: [`fetch::fetch`] (the sandboxed TAP component) ->
+//!    [`message_index::link_earlier_messages`] -> [`deliver::forward`]
+//!    (ThreatQ) -> [`verdicts::apply`] -> [`settle::settle`] -> one store
+//!    transaction.
 //!
-//! A [`Pipeline`] owns what a failure must clean up (the progress bar; the
-//! state is in the store, committed or not), so every failure leaves through
+//! Each step takes what it needs as arguments and returns what it did; only
+//! the [`Pipeline`] here holds the run's context (what was prepared, the
+//! summary, what this run remembers across windows), and only it writes the
+//! summary, from the tallies the steps return. Every failure leaves through
 //! [`Pipeline::abandon`] with every earlier window's checkpoint intact.
 
-mod across;
 mod deliver;
+mod enrichment;
 mod fetch;
 mod limits;
+mod message_index;
+mod options;
+mod outcome;
 mod prepare;
+mod settle;
+mod verdicts;
 
-use std::collections::VecDeque;
-use std::path::PathBuf;
-use std::time::{Duration as StdDuration, Instant};
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Instant;
 
 use anyhow::anyhow;
-use tap_runtime::{CampaignRef, ComponentSource, Limits, SyncResult};
-use threatq_client::RetryPolicy;
-use time::{Duration, OffsetDateTime};
+use tap_runtime::{QuarantinedRecord, RequestCounts, Settings, SyncResult};
+use time::Duration;
 use tracing::{info, warn};
 
 use crate::batch::take_batch;
 use crate::plan::Window;
-use crate::report::{Progress, RunSummary, rfc3339};
-use crate::state::{Commit, LockHolder, Store};
+use crate::report::{Progress, RunSummary, Tally, rfc3339};
+use crate::state::{Quarantined, VerdictRow};
 
-pub use limits::DEFAULT_RUN_DEADLINE;
+use deliver::Delivery;
+use enrichment::{EnrichedThisRun, EnrichmentSettings, Queue};
+use fetch::Attempt;
+pub use options::{DEFAULT_RUN_DEADLINE, NetworkFlags, RunMode, RunOptions};
+pub use outcome::{FailureKind, RunFailure, RunOutcome};
+use outcome::{Position, Stop, describe};
 use prepare::Prepared;
+use settle::{Mapped, Settled};
+use verdicts::SettledThisRun;
 
 /// The source every object and attribute carries in ThreatQ.
 pub const SOURCE_NAME: &str = "Proofpoint TAP";
@@ -41,144 +57,6 @@ pub const SOURCE_NAME: &str = "Proofpoint TAP";
 pub const CACHE_DIR_NAME: &str = "tq-conn-proofpoint-tap.cache";
 /// Record keys are kept this much longer than the overlap, for safety.
 const KEY_HORIZON_SLACK: Duration = Duration::minutes(10);
-
-pub use crate::http::NetworkFlags;
-
-/// What a run does once prepared.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum RunMode {
-    /// Replay what is undelivered, then fetch and forward the planned windows.
-    #[default]
-    Sync,
-    /// `replay`: send every dead letter and re-map every quarantined record
-    /// now, whatever version quarantined it; fetch no window.
-    Replay,
-}
-
-/// Everything a run needs besides the config directory's files.
-#[derive(Debug, Clone)]
-pub struct RunOptions {
-    pub config_dir: PathBuf,
-    pub mode: RunMode,
-    pub dry_run: bool,
-    pub export: Option<PathBuf>,
-    pub component: ComponentSource,
-    pub network: NetworkFlags,
-    pub limits: Limits,
-    pub retry: RetryPolicy,
-    /// The run's "now"; `None` is the system clock. Tests and the demo fix it.
-    pub now: Option<OffsetDateTime>,
-    pub show_progress: bool,
-    /// The run stops at the first window boundary past this, checkpoint
-    /// intact; a lock held longer than this is reported as a stuck run.
-    pub deadline: StdDuration,
-    /// Bound on one TAP answer (decompressed); a SIEM answer over it splits
-    /// its window.
-    pub tap_max_response_bytes: usize,
-}
-
-impl RunOptions {
-    pub fn new(config_dir: PathBuf) -> RunOptions {
-        RunOptions {
-            config_dir,
-            mode: RunMode::Sync,
-            dry_run: false,
-            export: None,
-            component: ComponentSource::Embedded,
-            network: NetworkFlags::default(),
-            limits: Limits::default(),
-            retry: RetryPolicy::default(),
-            now: None,
-            show_progress: true,
-            deadline: DEFAULT_RUN_DEADLINE,
-            tap_max_response_bytes: limits::TAP_MAX_RESPONSE_BYTES,
-        }
-    }
-
-    /// The clock of this run: the fixed "now" of tests, else the system's.
-    fn clock(&self) -> OffsetDateTime {
-        self.now.unwrap_or_else(OffsetDateTime::now_utc)
-    }
-}
-
-/// How a run that did not fail ended.
-// One per run, read once: boxing the summary would buy nothing.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug)]
-pub enum RunOutcome {
-    Completed(RunSummary),
-    /// The connector is switched off: nothing fetched, checkpoint unchanged.
-    Disabled,
-    /// Another run holds the lock on this config directory, and has not yet
-    /// outlived the deadline (cron periods may overlap a little).
-    AlreadyRunning(Option<LockHolder>),
-}
-
-/// What failed, for the exit status and the operator's next step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailureKind {
-    /// The config file or settings are missing or wrong, or ThreatQ does
-    /// not know a name the config gives (the indicator status).
-    Config,
-    /// TAP refused the principal or secret (401/403).
-    TapCredentials,
-    /// A TAP request budget is spent (429, or our own count says so).
-    TapRateLimited,
-    /// TAP failed otherwise (5xx, bad request, bad body, transport).
-    Tap,
-    /// ThreatQ could not be reached, refused the login, or failed.
-    Threatq,
-    /// The sandbox stopped the component (memory, CPU, time, trap).
-    Sandbox,
-    /// Local I/O (state store, export file).
-    Local,
-    /// The run reached its deadline and stopped at a window boundary.
-    Deadline,
-    /// Another run has held the lock for longer than the deadline: it is
-    /// stuck, and the feed with it.
-    StuckRun,
-    /// Every window was forwarded, but something ThreatQ refused or TAP
-    /// records the component could not map are kept undelivered in the
-    /// state store (retried by every run; `replay --list` shows them).
-    Undelivered,
-    /// ThreatQ refused a window's objects systemically (every object of a
-    /// kind, or most for one reason): a setting or a rule on ThreatQ's
-    /// side, not bad data. The window's checkpoint is kept.
-    Refused,
-}
-
-impl FailureKind {
-    pub fn exit_code(self) -> u8 {
-        match self {
-            FailureKind::Local => 1,
-            FailureKind::Config => 3,
-            FailureKind::TapCredentials => 4,
-            FailureKind::TapRateLimited => 5,
-            FailureKind::Tap => 6,
-            FailureKind::Threatq => 7,
-            FailureKind::Sandbox => 8,
-            FailureKind::Deadline => 9,
-            FailureKind::StuckRun => 10,
-            FailureKind::Undelivered => 11,
-            FailureKind::Refused => 12,
-        }
-    }
-}
-
-/// A run that stopped early, or that finished with something undelivered.
-/// Every window before the failed one was forwarded and checkpointed.
-#[derive(Debug)]
-pub struct RunFailure {
-    pub kind: FailureKind,
-    pub error: anyhow::Error,
-    pub summary: RunSummary,
-}
-
-impl std::fmt::Display for RunFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:#}", self.error)
-    }
-}
 
 /// Runs the connector once against the config directory in `options`.
 pub async fn run(options: &RunOptions) -> Result<RunOutcome, RunFailure> {
@@ -204,41 +82,24 @@ pub async fn run(options: &RunOptions) -> Result<RunOutcome, RunFailure> {
     }
 }
 
-/// Why a step did not go on.
-enum Stop {
-    AlreadyRunning(Option<LockHolder>),
-    /// The window was too large for the sandbox (its memory cap, or the
-    /// response size cap) and can be split: the loop retries its halves.
-    TooLarge(anyhow::Error),
-    Failed(FailureKind, anyhow::Error),
-}
-
-impl Stop {
-    fn from(kind: FailureKind) -> impl FnOnce(anyhow::Error) -> Stop {
-        move |e| Stop::Failed(kind, e)
-    }
-}
-
 /// `Ok(None)` when the connector is disabled.
 async fn run_steps(options: &RunOptions, summary: &mut RunSummary) -> Result<Option<()>, Stop> {
-    let Some(prepared) = prepare::prepare(options, summary).await? else {
+    let Some(prepared) = prepare::prepare(options).await? else {
         return Ok(None);
     };
     let windows = match options.mode {
         RunMode::Sync => prepared.plan.windows.clone(),
-        RunMode::Replay => {
-            summary.windows_planned = 0;
-            Vec::new()
-        }
+        RunMode::Replay => Vec::new(),
     };
+    summary.planned(windows.len(), prepared.plan.clamped_gap);
+    summary.observe_checkpoint(prepared.store.state());
     let mut pipeline = Pipeline {
         progress: Progress::new(windows.len(), options.show_progress),
         prepared,
         options,
         summary,
-        known_campaigns: Vec::new(),
-        enriched_threats: Vec::new(),
-        settled_verdicts: Default::default(),
+        enriched: EnrichedThisRun::default(),
+        verdicts_settled: SettledThisRun::default(),
     };
     pipeline
         .replay()
@@ -277,33 +138,139 @@ async fn run_steps(options: &RunOptions, summary: &mut RunSummary) -> Result<Opt
 }
 
 /// The run once prepared: what it fetches with, where it forwards, the
-/// store it commits to, and what it tells the operator.
+/// store it commits to, what it remembers across windows, and what it
+/// tells the operator. The steps never see it: each method below hands a
+/// step the parts it needs, and writes what the step returned.
 struct Pipeline<'r> {
     prepared: Prepared,
     options: &'r RunOptions,
     summary: &'r mut RunSummary,
     progress: Progress,
-    /// Campaigns and threats enriched earlier in this run, named to later
-    /// windows so each is fetched once even when nothing is committed (a
-    /// dry run).
-    known_campaigns: Vec<CampaignRef>,
-    enriched_threats: Vec<String>,
-    /// (type, value, verdict) settled in this run, applied or with no
-    /// indicator to apply it to: not looked up again by later windows.
-    settled_verdicts: std::collections::HashSet<(String, String, String)>,
+    /// Campaigns and threats enriched by earlier windows of this run.
+    enriched: EnrichedThisRun,
+    /// Verdicts settled by earlier windows of this run.
+    verdicts_settled: SettledThisRun,
 }
 
 impl Pipeline<'_> {
-    fn store(&mut self) -> &mut Store {
-        &mut self.prepared.store
+    /// Where the run stands at `window`, for the words of an error.
+    fn position<'w>(&self, window: &'w Window) -> Position<'w> {
+        Position {
+            window,
+            windows_done: self.summary.windows_done,
+            windows_planned: self.summary.windows_planned,
+            checkpoint: self.summary.checkpoint,
+        }
     }
 
-    /// Writes what a window or a replay settled, in one transaction.
-    fn commit(&mut self, commit: &Commit) -> Result<(), Stop> {
+    /// Writes what a step settled, in one transaction.
+    fn commit(
+        &mut self,
+        settled: Settled<'_>,
+        delivery: Delivery,
+        verdicts: Vec<VerdictRow>,
+    ) -> Result<(), Stop> {
+        let commit = settle::settle(settled, delivery, verdicts);
         let now = self.options.clock();
-        self.store()
-            .commit(commit, now)
-            .map_err(Stop::from(FailureKind::Local))
+        self.prepared
+            .store
+            .commit(&commit, now)
+            .map_err(Stop::from(FailureKind::Local))?;
+        self.summary.observe_checkpoint(self.prepared.store.state());
+        Ok(())
+    }
+
+    /// Spends the budgets by what the host sent to TAP for one call,
+    /// whatever ended it: a trap or a limit spends TAP budget as surely as
+    /// an answer.
+    fn spend(&mut self, requests: &RequestCounts) -> Result<(), Stop> {
+        let now = self.options.clock();
+        self.prepared
+            .store
+            .spend(&crate::state::requests_by_pool(requests), now)
+            .map_err(Stop::from(FailureKind::Local))?;
+        self.summary
+            .observe_budgets(self.prepared.store.state(), now);
+        Ok(())
+    }
+
+    /// The component's settings for one call, with what is left of the
+    /// budgets. A `sync` call needs SIEM budget; `map-records` makes no
+    /// SIEM request.
+    fn component_settings(&self, siem: bool) -> Result<Settings, Stop> {
+        let now = self.options.clock();
+        let store = &self.prepared.store;
+        let state = store.state();
+        let allowances = state.allowances(now);
+        if siem {
+            fetch::check_siem_budget(state, &allowances, now)?;
+        }
+        let plan = store
+            .enrichment_plan(now, self.prepared.tap.refresh)
+            .map_err(Stop::from(FailureKind::Local))?;
+        let queue = if self.options.dry_run {
+            Queue::Leave
+        } else {
+            Queue::Serve
+        };
+        let enrichment = EnrichmentSettings::of(
+            plan,
+            &self.enriched,
+            queue,
+            allowances.campaigns,
+            allowances.threat_forensics,
+        );
+        Ok(fetch::component_settings(
+            &self.prepared.tap,
+            state,
+            &allowances,
+            enrichment,
+        ))
+    }
+
+    /// Applies verdicts and counts what they did. From a window, the store
+    /// says which were applied already.
+    async fn apply_verdicts(
+        &mut self,
+        rows: Vec<VerdictRow>,
+        source: verdicts::Source,
+    ) -> Result<Vec<VerdictRow>, Stop> {
+        if rows.is_empty() {
+            return Ok(rows);
+        }
+        let applied = match source {
+            verdicts::Source::Window => {
+                let keys: Vec<(&str, &str)> = rows
+                    .iter()
+                    .map(|r| (r.indicator_type.as_str(), r.indicator_value.as_str()))
+                    .collect();
+                self.prepared
+                    .store
+                    .applied_verdicts(&keys)
+                    .map_err(Stop::from(FailureKind::Local))?
+            }
+            verdicts::Source::Pending => Default::default(),
+        };
+        let prepared = &self.prepared;
+        let answer = verdicts::apply(
+            &prepared.threatq,
+            &prepared.verdicts,
+            &mut self.verdicts_settled,
+            &applied,
+            rows,
+            source,
+        )
+        .await;
+        match answer {
+            Ok((settled, tally)) => {
+                self.summary.add(&tally);
+                Ok(settled)
+            }
+            Err((stop, tally)) => {
+                self.summary.add(&tally);
+                Err(stop)
+            }
+        }
     }
 
     /// Step 2: what earlier runs left undelivered goes first.
@@ -311,25 +278,184 @@ impl Pipeline<'_> {
         if self.options.dry_run {
             return Ok(());
         }
-        deliver::replay(self).await
+        self.replay_dead_letters().await?;
+        self.replay_verdicts().await?;
+        self.replay_quarantine().await
     }
 
-    /// Step 3, one window: fetch -> forward -> commit.
+    async fn replay_dead_letters(&mut self) -> Result<(), Stop> {
+        let letters = self
+            .prepared
+            .store
+            .dead_letters()
+            .map_err(Stop::from(FailureKind::Local))?;
+        if letters.is_empty() {
+            return Ok(());
+        }
+        let prepared = &self.prepared;
+        let redelivered = deliver::redeliver(
+            &prepared.threatq,
+            &prepared.forward_options,
+            &prepared.deadline,
+            &letters,
+        )
+        .await?;
+        self.summary.add(&Tally {
+            redelivered: redelivered.delivered.len() as u64,
+            ..Tally::default()
+        });
+        self.commit(
+            Settled::Redelivered {
+                delivered: redelivered.delivered,
+            },
+            redelivered.delivery,
+            Vec::new(),
+        )
+    }
+
+    /// Verdicts ThreatQ refused in earlier runs, tried again.
+    async fn replay_verdicts(&mut self) -> Result<(), Stop> {
+        let pending = self
+            .prepared
+            .store
+            .pending_verdicts()
+            .map_err(Stop::from(FailureKind::Local))?;
+        if pending.is_empty() {
+            return Ok(());
+        }
+        info!(
+            count = pending.len(),
+            "applying TAP's verdicts ThreatQ refused earlier"
+        );
+        let settled = self
+            .apply_verdicts(pending, verdicts::Source::Pending)
+            .await?;
+        self.commit(Settled::PendingVerdicts, Delivery::default(), settled)
+    }
+
+    /// Quarantined records a newer version (or `replay`) may now map.
+    async fn replay_quarantine(&mut self) -> Result<(), Stop> {
+        let force = self.options.mode == RunMode::Replay;
+        let waiting: Vec<Quarantined> = self
+            .prepared
+            .store
+            .quarantined()
+            .map_err(Stop::from(FailureKind::Local))?
+            .into_iter()
+            // The same version maps a record the same way: only a newer one,
+            // or the operator's `replay`, is worth a try (and its TAP budget).
+            .filter(|record| force || record.version != env!("CARGO_PKG_VERSION"))
+            .collect();
+        if waiting.is_empty() {
+            return Ok(());
+        }
+        info!(
+            count = waiting.len(),
+            "mapping quarantined TAP records again"
+        );
+        let records: Vec<QuarantinedRecord> = waiting
+            .iter()
+            .map(|record| QuarantinedRecord {
+                section: record.section.clone(),
+                raw: record.raw.clone(),
+            })
+            .collect();
+        let settings = self.component_settings(false)?;
+        let prepared = &self.prepared;
+        let outcome =
+            fetch::map_records(&prepared.sandbox, &prepared.deadline, &settings, &records).await?;
+        self.spend(&outcome.requests)?;
+        let mut result = match outcome.answer {
+            Ok(Ok(result)) => result,
+            Ok(Err(error)) => {
+                warn!(error = ?error, "could not map the quarantined records again; they are kept");
+                return Ok(());
+            }
+            Err(error) => {
+                warn!(error = %error, "could not map the quarantined records again; they are kept");
+                return Ok(());
+            }
+        };
+        let mut batch = take_batch(&mut result);
+        self.link_earlier_messages(&result, &mut batch)?;
+        let prepared = &self.prepared;
+        let report = deliver::send_again(
+            &prepared.threatq,
+            &prepared.forward_options,
+            &prepared.deadline,
+            &batch,
+            "ThreatQ could not be used to send the re-mapped quarantined records; they stay \
+             quarantined",
+        )
+        .await?;
+        let delivery = deliver::dead_letters(&report, &batch, "replay of quarantined records");
+        let (remapped, still_quarantined) = sort_remapped(&waiting, &result);
+        self.summary.add(&Tally {
+            redelivered: remapped.len() as u64,
+            ..Tally::default()
+        });
+        // What spans runs is kept as for a window; later verdicts in
+        // re-mapped records are applied as well.
+        let verdicts = self
+            .apply_verdicts(verdicts::rows(&result.verdicts), verdicts::Source::Window)
+            .await?;
+        self.commit(
+            Settled::Remapped {
+                mapped: Mapped {
+                    result: &result,
+                    batch: &batch,
+                },
+                remapped,
+                still_quarantined,
+            },
+            delivery,
+            verdicts,
+        )
+    }
+
+    /// Relates the result's clicks to message events of earlier windows,
+    /// through the message index.
+    fn link_earlier_messages(
+        &mut self,
+        result: &SyncResult,
+        batch: &mut threatq_client::Batch,
+    ) -> Result<(), Stop> {
+        let linked = message_index::link_earlier_messages(&self.prepared.store, result, batch)
+            .map_err(Stop::from(FailureKind::Local))?;
+        self.summary.add(&Tally {
+            clicks_linked_to_earlier_messages: linked,
+            ..Tally::default()
+        });
+        Ok(())
+    }
+
+    /// Step 3, one window: fetch -> link -> forward -> verdicts -> commit.
     async fn window(&mut self, window: &Window) -> Result<(), Stop> {
-        self.prepared.deadline.check(window, self.summary)?;
-        let mut result = fetch::fetch(self, window).await?;
-        self.count_fetched(&result);
+        self.prepared.deadline.check(&self.position(window))?;
+        let mut result = self.fetch(window).await?;
+        self.summary.add(&fetched(&result));
         let mut batch = take_batch(&mut result);
         // The window's own objects; what follows are earlier message
         // events, sent again only to carry a click's relation.
         let own = batch.objects.len();
-        self.summary.clicks_linked_to_earlier_messages +=
-            across::link_earlier_messages(&self.prepared.store, &result, &mut batch)
-                .map_err(Stop::from(FailureKind::Local))?;
+        self.link_earlier_messages(&result, &mut batch)?;
         let delivery = if self.options.dry_run {
-            deliver::Delivery::default()
+            Delivery::default()
         } else {
-            deliver::forward(self, window, &batch).await?
+            let prepared = &self.prepared;
+            let delivery = deliver::forward(
+                &prepared.threatq,
+                &prepared.forward_options,
+                &prepared.deadline,
+                &batch,
+                &self.position(window),
+            )
+            .await?;
+            self.summary.add(&Tally {
+                rejected_objects: delivery.refused as u64,
+                ..Tally::default()
+            });
+            delivery
         };
         if let Some(export) = self.prepared.export.as_mut() {
             export
@@ -339,40 +465,26 @@ impl Pipeline<'_> {
         self.summary
             .count_accepted(&batch.objects[..own], delivery.refused_identities());
         let query_end = fetch::checkpoint_for(&result, window);
+        let refused = delivery.refused;
         if !self.options.dry_run {
-            let verdicts =
-                across::apply_verdicts(self, across::verdict_rows(&result.verdicts), true).await?;
-            let across = across::across_commit(
-                &result,
-                &batch,
-                delivery.refused_identities(),
-                Some(self.prepared.tap.message_horizon),
-                verdicts,
-            );
-            let commit = Commit {
-                checkpoint: Some(query_end),
-                sent: result
-                    .record_keys
-                    .iter()
-                    .map(|k| (k.key.clone(), k.created_ms))
-                    .collect(),
-                key_horizon: Some(self.prepared.tap.overlap + KEY_HORIZON_SLACK),
-                dead_letters: delivery.dead_letters,
-                quarantined: deliver::quarantine(&result, window),
-                across,
-                ..Commit::default()
+            let verdicts = self
+                .apply_verdicts(verdicts::rows(&result.verdicts), verdicts::Source::Window)
+                .await?;
+            let tap = &self.prepared.tap;
+            let settled = Settled::Window {
+                window,
+                mapped: Mapped {
+                    result: &result,
+                    batch: &batch,
+                },
+                checkpoint: query_end,
+                key_horizon: tap.overlap + KEY_HORIZON_SLACK,
+                message_horizon: tap.message_horizon,
             };
-            self.commit(&commit)?;
-            self.summary.checkpoint = self.prepared.store.state().checkpoint;
+            self.commit(settled, delivery, verdicts)?;
         }
-        for campaign in &result.campaigns_fetched {
-            if !self.known_campaigns.iter().any(|c| c.id == campaign.id) {
-                self.known_campaigns.push(campaign.clone());
-            }
-        }
-        self.enriched_threats
-            .extend(result.enrichment.threats_enriched.iter().cloned());
-        self.summary.windows_done += 1;
+        self.enriched.remember(&result);
+        self.summary.window_done();
         let counters = &result.counters;
         info!(
             window = %describe(window),
@@ -381,7 +493,7 @@ impl Pipeline<'_> {
             objects = batch.objects.len(),
             relations = batch.relations.len(),
             quarantined = result.rejections.len(),
-            refused = delivery.refused,
+            refused,
             checkpoint = %rfc3339(query_end),
             "window forwarded"
         );
@@ -389,15 +501,55 @@ impl Pipeline<'_> {
         Ok(())
     }
 
-    fn count_fetched(&mut self, result: &SyncResult) {
-        for rejection in &result.rejections {
-            warn!(record = %rejection.key, reason = %rejection.reason, "TAP record quarantined");
+    /// Step 3a: the window from the sandbox, retrying what is worth
+    /// retrying, each attempt's TAP requests spent as soon as it ends.
+    async fn fetch(&mut self, window: &Window) -> Result<SyncResult, Stop> {
+        let attempts = fetch::WINDOW_ATTEMPTS.min(self.options.retry.max_attempts.max(1));
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let settings = self.component_settings(true)?;
+            let at = self.position(window);
+            let outcome = fetch::fetch(
+                &self.prepared.sandbox,
+                &self.prepared.deadline,
+                &settings,
+                &at,
+            )
+            .await?;
+            self.spend(&outcome.requests)?;
+            let (kind, error) = match fetch::judge(outcome, window) {
+                Attempt::Fetched(result) => return Ok(*result),
+                Attempt::TooLarge(why) => return Err(Stop::TooLarge(why)),
+                Attempt::Failed {
+                    error,
+                    transient: true,
+                    ..
+                } if attempt < attempts => {
+                    // The same backoff as every ThreatQ request: one policy.
+                    let delay = self.options.retry.backoff(attempt);
+                    warn!(
+                        window = %describe(window),
+                        attempt,
+                        retry_in_ms = delay.as_millis() as u64,
+                        error = %format!("{error:#}"),
+                        "TAP window failed; retrying"
+                    );
+                    tokio::time::sleep(delay).await;
+                    continue;
+                }
+                Attempt::Failed { kind, error, .. } => (kind, error),
+            };
+            let at = self.position(window);
+            return Err(Stop::Failed(
+                kind,
+                error.context(format!(
+                    "window {} failed; the checkpoint stays at {}",
+                    at.window(),
+                    at.checkpoint()
+                )),
+            ));
         }
-        self.summary.rejected_records += result.rejections.len() as u64;
-        let counters = &result.counters;
-        self.summary.messages += u64::from(counters.messages_delivered + counters.messages_blocked);
-        self.summary.clicks += u64::from(counters.clicks_permitted + counters.clicks_blocked);
-        self.summary.already_sent_skipped += u64::from(counters.already_sent_skipped);
     }
 
     fn split(&mut self, window: &Window, why: &anyhow::Error) {
@@ -406,8 +558,7 @@ impl Pipeline<'_> {
             reason = %format!("{why:#}"),
             "the window is too large for the sandbox; retrying it as two halves"
         );
-        self.summary.windows_planned += 1;
-        self.summary.windows_split += 1;
+        self.summary.window_split();
         self.progress.add_window();
     }
 
@@ -417,7 +568,8 @@ impl Pipeline<'_> {
     /// committed.
     fn abandon(&mut self, stop: Stop) -> Stop {
         self.progress.finish();
-        self.summary.budgets_left = self.budgets_left();
+        self.summary
+            .observe_budgets(self.prepared.store.state(), self.options.clock());
         stop
     }
 
@@ -425,12 +577,8 @@ impl Pipeline<'_> {
     /// undelivered in the store: cron mail must say so until it is dealt with.
     fn finish(self) -> Result<Option<()>, Stop> {
         self.progress.finish();
-        self.summary.budgets_left = self.budgets_left();
         let state = self.prepared.store.state();
-        self.summary.undelivered_objects = state.dead_letters;
-        self.summary.quarantined_records = state.quarantined;
-        self.summary.enrichment_queue = state.enrichment_queue;
-        self.summary.verdicts_pending = state.pending_verdicts;
+        self.summary.observe_end(state, self.options.clock());
         if state.undelivered() > 0 && !self.options.dry_run {
             return Err(Stop::Failed(
                 FailureKind::Undelivered,
@@ -447,12 +595,48 @@ impl Pipeline<'_> {
         }
         Ok(Some(()))
     }
+}
 
-    fn budgets_left(&self) -> std::collections::BTreeMap<crate::state::Pool, u32> {
-        self.prepared
-            .store
-            .state()
-            .budgets_left(self.options.clock())
+/// Which quarantined records `map-records` mapped now (their ids), and
+/// which it still cannot (id, reason). Matched on the record itself:
+/// `map-records` gives back the section and raw text of a record it still
+/// cannot map exactly as it was given (its key may differ, e.g. for a
+/// section it does not know).
+fn sort_remapped(waiting: &[Quarantined], result: &SyncResult) -> (Vec<i64>, Vec<(i64, String)>) {
+    let unmapped: BTreeMap<(&str, &str), &str> = result
+        .rejections
+        .iter()
+        .map(|r| ((r.section.as_str(), r.raw.as_str()), r.reason.as_str()))
+        .collect();
+    let mut remapped = Vec::new();
+    let mut still = Vec::new();
+    for record in waiting {
+        match unmapped.get(&(record.section.as_str(), record.raw.as_str())) {
+            Some(reason) => still.push((record.id, (*reason).to_owned())),
+            None => remapped.push(record.id),
+        }
+    }
+    info!(
+        mapped = remapped.len(),
+        still_unmappable = still.len(),
+        "quarantined TAP records mapped again"
+    );
+    (remapped, still)
+}
+
+/// What a window's call fetched, as the summary counts it; each
+/// quarantined record is logged.
+fn fetched(result: &SyncResult) -> Tally {
+    for rejection in &result.rejections {
+        warn!(record = %rejection.key, reason = %rejection.reason, "TAP record quarantined");
+    }
+    let counters = &result.counters;
+    Tally {
+        rejected_records: result.rejections.len() as u64,
+        messages: u64::from(counters.messages_delivered + counters.messages_blocked),
+        clicks: u64::from(counters.clicks_permitted + counters.clicks_blocked),
+        already_sent_skipped: u64::from(counters.already_sent_skipped),
+        ..Tally::default()
     }
 }
 
@@ -461,43 +645,5 @@ fn plural(count: u64, noun: &str) -> String {
         format!("1 {noun}")
     } else {
         format!("{count} {noun}s")
-    }
-}
-
-fn describe(window: &Window) -> String {
-    format!("{} .. {}", rfc3339(window.start), rfc3339(window.end))
-}
-
-/// The checkpoint as the operator reads it in an error.
-fn checkpoint_text(summary: &RunSummary) -> String {
-    summary
-        .checkpoint
-        .map(rfc3339)
-        .unwrap_or_else(|| "unset (first run)".into())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::BTreeSet;
-
-    #[test]
-    fn exit_codes_are_distinct_per_failure_kind() {
-        let kinds = [
-            FailureKind::Config,
-            FailureKind::TapCredentials,
-            FailureKind::TapRateLimited,
-            FailureKind::Tap,
-            FailureKind::Threatq,
-            FailureKind::Sandbox,
-            FailureKind::Local,
-            FailureKind::Deadline,
-            FailureKind::StuckRun,
-            FailureKind::Undelivered,
-            FailureKind::Refused,
-        ];
-        let codes: BTreeSet<u8> = kinds.iter().map(|k| k.exit_code()).collect();
-        assert_eq!(codes.len(), kinds.len());
-        assert!(!codes.contains(&0) && !codes.contains(&2));
     }
 }

@@ -10,12 +10,16 @@ use threatq_client::{Client, ForwardOptions, ThreatqError};
 use time::{Duration, OffsetDateTime};
 use tracing::{debug, info, warn};
 
+use super::fetch::Sandbox;
 use super::limits::{Bounds, Deadline, human};
-use super::{CACHE_DIR_NAME, FailureKind, RunOptions, SOURCE_NAME, Stop};
+use super::options::RunOptions;
+use super::outcome::{FailureKind, Stop};
+use super::verdicts::VerdictPolicy;
+use super::{CACHE_DIR_NAME, SOURCE_NAME};
 use crate::config::{self, Config};
 use crate::http::{self, ProxyChoice, ProxyUrl};
 use crate::plan::{self, Plan, PlanInput};
-use crate::report::{Export, RunSummary, rfc3339};
+use crate::report::{Export, rfc3339};
 use crate::settings::{self, CONNECTOR_NAME, Resolved, TapSettings};
 use crate::state::{LockAttempt, RunLock, Store};
 
@@ -25,8 +29,7 @@ pub(super) struct Prepared {
     pub threatq: Client,
     pub forward_options: ForwardOptions,
     pub tap: TapSettings,
-    pub runtime: Runtime,
-    pub outbound: OutboundPolicy,
+    pub sandbox: Sandbox,
     pub store: Store,
     pub plan: Plan,
     pub export: Option<Export>,
@@ -36,23 +39,8 @@ pub(super) struct Prepared {
     _lock: RunLock,
 }
 
-/// The statuses a verdict change works with (docs/mapping.md, "Verdict
-/// changes").
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct VerdictPolicy {
-    /// The status the connector gives new indicators: only an indicator
-    /// that still has it is moved.
-    pub connector_status: String,
-    /// Where a false positive's indicator is moved; `None` when ThreatQ
-    /// does not know the default status (the attribute still changes).
-    pub false_positive_status: Option<String>,
-}
-
 /// `Ok(None)` when the connector is switched off.
-pub(super) async fn prepare(
-    options: &RunOptions,
-    summary: &mut RunSummary,
-) -> Result<Option<Prepared>, Stop> {
+pub(super) async fn prepare(options: &RunOptions) -> Result<Option<Prepared>, Stop> {
     let dir = &options.config_dir;
     let deadline_started = Instant::now();
 
@@ -124,7 +112,7 @@ pub(super) async fn prepare(
         max_response_bytes: bounds.tap_max_response_bytes,
     };
 
-    let plan = plan_windows(&tap, &store, options, summary);
+    let plan = plan_windows(&tap, &store, options);
     let export = match (&options.export, options.dry_run) {
         (Some(path), _) => Some(Export::to_file(path).map_err(Stop::from(FailureKind::Local))?),
         (None, true) => Some(Export::to_stdout()),
@@ -140,8 +128,7 @@ pub(super) async fn prepare(
         threatq,
         forward_options,
         tap,
-        runtime,
-        outbound,
+        sandbox: Sandbox { runtime, outbound },
         store,
         plan,
         export,
@@ -150,12 +137,7 @@ pub(super) async fn prepare(
     }))
 }
 
-fn plan_windows(
-    tap: &TapSettings,
-    store: &Store,
-    options: &RunOptions,
-    summary: &mut RunSummary,
-) -> Plan {
+fn plan_windows(tap: &TapSettings, store: &Store, options: &RunOptions) -> Plan {
     let state = store.state();
     let plan = plan::plan(&PlanInput {
         now: options.clock(),
@@ -164,10 +146,7 @@ fn plan_windows(
         overlap: tap.overlap,
         safety_margin: tap.safety_margin,
     });
-    summary.windows_planned = plan.windows.len();
-    summary.checkpoint = state.checkpoint;
     if let Some(gap) = plan.clamped_gap {
-        summary.gap_seconds = gap.len().whole_seconds();
         warn!(
             from = %rfc3339(gap.start),
             to = %rfc3339(gap.end),
