@@ -172,6 +172,64 @@ mod tests {
         }
     }
 
+    /// The keys declared as coming from ThreatQ's UI are exactly the
+    /// settings its connector entry carries, all read by `resolve`.
+    #[test]
+    fn the_ui_keys_are_the_settings_the_connector_entry_carries() {
+        // Exhaustive, so a new setting in the entry fails to compile here.
+        let ConnectorSettings {
+            enabled: _,
+            hostname: _,
+            principal: _,
+            secret: _,
+            history_hours: _,
+            create_incidents: _,
+        } = ui("tap.example.com");
+        let entry = [
+            "enabled",
+            "hostname",
+            "principal",
+            "secret",
+            "history_hours",
+            "create_incidents",
+        ];
+        let mut declared: Vec<&str> = keys::ALL
+            .iter()
+            .filter(|key| key.from().ui.is_some())
+            .inspect(|key| assert_eq!(key.section(), keys::Section::Tap))
+            .map(|key| key.name())
+            .collect();
+        declared.sort_unstable();
+        let mut entry = entry.to_vec();
+        entry.sort_unstable();
+        assert_eq!(declared, entry);
+    }
+
+    #[test]
+    fn a_ui_history_outside_the_declared_range_is_refused_with_it() {
+        let range = keys::TAP_HISTORY_HOURS.value;
+        for (hours, accepted) in [
+            (range.min, true),
+            (range.max, true),
+            (range.max + 1, false),
+            (range.min - 1, false),
+        ] {
+            let ui = ConnectorSettings {
+                history_hours: Some(hours),
+                ..ui("tap.example.com")
+            };
+            let result = resolve(&TapSection::default(), Some(&ui));
+            assert_eq!(result.is_ok(), accepted, "{hours}");
+            if let Err(e) = result {
+                let message = e.to_string();
+                assert!(
+                    message.contains(&format!("between {} and {}", range.min, range.max)),
+                    "{message}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn the_ui_hostname_becomes_one_tap_origin() {
         for text in [

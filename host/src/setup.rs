@@ -477,6 +477,27 @@ mod tests {
         assert_eq!(config::load(dir.path()).expect("loads"), Some(config));
     }
 
+    /// The first run asks for the keys declared as asked, in the file's
+    /// order, with their declared questions.
+    #[tokio::test]
+    async fn first_run_asks_the_declared_questions() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut io = Scripted::new(&["tq.example.com", "cid", "me@example.com", "pw-1", ""]);
+        first_run(dir.path(), &mut io, accept_only("pw-1"))
+            .await
+            .expect("configured");
+        let asked: Vec<&str> = io
+            .transcript
+            .iter()
+            .filter_map(|line| line.strip_prefix("? "))
+            .collect();
+        let declared: Vec<&str> = keys::ALL
+            .iter()
+            .filter_map(|key| key.from().prompt)
+            .collect();
+        assert_eq!(asked, declared);
+    }
+
     #[tokio::test]
     async fn a_rejected_login_asks_again_keeping_earlier_answers() {
         let dir = tempfile::tempdir().expect("tempdir");

@@ -496,3 +496,280 @@ pub fn example_file() -> String {
     out
 }
 
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::{Config, ConfigError, TapSection, parse};
+    use crate::settings::{Resolved, resolve};
+
+    /// A file that sets what a run needs (required keys, and TAP's
+    /// connection so that settings resolve without ThreatQ's UI), with
+    /// `key` set to `value` (TOML), added or in place of the base's.
+    fn file_with(key: Option<(AnyKey, &str)>) -> String {
+        let mut values: Vec<(Section, &str, String)> = [
+            (Section::Threatq, "host", "\"threatq.example.com\""),
+            (Section::Threatq, "client_id", "\"c\""),
+            (Section::Threatq, "username", "\"u@example.com\""),
+            (Section::Threatq, "password", "\"pw\""),
+            (Section::Tap, "hostname", "\"tap.example.com\""),
+            (Section::Tap, "principal", "\"p\""),
+            (Section::Tap, "secret", "\"s\""),
+        ]
+        .into_iter()
+        .map(|(section, name, value)| (section, name, value.to_owned()))
+        .collect();
+        if let Some((key, value)) = key {
+            match values
+                .iter_mut()
+                .find(|(section, name, _)| *section == key.section() && *name == key.name())
+            {
+                Some(entry) => entry.2 = value.to_owned(),
+                None => values.push((key.section(), key.name(), value.to_owned())),
+            }
+        }
+        let mut text = String::new();
+        for section in Section::ALL {
+            text.push_str(&format!("[{}]\n", section.name()));
+            for (_, name, value) in values.iter().filter(|(s, _, _)| *s == section) {
+                text.push_str(&format!("{name} = {value}\n"));
+            }
+        }
+        text
+    }
+
+    fn parse_in(dir: &Path, text: &str) -> Result<Config, ConfigError> {
+        parse(text, &dir.join(crate::config::CONFIG_FILE_NAME), dir)
+    }
+
+    /// `key`'s value in the file `config` would be written as.
+    fn written(config: &Config, key: AnyKey) -> Option<toml::Value> {
+        let value = toml::Value::try_from(config).expect("serializes");
+        value
+            .get(key.section().name())
+            .and_then(|section| section.get(key.name()))
+            .cloned()
+    }
+
+    /// Everything a run takes from `[tap]`, once resolved.
+    fn resolved(tap: &TapSection) -> String {
+        match resolve(tap, None) {
+            Ok(Resolved::Run(s)) => format!(
+                "{} {} {} {:?} {:?} {:?} {:?}",
+                s.origin.base_url(),
+                s.history_hours,
+                s.create_incidents,
+                s.overlap,
+                s.safety_margin,
+                s.message_horizon,
+                s.refresh
+            ),
+            Ok(Resolved::Disabled) => "disabled".to_owned(),
+            Err(e) => format!("refused: {e:#}"),
+        }
+    }
+
+    /// Each declared bound and default is accepted and read into its field
+    /// as written; one past a bound is refused with the range.
+    #[test]
+    fn every_range_and_default_round_trips_through_the_parser() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(crate::config::CONFIG_FILE_NAME);
+        let mut checked = 0;
+        for key in ALL.iter().copied() {
+            let AnyKey::Number(number) = key else {
+                continue;
+            };
+            let Number { default, min, max } = number.value;
+            for value in [min, default, max] {
+                let text = file_with(Some((key, &value.to_string())));
+                let config = parse_in(dir.path(), &text)
+                    .unwrap_or_else(|e| panic!("{} = {value}: {e}", key.dotted()));
+                assert_eq!(
+                    written(&config, key),
+                    Some(toml::Value::Integer(value.into())),
+                    "{}",
+                    key.dotted()
+                );
+            }
+            let outside = min.checked_sub(1).into_iter().chain([max + 1]);
+            for value in outside {
+                let text = file_with(Some((key, &value.to_string())));
+                let message = parse_in(dir.path(), &text)
+                    .expect_err("out of range")
+                    .to_string();
+                assert_eq!(
+                    message,
+                    format!(
+                        "`{}` = {value} in {} is out of range: must be between {min} and {max}",
+                        key.dotted(),
+                        file.display()
+                    )
+                );
+            }
+            checked += 1;
+        }
+        assert!(checked >= 11, "only {checked} numbers");
+    }
+
+    /// A missing key means its declared default: serde gives it, or the
+    /// field stays unset and the run gives it (`settings` for [tap]).
+    #[test]
+    fn a_missing_key_means_its_declared_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let without = parse_in(dir.path(), &file_with(None)).expect("base parses");
+        for key in ALL.iter().copied() {
+            let default = match key {
+                AnyKey::Text(text) => match text.value.default {
+                    Some(default) => format!("\"{default}\""),
+                    None => continue,
+                },
+                AnyKey::Number(number) => number.value.default.to_string(),
+                AnyKey::Flag(flag) => flag.value.default.to_string(),
+            };
+            let with = parse_in(dir.path(), &file_with(Some((key, &default))))
+                .unwrap_or_else(|e| panic!("{} = {default}: {e}", key.dotted()));
+            if with == without {
+                continue;
+            }
+            assert_eq!(written(&without, key), None, "{}", key.dotted());
+            match key.section() {
+                Section::Tap => {
+                    assert_eq!(
+                        resolved(&with.tap),
+                        resolved(&without.tap),
+                        "{}",
+                        key.dotted()
+                    )
+                }
+                // `run` applies these; see the test below.
+                Section::Run => {}
+                // `run` reads DEFAULT_FALSE_POSITIVE_STATUS, made from the
+                // declaration.
+                Section::Threatq => assert_eq!(key.name(), "false_positive_status"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_run_defaults_are_the_ones_run_applies() {
+        const MIB: usize = 1024 * 1024;
+        let options = crate::run::RunOptions::new(".".into());
+        assert_eq!(
+            options.deadline.as_secs(),
+            u64::from(RUN_DEADLINE_MINUTES.value.default) * 60
+        );
+        assert_eq!(
+            options.limits.memory_bytes,
+            RUN_MEMORY_MIB.value.default as usize * MIB
+        );
+        assert_eq!(
+            options.tap_max_response_bytes,
+            RUN_TAP_RESPONSE_MIB.value.default as usize * MIB
+        );
+    }
+
+    #[test]
+    fn every_empty_text_is_refused_with_its_hint() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(crate::config::CONFIG_FILE_NAME);
+        let mut checked = 0;
+        for key in ALL.iter().copied() {
+            let AnyKey::Text(Key {
+                value:
+                    Text {
+                        if_empty: Some(hint),
+                        secret,
+                        ..
+                    },
+                ..
+            }) = key
+            else {
+                continue;
+            };
+            let message = parse_in(dir.path(), &file_with(Some((key, "\"\""))))
+                .expect_err("empty")
+                .to_string();
+            let expected = format!("`{}` in {} is empty; {hint}", key.dotted(), file.display());
+            assert_eq!(message, expected);
+            let spaces = parse_in(dir.path(), &file_with(Some((key, "\"  \""))));
+            if *secret {
+                assert!(spaces.is_ok(), "{}: {spaces:?}", key.dotted());
+            } else {
+                assert_eq!(spaces.expect_err("blank").to_string(), expected);
+            }
+            checked += 1;
+        }
+        assert!(checked >= 7, "only {checked} texts");
+    }
+
+    /// Each number's comment gives its range; no other has a range to give.
+    #[test]
+    fn every_number_shows_its_range() {
+        for key in ALL.iter().copied() {
+            let help = each!(key, key => key.help);
+            assert_eq!(
+                help.contains("{range}"),
+                matches!(key, AnyKey::Number(_)),
+                "{}: {help}",
+                key.dotted()
+            );
+        }
+    }
+
+    /// Every declared flag is one the command line knows: a `setup` flag,
+    /// or a legacy one a run takes.
+    #[test]
+    fn every_declared_flag_is_on_the_command_line() {
+        let command = crate::cli::command();
+        let setup = command.find_subcommand("setup").expect("setup");
+        for key in ALL.iter().copied() {
+            for flag in key.from().flags {
+                let known = match flag.strip_prefix("--") {
+                    Some(long) => setup
+                        .get_arguments()
+                        .any(|arg| arg.get_long() == Some(long)),
+                    None => crate::cli::parse_args(["tq-conn-proofpoint-tap", flag]).is_ok(),
+                };
+                assert!(known, "{}: {flag}", key.dotted());
+            }
+        }
+    }
+
+    /// Only the keys the first run asks for are set in the example, and
+    /// they are the required ones and `status`.
+    #[test]
+    fn the_keys_the_first_run_asks_for_include_the_required_ones() {
+        for key in ALL.iter().copied().filter(|key| key.required()) {
+            assert!(key.from().prompt.is_some(), "{}", key.dotted());
+        }
+    }
+
+    /// README.md's configuration block is [`example_file`]. On a change,
+    /// run with `UPDATE_README=1` to rewrite it.
+    #[test]
+    fn the_readme_shows_every_key_as_declared() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md");
+        let readme = std::fs::read_to_string(&path).expect("README.md");
+        let heading = readme
+            .find("\n## Configuration")
+            .expect("a Configuration heading");
+        let open = "```toml\n";
+        let start = heading + readme[heading..].find(open).expect("a toml block") + open.len();
+        let end = start + readme[start..].find("```").expect("the block's end");
+        let expected = example_file();
+        if readme[start..end] == expected {
+            return;
+        }
+        if std::env::var_os("UPDATE_README").is_some() {
+            let updated = format!("{}{expected}{}", &readme[..start], &readme[end..]);
+            std::fs::write(&path, updated).expect("README.md written");
+            return;
+        }
+        panic!(
+            "README.md's configuration block is not what host/src/config/keys.rs declares; \
+             run with UPDATE_README=1, or paste this block:\n{open}{expected}```\n"
+        );
+    }
+}
