@@ -121,7 +121,8 @@ pub struct SetupArgs {
     pub tap_secret_file: Option<PathBuf>,
     /// Hours of history the first run fetches.
     #[arg(long, value_name = "HOURS", value_parser = clap::value_parser!(u32).range(
-        i64::from(*config::HISTORY_HOURS.start())..=i64::from(*config::HISTORY_HOURS.end())))]
+        i64::from(config::keys::TAP_HISTORY_HOURS.value.min)
+            ..=i64::from(config::keys::TAP_HISTORY_HOURS.value.max)))]
     pub history_hours: Option<u32>,
     /// Also create an Incident for every permitted click.
     #[arg(long, value_name = "BOOL")]

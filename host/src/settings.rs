@@ -8,17 +8,12 @@ use tap_runtime::TapOrigin;
 use threatq_client::ConnectorSettings;
 use time::Duration;
 
-use crate::config::{
-    DEFAULT_CAMPAIGN_REFRESH_HOURS, DEFAULT_MESSAGE_INDEX_DAYS, DEFAULT_THREAT_REFRESH_DAYS,
-    TapSection,
-};
+use crate::config::TapSection;
+use crate::config::keys;
 use crate::state::Refresh;
 
 /// The name under which the connector's settings live in ThreatQ.
 pub const CONNECTOR_NAME: &str = "tq-conn-proofpoint-tap";
-pub const DEFAULT_HISTORY_HOURS: u32 = 24;
-pub const DEFAULT_OVERLAP: Duration = Duration::minutes(30);
-pub const DEFAULT_SAFETY_MARGIN: Duration = Duration::minutes(2);
 
 /// The resolved TAP settings of one run.
 #[derive(Clone)]
@@ -65,7 +60,7 @@ pub fn local_is_complete(local: &TapSection) -> bool {
 }
 
 pub fn resolve(local: &TapSection, ui: Option<&ConnectorSettings>) -> Result<Resolved> {
-    let enabled = local.enabled.or(ui.map(|u| u.enabled)).unwrap_or(true);
+    let enabled = keys::TAP_ENABLED.or_default(local.enabled.or(ui.map(|u| u.enabled)));
     if !enabled {
         return Ok(Resolved::Disabled);
     }
@@ -113,48 +108,44 @@ pub fn resolve(local: &TapSection, ui: Option<&ConnectorSettings>) -> Result<Res
         );
     };
 
-    let history_hours = local
-        .history_hours
-        .or(ui.and_then(|u| u.history_hours))
-        .unwrap_or(DEFAULT_HISTORY_HOURS);
-    if !(1..=48).contains(&history_hours) {
+    let history = keys::TAP_HISTORY_HOURS;
+    let history_hours =
+        history.or_default(local.history_hours.or(ui.and_then(|u| u.history_hours)));
+    // The file's value was checked when it was read; this is the UI's.
+    if !history.value.range().contains(&history_hours) {
         bail!(
             "Number of Hours to Pull Data from History is {history_hours} in ThreatQ's UI; \
-             it must be between 1 and 48: correct it there, or set history_hours under [tap]"
+             it must be between {} and {}: correct it there, or set {} under [tap]",
+            history.value.min,
+            history.value.max,
+            history.name
         );
     }
 
+    let minutes = |minutes: u32| Duration::minutes(i64::from(minutes));
+    let seconds = |seconds: u32| Duration::seconds(i64::from(seconds));
+    let hours = |hours: u32| Duration::hours(i64::from(hours));
+    let days = |days: u32| Duration::days(i64::from(days));
     Ok(Resolved::Run(Box::new(TapSettings {
         origin,
         principal,
         secret,
         history_hours,
-        create_incidents: local
-            .create_incidents
-            .or(ui.and_then(|u| u.create_incidents))
-            .unwrap_or(false),
-        overlap: local
-            .overlap_minutes
-            .map_or(DEFAULT_OVERLAP, |m| Duration::minutes(i64::from(m))),
-        safety_margin: local
-            .safety_margin_seconds
-            .map_or(DEFAULT_SAFETY_MARGIN, |s| Duration::seconds(i64::from(s))),
-        message_horizon: Duration::days(i64::from(
+        create_incidents: keys::TAP_CREATE_INCIDENTS.or_default(
             local
-                .message_index_days
-                .unwrap_or(DEFAULT_MESSAGE_INDEX_DAYS),
-        )),
+                .create_incidents
+                .or(ui.and_then(|u| u.create_incidents)),
+        ),
+        overlap: minutes(keys::TAP_OVERLAP_MINUTES.or_default(local.overlap_minutes)),
+        safety_margin: seconds(
+            keys::TAP_SAFETY_MARGIN_SECONDS.or_default(local.safety_margin_seconds),
+        ),
+        message_horizon: days(keys::TAP_MESSAGE_INDEX_DAYS.or_default(local.message_index_days)),
         refresh: Refresh {
-            threats: Duration::days(i64::from(
-                local
-                    .threat_refresh_days
-                    .unwrap_or(DEFAULT_THREAT_REFRESH_DAYS),
-            )),
-            campaigns: Duration::hours(i64::from(
-                local
-                    .campaign_refresh_hours
-                    .unwrap_or(DEFAULT_CAMPAIGN_REFRESH_HOURS),
-            )),
+            threats: days(keys::TAP_THREAT_REFRESH_DAYS.or_default(local.threat_refresh_days)),
+            campaigns: hours(
+                keys::TAP_CAMPAIGN_REFRESH_HOURS.or_default(local.campaign_refresh_hours),
+            ),
         },
     })))
 }
@@ -178,6 +169,64 @@ mod tests {
         match resolve(&TapSection::default(), Some(&ui(hostname)))? {
             Resolved::Run(settings) => Ok(*settings),
             Resolved::Disabled => panic!("enabled"),
+        }
+    }
+
+    /// The keys declared as coming from ThreatQ's UI are exactly the
+    /// settings its connector entry carries, all read by `resolve`.
+    #[test]
+    fn the_ui_keys_are_the_settings_the_connector_entry_carries() {
+        // Exhaustive, so a new setting in the entry fails to compile here.
+        let ConnectorSettings {
+            enabled: _,
+            hostname: _,
+            principal: _,
+            secret: _,
+            history_hours: _,
+            create_incidents: _,
+        } = ui("tap.example.com");
+        let entry = [
+            "enabled",
+            "hostname",
+            "principal",
+            "secret",
+            "history_hours",
+            "create_incidents",
+        ];
+        let mut declared: Vec<&str> = keys::ALL
+            .iter()
+            .filter(|key| key.from().ui.is_some())
+            .inspect(|key| assert_eq!(key.section(), keys::Section::Tap))
+            .map(|key| key.name())
+            .collect();
+        declared.sort_unstable();
+        let mut entry = entry.to_vec();
+        entry.sort_unstable();
+        assert_eq!(declared, entry);
+    }
+
+    #[test]
+    fn a_ui_history_outside_the_declared_range_is_refused_with_it() {
+        let range = keys::TAP_HISTORY_HOURS.value;
+        for (hours, accepted) in [
+            (range.min, true),
+            (range.max, true),
+            (range.max + 1, false),
+            (range.min - 1, false),
+        ] {
+            let ui = ConnectorSettings {
+                history_hours: Some(hours),
+                ..ui("tap.example.com")
+            };
+            let result = resolve(&TapSection::default(), Some(&ui));
+            assert_eq!(result.is_ok(), accepted, "{hours}");
+            if let Err(e) = result {
+                let message = e.to_string();
+                assert!(
+                    message.contains(&format!("between {} and {}", range.min, range.max)),
+                    "{message}"
+                );
+            }
         }
     }
 

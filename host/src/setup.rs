@@ -11,7 +11,9 @@ use std::path::Path;
 use anyhow::{Context as _, anyhow, bail};
 
 use crate::cli::SetupArgs;
-use crate::config::{self, Config, HostUrl, ProxyUrl, SecretString, TapSection, ThreatqSection};
+use crate::config::{
+    self, Config, HostUrl, ProxyUrl, SecretString, TapSection, ThreatqSection, keys,
+};
 
 /// The line the legacy connector printed when its first run finished;
 /// operators' runbooks look for it.
@@ -211,7 +213,7 @@ fn ask_threatq(
         false_positive_status: None,
         ca_file: None,
         proxy: None,
-        verify_tls: true,
+        verify_tls: keys::THREATQ_VERIFY_TLS.value.default,
     })
 }
 
@@ -343,7 +345,7 @@ pub fn config_from_args(
             false_positive_status: None,
             ca_file,
             proxy,
-            verify_tls: true,
+            verify_tls: keys::THREATQ_VERIFY_TLS.value.default,
         },
         tap: TapSection {
             hostname: tap_hostname,
@@ -351,14 +353,7 @@ pub fn config_from_args(
             secret: tap_secret.map(SecretString::from),
             history_hours: args.history_hours,
             create_incidents: args.create_incidents,
-            enabled: None,
-            overlap_minutes: None,
-            safety_margin_seconds: None,
-            message_index_days: None,
-            threat_refresh_days: None,
-            campaign_refresh_hours: None,
-            ca_file: None,
-            verify_tls: true,
+            ..TapSection::default()
         },
         run: Default::default(),
     })
@@ -480,6 +475,27 @@ mod tests {
             Some(CONFIGURED_MESSAGE)
         );
         assert_eq!(config::load(dir.path()).expect("loads"), Some(config));
+    }
+
+    /// The first run asks for the keys declared as asked, in the file's
+    /// order, with their declared questions.
+    #[tokio::test]
+    async fn first_run_asks_the_declared_questions() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut io = Scripted::new(&["tq.example.com", "cid", "me@example.com", "pw-1", ""]);
+        first_run(dir.path(), &mut io, accept_only("pw-1"))
+            .await
+            .expect("configured");
+        let asked: Vec<&str> = io
+            .transcript
+            .iter()
+            .filter_map(|line| line.strip_prefix("? "))
+            .collect();
+        let declared: Vec<&str> = keys::ALL
+            .iter()
+            .filter_map(|key| key.from().prompt)
+            .collect();
+        assert_eq!(asked, declared);
     }
 
     #[tokio::test]

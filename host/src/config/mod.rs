@@ -7,26 +7,27 @@
 //! a message that names the file, the key and the fix, because a typo that
 //! silently fell back to a default would go unnoticed under cron.
 //!
+//! `keys`: every key, declared once with its default and range;
 //! `schema`: what the file holds; `parse`: reading and checking it;
 //! `write`: writing it (owner-only); `legacy`: recognising the Python
 //! connector's files an upgrade leaves behind.
 
+pub mod keys;
 mod legacy;
 mod parse;
 mod schema;
 mod write;
 
 pub use legacy::find_legacy_config;
-pub use parse::parse;
 #[cfg(test)]
-use parse::{RUN_KEYS, TAP_KEYS, THREATQ_KEYS, line_and_column};
+use parse::line_and_column;
+pub use parse::parse;
 pub use schema::*;
 pub use write::{permission_warning, write};
 
 use std::fmt;
 use std::fs;
 use std::io;
-use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
 pub use secrecy::{ExposeSecret, SecretString};
@@ -39,40 +40,19 @@ use crate::urls::redact_url;
 /// The config file's name inside the config directory.
 pub const CONFIG_FILE_NAME: &str = "tq-conn-proofpoint-tap.toml";
 
-/// Status given to new indicators when the file does not say.
-pub const DEFAULT_STATUS: &str = "Review";
+/// `[threatq] status` when the file does not say.
+pub const DEFAULT_STATUS: &str = text_default(&keys::THREATQ_STATUS);
+/// `[threatq] false_positive_status` when the file does not say.
+pub const DEFAULT_FALSE_POSITIVE_STATUS: &str = text_default(&keys::THREATQ_FALSE_POSITIVE_STATUS);
 
-/// TAP keeps SIEM data for 7 days, but the legacy UI setting allowed at
-/// most 48 hours of history on a first run; we keep its limit.
-pub const HISTORY_HOURS: RangeInclusive<u32> = 1..=48;
-/// Re-fetching more than six hours per run would spend the TAP budget on
-/// data already sent.
-pub const OVERLAP_MINUTES: RangeInclusive<u32> = 0..=360;
-/// Waiting more than an hour behind "now" only delays data.
-pub const SAFETY_MARGIN_SECONDS: RangeInclusive<u32> = 0..=3600;
-/// `[tap] message_index_days`: a click comes at most this long after its
-/// message to be related to it. TAP keeps SIEM data for 7 days; clicks on
-/// a message can come later than that.
-pub const MESSAGE_INDEX_DAYS: RangeInclusive<u32> = 1..=90;
-pub const DEFAULT_MESSAGE_INDEX_DAYS: u32 = 14;
-/// `[tap] threat_refresh_days`: forensics of a threat, once per this.
-pub const THREAT_REFRESH_DAYS: RangeInclusive<u32> = 1..=90;
-pub const DEFAULT_THREAT_REFRESH_DAYS: u32 = 7;
-/// `[tap] campaign_refresh_hours`: a campaign's details and forensics.
-pub const CAMPAIGN_REFRESH_HOURS: RangeInclusive<u32> = 1..=24 * 30;
-pub const DEFAULT_CAMPAIGN_REFRESH_HOURS: u32 = 24;
-/// `[threatq] false_positive_status` when not set.
-pub const DEFAULT_FALSE_POSITIVE_STATUS: &str = "Whitelisted";
-
-/// A run must end before the next hourly one; a day is the outer bound.
-pub const DEADLINE_MINUTES: RangeInclusive<u32> = 1..=1440;
-/// The component needs some tens of MiB for an empty window; 4 GiB is the
-/// most a 32-bit wasm memory can address.
-pub const MEMORY_MIB: RangeInclusive<u32> = 64..=4096;
-/// One SIEM answer; larger windows are split (docs/sync.md).
-pub const TAP_RESPONSE_MIB: RangeInclusive<u32> = 1..=2048;
-/// One HTTP request, connecting to the last byte.
-pub const REQUEST_TIMEOUT_SECONDS: RangeInclusive<u32> = 5..=3600;
+/// Only called for the constants above, so a key that loses its default
+/// stops the build.
+const fn text_default(key: &keys::Key<keys::Text>) -> &'static str {
+    match key.value.default {
+        Some(default) => default,
+        None => panic!("the key has no default"),
+    }
+}
 
 /// Why the config file could not be read or written. Every message names
 /// the file and says how to fix the problem.
@@ -235,8 +215,9 @@ mod tests {
         }
     }
 
-    /// The key lists drive the unknown-key messages; they must name exactly
-    /// the struct fields or a valid key would be rejected.
+    /// The declarations drive the unknown-key messages and the checks;
+    /// they must name exactly the struct fields or a valid key would be
+    /// rejected, or a field go unchecked and undocumented.
     #[test]
     fn key_lists_match_the_struct_fields() {
         let value = toml::Value::try_from(full_config()).expect("serializes");
@@ -251,14 +232,17 @@ mod tests {
             keys.sort();
             keys
         };
-        let sorted = |list: &[&str]| {
-            let mut list: Vec<String> = list.iter().map(|s| (*s).to_owned()).collect();
+        let sorted = |section: keys::Section| {
+            let mut list: Vec<String> = keys::names(section)
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect();
             list.sort();
             list
         };
-        assert_eq!(keys("threatq"), sorted(THREATQ_KEYS));
-        assert_eq!(keys("tap"), sorted(TAP_KEYS));
-        assert_eq!(keys("run"), sorted(RUN_KEYS));
+        assert_eq!(keys("threatq"), sorted(keys::Section::Threatq));
+        assert_eq!(keys("tap"), sorted(keys::Section::Tap));
+        assert_eq!(keys("run"), sorted(keys::Section::Run));
     }
 
     #[test]

@@ -2,42 +2,7 @@
 //! of range are errors that name the key and the fix.
 
 use super::*;
-
-pub(super) const THREATQ_KEYS: &[&str] = &[
-    "host",
-    "client_id",
-    "username",
-    "password",
-    "status",
-    "false_positive_status",
-    "ca_file",
-    "proxy",
-    "verify_tls",
-];
-const THREATQ_REQUIRED_KEYS: &[&str] = &["host", "client_id", "username", "password"];
-pub(super) const TAP_KEYS: &[&str] = &[
-    "hostname",
-    "principal",
-    "secret",
-    "history_hours",
-    "create_incidents",
-    "enabled",
-    "overlap_minutes",
-    "safety_margin_seconds",
-    "message_index_days",
-    "threat_refresh_days",
-    "campaign_refresh_hours",
-    "ca_file",
-    "verify_tls",
-];
-pub(super) const RUN_KEYS: &[&str] = &[
-    "deadline_minutes",
-    "memory_mib",
-    "tap_response_mib",
-    "tap_request_timeout_seconds",
-    "threatq_request_timeout_seconds",
-];
-const SECTIONS: &[&str] = &["threatq", "tap", "run"];
+use keys::{AnyKey, Section};
 
 /// Parses config text; `file` is used in messages and `dir` to resolve a
 /// relative `ca_file`.
@@ -84,28 +49,32 @@ pub fn parse(text: &str, file: &Path, dir: &Path) -> Result<Config, ConfigError>
             *ca_file = Some(dir.join(path));
         }
     }
-    validate(&config, file)?;
+    validate(&table, &config, file)?;
     Ok(config)
 }
 
 fn check_keys(table: &toml::Table, file: &Path) -> Result<(), ConfigError> {
+    let sections = Section::ALL.map(Section::name);
     for (key, value) in table {
-        if !SECTIONS.contains(&key.as_str()) {
-            if THREATQ_KEYS.contains(&key.as_str()) || TAP_KEYS.contains(&key.as_str()) {
-                let section = if THREATQ_KEYS.contains(&key.as_str()) {
-                    "threatq"
-                } else {
-                    "tap"
-                };
+        if !sections.contains(&key.as_str()) {
+            // A key of [threatq] or [tap] above its section's line: say
+            // where it belongs ([threatq] first, for the names both have).
+            let belongs = keys::ALL
+                .iter()
+                .find(|known| known.name() == key && known.section() != Section::Run);
+            if let Some(known) = belongs {
                 return Err(ConfigError::UnknownKey {
                     path: file.to_owned(),
                     section: "the top level".to_owned(),
                     key: key.clone(),
                     expected: "the sections [threatq] and [tap]".to_owned(),
-                    suggestion: format!("; move `{key}` under a `[{section}]` line"),
+                    suggestion: format!(
+                        "; move `{key}` under a `[{}]` line",
+                        known.section().name()
+                    ),
                 });
             }
-            return Err(unknown_key(file, "the top level", key, SECTIONS));
+            return Err(unknown_key(file, "the top level", key, &sections));
         }
         if !value.is_table() {
             return Err(ConfigError::WrongValue {
@@ -116,46 +85,58 @@ fn check_keys(table: &toml::Table, file: &Path) -> Result<(), ConfigError> {
             });
         }
     }
-    let Some(threatq) = table.get("threatq").and_then(toml::Value::as_table) else {
+    let required: Vec<&str> = keys::in_section(Section::Threatq)
+        .filter(|key| key.required())
+        .map(AnyKey::name)
+        .collect();
+    if !table.get("threatq").is_some_and(toml::Value::is_table) {
         return Err(ConfigError::MissingKey {
             path: file.to_owned(),
             section: "threatq".to_owned(),
-            key: "host".to_owned(),
-            hint: "the file needs a [threatq] section with host, client_id, username and \
-                   password; run `tq-conn-proofpoint-tap setup --help` to write one"
-                .to_owned(),
+            key: required.first().copied().unwrap_or_default().to_owned(),
+            hint: format!(
+                "the file needs a [threatq] section with {}; run \
+                 `tq-conn-proofpoint-tap setup --help` to write one",
+                and_list(&required)
+            ),
         });
-    };
-    for key in threatq.keys() {
-        if !THREATQ_KEYS.contains(&key.as_str()) {
-            return Err(unknown_key(file, "[threatq]", key, THREATQ_KEYS));
-        }
     }
-    for key in THREATQ_REQUIRED_KEYS {
-        if !threatq.contains_key(*key) {
-            return Err(ConfigError::MissingKey {
-                path: file.to_owned(),
-                section: "threatq".to_owned(),
-                key: (*key).to_owned(),
-                hint: format!("add `{key} = \"...\"` under [threatq]"),
-            });
-        }
-    }
-    if let Some(tap) = table.get("tap").and_then(toml::Value::as_table) {
-        for key in tap.keys() {
-            if !TAP_KEYS.contains(&key.as_str()) {
-                return Err(unknown_key(file, "[tap]", key, TAP_KEYS));
+    for section in Section::ALL {
+        let Some(values) = table.get(section.name()).and_then(toml::Value::as_table) else {
+            continue;
+        };
+        let known = keys::names(section);
+        for key in values.keys() {
+            if !known.contains(&key.as_str()) {
+                return Err(unknown_key(
+                    file,
+                    &format!("[{}]", section.name()),
+                    key,
+                    &known,
+                ));
             }
         }
-    }
-    if let Some(run) = table.get("run").and_then(toml::Value::as_table) {
-        for key in run.keys() {
-            if !RUN_KEYS.contains(&key.as_str()) {
-                return Err(unknown_key(file, "[run]", key, RUN_KEYS));
+        for key in keys::in_section(section).filter(|key| key.required()) {
+            if !values.contains_key(key.name()) {
+                return Err(ConfigError::MissingKey {
+                    path: file.to_owned(),
+                    section: section.name().to_owned(),
+                    key: key.name().to_owned(),
+                    hint: format!("add `{} = \"...\"` under [{}]", key.name(), section.name()),
+                });
             }
         }
     }
     Ok(())
+}
+
+/// `a, b and c`.
+fn and_list(names: &[&str]) -> String {
+    match names {
+        [] => String::new(),
+        [one] => (*one).to_owned(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
 }
 
 fn unknown_key(file: &Path, section: &str, key: &str, known: &[&str]) -> ConfigError {
@@ -175,51 +156,19 @@ fn unknown_key(file: &Path, section: &str, key: &str, known: &[&str]) -> ConfigE
     }
 }
 
-fn validate(config: &Config, file: &Path) -> Result<(), ConfigError> {
-    let empty = |key: &str, hint: &str| ConfigError::Empty {
-        path: file.to_owned(),
-        key: key.to_owned(),
-        hint: hint.to_owned(),
-    };
-    let threatq = &config.threatq;
-    if threatq.client_id.trim().is_empty() {
-        return Err(empty(
-            "threatq.client_id",
-            "copy the Client ID from ThreatQ's OAuth Management page for the connector's user",
-        ));
-    }
-    if threatq.username.trim().is_empty() {
-        return Err(empty(
-            "threatq.username",
-            "set the e-mail address of the ThreatQ user the connector logs in as",
-        ));
-    }
-    if threatq.password.expose_secret().is_empty() {
-        return Err(empty(
-            "threatq.password",
-            "set that ThreatQ user's password",
-        ));
-    }
-    if threatq.status.trim().is_empty() {
-        return Err(empty(
-            "threatq.status",
-            "set the status of new indicators, e.g. `Review`, or remove the key to use `Review`",
-        ));
-    }
-    if threatq
-        .false_positive_status
-        .as_deref()
-        .is_some_and(|s| s.trim().is_empty())
-    {
-        return Err(empty(
-            "threatq.false_positive_status",
-            "set the status for indicators TAP later judges false positives, e.g. `Whitelisted`, \
-             or remove the key to use `Whitelisted`",
-        ));
-    }
+/// The checks serde cannot make, on the file's values: a number out of its
+/// declared range, an empty text, a CA file that is not there. [threatq]'s
+/// come first, then both CA files, then [tap]'s and [run]'s, so a file
+/// with several problems is refused for the same one as before the checks
+/// were read from the declarations.
+fn validate(table: &toml::Table, config: &Config, file: &Path) -> Result<(), ConfigError> {
+    check_values(table, Section::Threatq, file)?;
     let ca_files = [
-        ("threatq.ca_file", &threatq.ca_file),
-        ("tap.ca_file", &config.tap.ca_file),
+        (
+            AnyKey::Text(&keys::THREATQ_CA_FILE),
+            &config.threatq.ca_file,
+        ),
+        (AnyKey::Text(&keys::TAP_CA_FILE), &config.tap.ca_file),
     ];
     for (key, ca_file) in ca_files {
         if let Some(ca_file) = ca_file
@@ -227,7 +176,7 @@ fn validate(config: &Config, file: &Path) -> Result<(), ConfigError> {
         {
             return Err(ConfigError::BadPath {
                 path: file.to_owned(),
-                key: key.to_owned(),
+                key: key.dotted(),
                 problem: format!(
                     "{} does not exist or is not a file; point it at a PEM certificate or remove the key",
                     ca_file.display()
@@ -235,84 +184,51 @@ fn validate(config: &Config, file: &Path) -> Result<(), ConfigError> {
             });
         }
     }
+    check_values(table, Section::Tap, file)?;
+    check_values(table, Section::Run, file)
+}
 
-    let tap = &config.tap;
-    if tap
-        .principal
-        .as_deref()
-        .is_some_and(|p| p.trim().is_empty())
-    {
-        return Err(empty(
-            "tap.principal",
-            "set the TAP service principal, or remove the key to use the one in ThreatQ's UI",
-        ));
-    }
-    if tap
-        .secret
-        .as_ref()
-        .is_some_and(|secret| secret.expose_secret().is_empty())
-    {
-        return Err(empty(
-            "tap.secret",
-            "set the TAP service secret, or remove the key to use the one in ThreatQ's UI",
-        ));
-    }
-    let ranges = [
-        ("tap.history_hours", tap.history_hours, HISTORY_HOURS),
-        ("tap.overlap_minutes", tap.overlap_minutes, OVERLAP_MINUTES),
-        (
-            "tap.safety_margin_seconds",
-            tap.safety_margin_seconds,
-            SAFETY_MARGIN_SECONDS,
-        ),
-        (
-            "tap.message_index_days",
-            tap.message_index_days,
-            MESSAGE_INDEX_DAYS,
-        ),
-        (
-            "tap.threat_refresh_days",
-            tap.threat_refresh_days,
-            THREAT_REFRESH_DAYS,
-        ),
-        (
-            "tap.campaign_refresh_hours",
-            tap.campaign_refresh_hours,
-            CAMPAIGN_REFRESH_HOURS,
-        ),
-        (
-            "run.deadline_minutes",
-            config.run.deadline_minutes,
-            DEADLINE_MINUTES,
-        ),
-        ("run.memory_mib", config.run.memory_mib, MEMORY_MIB),
-        (
-            "run.tap_response_mib",
-            config.run.tap_response_mib,
-            TAP_RESPONSE_MIB,
-        ),
-        (
-            "run.tap_request_timeout_seconds",
-            config.run.tap_request_timeout_seconds,
-            REQUEST_TIMEOUT_SECONDS,
-        ),
-        (
-            "run.threatq_request_timeout_seconds",
-            config.run.threatq_request_timeout_seconds,
-            REQUEST_TIMEOUT_SECONDS,
-        ),
-    ];
-    for (key, value, range) in ranges {
-        if let Some(value) = value
-            && !range.contains(&value)
-        {
-            return Err(ConfigError::OutOfRange {
-                path: file.to_owned(),
-                key: key.to_owned(),
-                value,
-                min: *range.start(),
-                max: *range.end(),
-            });
+/// Checks each value `section` sets against its declaration. Serde has
+/// read the file already, so each value has its key's type.
+fn check_values(table: &toml::Table, section: Section, file: &Path) -> Result<(), ConfigError> {
+    let Some(values) = table.get(section.name()).and_then(toml::Value::as_table) else {
+        return Ok(());
+    };
+    for key in keys::in_section(section) {
+        let Some(value) = values.get(key.name()) else {
+            continue;
+        };
+        match key {
+            AnyKey::Number(number) => {
+                if let Some(value) = value.as_integer().and_then(|v| u32::try_from(v).ok())
+                    && !number.value.range().contains(&value)
+                {
+                    return Err(ConfigError::OutOfRange {
+                        path: file.to_owned(),
+                        key: key.dotted(),
+                        value,
+                        min: number.value.min,
+                        max: number.value.max,
+                    });
+                }
+            }
+            AnyKey::Text(text) => {
+                if let (Some(hint), Some(value)) = (text.value.if_empty, value.as_str()) {
+                    let value = if text.value.secret {
+                        value
+                    } else {
+                        value.trim()
+                    };
+                    if value.is_empty() {
+                        return Err(ConfigError::Empty {
+                            path: file.to_owned(),
+                            key: key.dotted(),
+                            hint: hint.to_owned(),
+                        });
+                    }
+                }
+            }
+            AnyKey::Flag(_) => {}
         }
     }
     Ok(())

@@ -1,5 +1,7 @@
 //! What the config file holds: its sections, with serde's view of them.
 
+use educe::Educe;
+
 use super::*;
 
 /// The whole config file.
@@ -21,17 +23,17 @@ pub struct Config {
 /// one TAP answer, and each request's time (docs/sync.md, "Deadlines" and
 /// "Windows that fit"). Every key is optional; unset means the default.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct RunSection {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub deadline_minutes: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub memory_mib: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tap_response_mib: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tap_request_timeout_seconds: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub threatq_request_timeout_seconds: Option<u32>,
 }
 
@@ -41,21 +43,25 @@ impl RunSection {
     }
 }
 
-/// How to reach and log in to ThreatQ.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// How to reach and log in to ThreatQ. Equality compares the password's
+/// text, which `SecretString` itself will not.
+#[derive(Debug, Clone, Serialize, Deserialize, Educe)]
+#[educe(PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct ThreatqSection {
     pub host: HostUrl,
     pub client_id: String,
     pub username: String,
     #[serde(serialize_with = "serialize_secret")]
+    #[educe(PartialEq(method(same_secret)))]
     pub password: SecretString,
     /// Status of the indicators the connector creates.
     #[serde(default = "default_status")]
     pub status: String,
     /// Status an indicator the connector created is moved to when TAP
-    /// later judges its threat a false positive (default `Whitelisted`);
-    /// only while it still has `status` (docs/mapping.md, "Verdict changes").
+    /// later judges its threat a false positive (`None`:
+    /// [`DEFAULT_FALSE_POSITIVE_STATUS`]); only while it still has `status`
+    /// (docs/mapping.md, "Verdict changes").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub false_positive_status: Option<String>,
     /// Extra CA certificate (PEM) trusted on top of the system store, for
@@ -69,142 +75,61 @@ pub struct ThreatqSection {
     pub proxy: Option<ProxyUrl>,
     /// Verify ThreatQ's certificate (TAP's is [`TapSection::verify_tls`]);
     /// `-ds` overrides this to false for one run.
-    #[serde(default = "default_true")]
+    #[serde(default = "default_threatq_verify_tls")]
     pub verify_tls: bool,
 }
 
-impl PartialEq for ThreatqSection {
-    fn eq(&self, other: &Self) -> bool {
-        // Exhaustive, so a new field cannot be forgotten here.
-        let ThreatqSection {
-            host,
-            client_id,
-            username,
-            password,
-            status,
-            false_positive_status,
-            ca_file,
-            proxy,
-            verify_tls,
-        } = self;
-        *host == other.host
-            && *client_id == other.client_id
-            && *username == other.username
-            && password.expose_secret() == other.password.expose_secret()
-            && *status == other.status
-            && *false_positive_status == other.false_positive_status
-            && *ca_file == other.ca_file
-            && *proxy == other.proxy
-            && *verify_tls == other.verify_tls
-    }
-}
-
-impl Eq for ThreatqSection {}
-
-/// TAP settings; each one set here wins over ThreatQ's UI. `ca_file` and
-/// `verify_tls` are the TAP connection's TLS settings (ThreatQ's UI has
-/// none), independent of `[threatq]`'s.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// TAP settings; each one set here wins over ThreatQ's UI, and one set
+/// nowhere takes its default from its declaration in [`keys`] (applied
+/// by `settings`). `ca_file` and `verify_tls` are the TAP connection's TLS
+/// settings (ThreatQ's UI has none), independent of `[threatq]`'s.
+/// Equality compares the secret's text, which `SecretString` itself will
+/// not.
+#[derive(Debug, Clone, Serialize, Deserialize, Educe)]
+#[educe(Default, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
 pub struct TapSection {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub hostname: Option<HostUrl>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub principal: Option<String>,
     #[serde(
-        default,
         skip_serializing_if = "Option::is_none",
         serialize_with = "serialize_optional_secret"
     )]
+    #[educe(PartialEq(method(same_optional_secret)))]
     pub secret: Option<SecretString>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub history_hours: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub create_incidents: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub overlap_minutes: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub safety_margin_seconds: Option<u32>,
     /// Days a forwarded message stays in the message index, so a later
-    /// click is related to it (default 14).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// click is related to it.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub message_index_days: Option<u32>,
-    /// Days before a threat's forensics are fetched again (default 7).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Days before a threat's forensics are fetched again.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub threat_refresh_days: Option<u32>,
-    /// Hours before a campaign's details and forensics are fetched again
-    /// (default 24).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Hours before a campaign's details and forensics are fetched again.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub campaign_refresh_hours: Option<u32>,
     /// Extra CA certificate (PEM) trusted for the TAP connection, on top of
     /// the system store (a TLS-inspecting proxy's CA). Relative paths are
     /// taken from the config directory.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<PathBuf>,
-    /// Verify TAP's certificate (default true); `-ds` overrides this to
-    /// false for one run. Written only when false.
-    #[serde(default = "default_true", skip_serializing_if = "is_true")]
+    /// Verify TAP's certificate; `-ds` overrides this to false for one
+    /// run. Written only when false.
+    #[serde(skip_serializing_if = "is_true")]
+    #[educe(Default(expression = keys::TAP_VERIFY_TLS.value.default))]
     pub verify_tls: bool,
 }
-
-impl Default for TapSection {
-    fn default() -> Self {
-        TapSection {
-            hostname: None,
-            principal: None,
-            secret: None,
-            history_hours: None,
-            create_incidents: None,
-            enabled: None,
-            overlap_minutes: None,
-            safety_margin_seconds: None,
-            message_index_days: None,
-            threat_refresh_days: None,
-            campaign_refresh_hours: None,
-            ca_file: None,
-            verify_tls: true,
-        }
-    }
-}
-
-impl PartialEq for TapSection {
-    fn eq(&self, other: &Self) -> bool {
-        // Exhaustive, so a new field cannot be forgotten here.
-        let TapSection {
-            hostname,
-            principal,
-            secret,
-            history_hours,
-            create_incidents,
-            enabled,
-            overlap_minutes,
-            safety_margin_seconds,
-            message_index_days,
-            threat_refresh_days,
-            campaign_refresh_hours,
-            ca_file,
-            verify_tls,
-        } = self;
-        *hostname == other.hostname
-            && *principal == other.principal
-            && secret.as_ref().map(ExposeSecret::expose_secret)
-                == other.secret.as_ref().map(ExposeSecret::expose_secret)
-            && *history_hours == other.history_hours
-            && *create_incidents == other.create_incidents
-            && *enabled == other.enabled
-            && *overlap_minutes == other.overlap_minutes
-            && *safety_margin_seconds == other.safety_margin_seconds
-            && *message_index_days == other.message_index_days
-            && *threat_refresh_days == other.threat_refresh_days
-            && *campaign_refresh_hours == other.campaign_refresh_hours
-            && *ca_file == other.ca_file
-            && *verify_tls == other.verify_tls
-    }
-}
-
-impl Eq for TapSection {}
 
 impl TapSection {
     /// True when every TAP setting a run needs is set here, so a run does
@@ -222,8 +147,16 @@ fn default_status() -> String {
     DEFAULT_STATUS.to_owned()
 }
 
-fn default_true() -> bool {
-    true
+fn default_threatq_verify_tls() -> bool {
+    keys::THREATQ_VERIFY_TLS.value.default
+}
+
+fn same_secret(a: &SecretString, b: &SecretString) -> bool {
+    a.expose_secret() == b.expose_secret()
+}
+
+fn same_optional_secret(a: &Option<SecretString>, b: &Option<SecretString>) -> bool {
+    a.as_ref().map(ExposeSecret::expose_secret) == b.as_ref().map(ExposeSecret::expose_secret)
 }
 
 fn is_true(value: &bool) -> bool {
