@@ -429,8 +429,7 @@ declare! {
         .flags(&["-ds"])
         .help("check TAP's certificate; -ds overrides");
 
-    // The run's defaults are applied by `run` (its `RunOptions` and
-    // bounds); the tests below check the ones it makes public.
+    // `run/limits.rs` takes its defaults from these.
     /// A run must end before the next hourly one; a day is the outer bound.
     RUN_DEADLINE_MINUTES: Number = Key::new(Run, "deadline_minutes", Number::new(50, 1, 1440))
         .help("stop at a window boundary after this ({range}); keep it below the cron period");
@@ -441,10 +440,13 @@ declare! {
     /// One SIEM answer; larger windows are split (docs/sync.md).
     RUN_TAP_RESPONSE_MIB: Number = Key::new(Run, "tap_response_mib", Number::new(256, 1, 2048))
         .help("one SIEM answer; a larger window is split in halves ({range})");
-    /// One HTTP request, connecting to the last byte.
+    /// One HTTP request, connecting to the last byte. TAP answers a busy
+    /// hour in one body (no paging): a generous default.
     RUN_TAP_REQUEST_TIMEOUT_SECONDS: Number =
         Key::new(Run, "tap_request_timeout_seconds", Number::new(120, 5, 3600))
             .help("one TAP request ({range})");
+    /// A consume request of 500 objects takes seconds; five minutes means
+    /// ThreatQ has stopped answering (the client then retries it).
     RUN_THREATQ_REQUEST_TIMEOUT_SECONDS: Number =
         Key::new(Run, "threatq_request_timeout_seconds", Number::new(300, 5, 3600))
             .help("one ThreatQ request, retried after it ({range})");

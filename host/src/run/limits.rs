@@ -10,16 +10,21 @@ use tap_runtime::Limits;
 use super::options::RunOptions;
 use super::outcome::{FailureKind, Position, Stop};
 use crate::config::Config;
+use crate::config::keys::{
+    RUN_DEADLINE_MINUTES, RUN_MEMORY_MIB, RUN_TAP_REQUEST_TIMEOUT_SECONDS, RUN_TAP_RESPONSE_MIB,
+    RUN_THREATQ_REQUEST_TIMEOUT_SECONDS,
+};
 
-/// TAP answers a busy hour in one body (no paging): generous limits.
-const TAP_REQUEST_TIMEOUT: StdDuration = StdDuration::from_secs(120);
-/// A consume request of 500 objects takes seconds; five minutes means
-/// ThreatQ has stopped answering (the client then retries it).
-const THREATQ_REQUEST_TIMEOUT: StdDuration = StdDuration::from_secs(300);
-pub(super) const TAP_MAX_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
-/// Default bound on a whole run: below one hourly cron period, so a stuck
-/// run is noticed by the next one (docs/sync.md, "Deadlines").
-pub const DEFAULT_RUN_DEADLINE: StdDuration = StdDuration::from_secs(50 * 60);
+const MIB: usize = 1024 * 1024;
+// The defaults are the `[run]` keys' (config/keys.rs, where each says why).
+const TAP_REQUEST_TIMEOUT: StdDuration =
+    StdDuration::from_secs(RUN_TAP_REQUEST_TIMEOUT_SECONDS.value.default as u64);
+const THREATQ_REQUEST_TIMEOUT: StdDuration =
+    StdDuration::from_secs(RUN_THREATQ_REQUEST_TIMEOUT_SECONDS.value.default as u64);
+pub(super) const TAP_MAX_RESPONSE_BYTES: usize = RUN_TAP_RESPONSE_MIB.value.default as usize * MIB;
+pub(super) const MEMORY_BYTES: usize = RUN_MEMORY_MIB.value.default as usize * MIB;
+pub const DEFAULT_RUN_DEADLINE: StdDuration =
+    StdDuration::from_secs(RUN_DEADLINE_MINUTES.value.default as u64 * 60);
 
 /// The run's bounds: the options' defaults (or a test's choices), with
 /// whatever `[run]` in the config file sets on top.
@@ -33,7 +38,6 @@ pub(super) struct Bounds {
 
 impl Bounds {
     pub fn of(config: &Config, options: &RunOptions) -> Bounds {
-        const MIB: usize = 1024 * 1024;
         let run = &config.run;
         let seconds = |value: u32| StdDuration::from_secs(u64::from(value));
         let mut limits = options.limits;

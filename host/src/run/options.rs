@@ -54,7 +54,10 @@ impl RunOptions {
             export: None,
             component: ComponentSource::Embedded,
             network: NetworkFlags::default(),
-            limits: Limits::default(),
+            limits: Limits {
+                memory_bytes: limits::MEMORY_BYTES,
+                ..Limits::default()
+            },
             retry: RetryPolicy::default(),
             now: None,
             show_progress: true,
