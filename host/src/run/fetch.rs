@@ -13,7 +13,7 @@ use super::across::EnrichmentSettings;
 use super::{FailureKind, Pipeline, Stop, checkpoint_text, describe};
 use crate::plan::Window;
 use crate::report::rfc3339;
-use crate::state::{Pool, requests_by_pool};
+use crate::state::Pool;
 
 /// At most this many attempts per window for failures worth retrying (TAP
 /// 5xx, transport), fewer if the retry policy says so: each attempt fetches
@@ -128,7 +128,7 @@ pub(super) fn spend(pipeline: &mut Pipeline<'_>, outcome: &CallOutcome) -> Resul
     let now = pipeline.options.clock();
     pipeline
         .store()
-        .spend(&requests_by_pool(&outcome.requests), now)
+        .spend(&outcome.requests, now)
         .map_err(Stop::from(FailureKind::Local))?;
     pipeline.summary.budgets_left = pipeline.budgets_left();
     Ok(())

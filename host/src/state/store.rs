@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use tap_runtime::RequestCounts;
 use threatq_client::{Batch, Collection};
 use time::{Duration, OffsetDateTime};
 
@@ -227,10 +228,11 @@ impl Store {
         &self.state
     }
 
-    /// Records TAP requests made at `at`, at once and in their own
+    /// Records the TAP requests of one call, made at `at`, at once and in their own
     /// transaction: a request spends budget whether or not its window is
     /// ever accepted. Requests older than 24 hours are forgotten.
-    pub fn spend(&mut self, requests: &[(Pool, u32)], at: OffsetDateTime) -> Result<()> {
+    pub fn spend(&mut self, requests: &RequestCounts, at: OffsetDateTime) -> Result<()> {
+        let requests = requests.by_pool();
         let at_ms = unix_ms(at);
         let cutoff = unix_ms(at - BUDGET_PERIOD);
         let write = |conn: &mut Connection| -> rusqlite::Result<()> {
@@ -245,7 +247,7 @@ impl Store {
             tx.commit()
         };
         write(&mut self.conn).map_err(|e| self.write_error(&e))?;
-        for (pool, count) in requests {
+        for (pool, count) in &requests {
             self.state.budgets.record(*pool, at, *count);
         }
         self.state.budgets.prune(at);
@@ -912,7 +914,11 @@ mod tests {
                 t,
             )
             .unwrap();
-        store.spend(&[(Pool::Siem, 3)], t).unwrap();
+        let requests = RequestCounts {
+            siem: 3,
+            ..RequestCounts::default()
+        };
+        store.spend(&requests, t).unwrap();
         drop(store);
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.state().checkpoint, Some(t));
