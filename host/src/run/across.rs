@@ -19,7 +19,7 @@ use threatq_client::{Batch, Collection, ThreatqError, TqObject};
 use tracing::{debug, info, warn};
 
 use super::{FailureKind, Pipeline, SOURCE_NAME, Stop};
-use crate::state::{AcrossCommit, Enriched, IndexedMessage, Store, VerdictRow};
+use crate::state::{Commit, Enriched, IndexedMessage, Store, VerdictRow};
 
 /// The attribute that shows TAP's verdict on an indicator.
 const THREAT_STATUS: &str = "Threat Status";
@@ -182,7 +182,7 @@ pub(super) fn across_commit(
     refused: &BTreeSet<(Collection, String)>,
     message_horizon: Option<time::Duration>,
     verdicts: Vec<VerdictRow>,
-) -> AcrossCommit {
+) -> Commit {
     let enrichment = &result.enrichment;
     let enriched = result
         .campaigns_fetched
@@ -206,12 +206,13 @@ pub(super) fn across_commit(
                 .map(|id| (Enriched::Threat, id.clone())),
         )
         .collect();
-    AcrossCommit {
+    Commit {
         messages: indexed(result, batch, refused),
         message_horizon,
         enriched,
         deferred,
         verdicts,
+        ..Commit::default()
     }
 }
 
@@ -409,11 +410,8 @@ pub(super) async fn replay_verdicts(pipeline: &mut Pipeline<'_>) -> Result<(), S
         "applying TAP's verdicts ThreatQ refused earlier"
     );
     let settled = apply_verdicts(pipeline, pending, false).await?;
-    pipeline.commit(&crate::state::Commit {
-        across: AcrossCommit {
-            verdicts: settled,
-            ..AcrossCommit::default()
-        },
+    pipeline.commit(&Commit {
+        verdicts: settled,
         ..Default::default()
     })
 }

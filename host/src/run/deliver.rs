@@ -359,7 +359,6 @@ async fn replay_quarantine(pipeline: &mut Pipeline<'_>) -> Result<(), Stop> {
         verdicts,
     );
     pipeline.commit(&Commit {
-        across,
         sent: result
             .record_keys
             .iter()
@@ -376,7 +375,7 @@ async fn replay_quarantine(pipeline: &mut Pipeline<'_>) -> Result<(), Stop> {
                 )
             })
             .collect(),
-        ..Commit::default()
+        ..across
     })
 }
 

@@ -359,8 +359,7 @@ impl Pipeline<'_> {
                 key_horizon: Some(self.prepared.tap.overlap + KEY_HORIZON_SLACK),
                 dead_letters: delivery.dead_letters,
                 quarantined: deliver::quarantine(&result, window),
-                across,
-                ..Commit::default()
+                ..across
             };
             self.commit(&commit)?;
             self.summary.checkpoint = self.prepared.store.state().checkpoint;

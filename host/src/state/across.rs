@@ -123,30 +123,6 @@ pub struct VerdictRow {
     pub error: Option<String>,
 }
 
-/// What a commit settles across runs (part of [`super::Commit`]).
-#[derive(Debug, Clone, Default)]
-pub struct AcrossCommit {
-    /// Message events ThreatQ accepted in this window.
-    pub messages: Vec<IndexedMessage>,
-    /// Index entries older than this are forgotten.
-    pub message_horizon: Option<Duration>,
-    /// (kind, id, name) enriched now; the name is a campaign's, else empty.
-    pub enriched: Vec<(Enriched, String, String)>,
-    /// Needed but not fetched: queued for later calls.
-    pub deferred: Vec<(Enriched, String)>,
-    /// Verdicts applied (or refused, with the reason).
-    pub verdicts: Vec<VerdictRow>,
-}
-
-impl AcrossCommit {
-    pub fn is_empty(&self) -> bool {
-        self.messages.is_empty()
-            && self.enriched.is_empty()
-            && self.deferred.is_empty()
-            && self.verdicts.is_empty()
-    }
-}
-
 /// The indexed message events of these GUIDs.
 pub(super) fn indexed_messages(conn: &Connection, guids: &[&str]) -> Result<Vec<IndexedMessage>> {
     let mut found = Vec::new();
@@ -254,7 +230,7 @@ pub(super) fn count_waiting(conn: &Connection) -> rusqlite::Result<(u64, u64)> {
     Ok((queued, verdicts))
 }
 
-pub(super) fn write(tx: &Transaction<'_>, commit: &AcrossCommit, at_ms: i64) -> Result<()> {
+pub(super) fn write(tx: &Transaction<'_>, commit: &super::Commit, at_ms: i64) -> Result<()> {
     for m in &commit.messages {
         tx.prepare_cached(
             "INSERT INTO message_index (guid, title, happened_at, type_name, indexed_ms)

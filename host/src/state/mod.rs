@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 
 use time::{Duration, OffsetDateTime};
 
-pub use across::{AcrossCommit, Enriched, EnrichmentPlan, IndexedMessage, Refresh, VerdictRow};
+pub use across::{Enriched, EnrichmentPlan, IndexedMessage, Refresh, VerdictRow};
 pub use lock::{LOCK_FILE_NAME, LockAttempt, LockHolder, RunLock};
 pub use store::{
     Commit, DeadLetter, Entry, NewDeadLetter, NewQuarantined, Quarantined, STATE_DB_NAME, Store,

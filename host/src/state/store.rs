@@ -21,7 +21,7 @@ use tap_runtime::RequestCounts;
 use threatq_client::{Batch, Collection};
 use time::{Duration, OffsetDateTime};
 
-use super::across::{self, AcrossCommit, EnrichmentPlan, IndexedMessage, Refresh, VerdictRow};
+use super::across::{self, Enriched, EnrichmentPlan, IndexedMessage, Refresh, VerdictRow};
 use super::{BUDGET_PERIOD, LEGACY_STATE_FILE_NAME, Pool, State, from_unix_ms, legacy, unix_ms};
 use crate::batch;
 
@@ -148,18 +148,29 @@ pub struct Commit {
     pub sent: Vec<(String, i64)>,
     /// Keys older than the checkpoint minus this are forgotten.
     pub key_horizon: Option<Duration>,
+    /// Objects ThreatQ refused. A letter refused again comes back here and
+    /// merges into its row (attempts + 1, ThreatQ's latest answer).
     pub dead_letters: Vec<NewDeadLetter>,
     /// Dead letters ThreatQ has now accepted.
     pub delivered: Vec<i64>,
-    // A letter refused again comes back in `dead_letters` and merges into
-    // its row (attempts + 1, ThreatQ's latest answer).
     pub quarantined: Vec<NewQuarantined>,
     /// Quarantined records that have now been mapped (and forwarded).
     pub remapped: Vec<i64>,
     /// Quarantined records tried again and still not mappable: (id, reason).
     pub still_quarantined: Vec<(i64, String)>,
-    /// The message index, the enrichment ledger and queue, the verdicts.
-    pub across: AcrossCommit,
+    /// Accepted message events for the message index: those ThreatQ
+    /// accepted in this window.
+    pub messages: Vec<IndexedMessage>,
+    /// Index entries older than this are forgotten.
+    pub message_horizon: Option<Duration>,
+    /// Enrichment ledger: (kind, id, name) fetched now; the name is a
+    /// campaign's, else empty.
+    pub enriched: Vec<(Enriched, String, String)>,
+    /// Enrichment queue: (kind, id) needed but not fetched, deferred to
+    /// later calls.
+    pub deferred: Vec<(Enriched, String)>,
+    /// Verdicts applied (or refused, with the reason).
+    pub verdicts: Vec<VerdictRow>,
 }
 
 /// The state database of one config directory; see the module doc.
@@ -710,7 +721,7 @@ fn write_commit(
         )?
         .execute(params![id, reason, env!("CARGO_PKG_VERSION"), at_ms])?;
     }
-    across::write(tx, &commit.across, at_ms)?;
+    across::write(tx, commit, at_ms)?;
     for record in &commit.quarantined {
         tx.prepare_cached(
             "INSERT INTO quarantine (record_key, section, raw, reason, window, version,
@@ -840,7 +851,6 @@ fn collection_named(name: &str) -> Option<Collection> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::Enriched;
     use threatq_client::TqObject;
     use time::macros::datetime;
 
@@ -1140,11 +1150,8 @@ mod tests {
         let t = datetime!(2026-11-28 12:00:00 UTC);
         let mut store = Store::open(dir.path()).unwrap();
         let commit = |messages: Vec<IndexedMessage>| Commit {
-            across: AcrossCommit {
-                messages,
-                message_horizon: Some(Duration::days(14)),
-                ..AcrossCommit::default()
-            },
+            messages,
+            message_horizon: Some(Duration::days(14)),
             ..Commit::default()
         };
         store
@@ -1188,17 +1195,14 @@ mod tests {
         store
             .commit(
                 &Commit {
-                    across: AcrossCommit {
-                        enriched: vec![
-                            (Enriched::Campaign, "c1".into(), "Campaign One".into()),
-                            (Enriched::Threat, "t1".into(), String::new()),
-                        ],
-                        deferred: vec![
-                            (Enriched::Threat, "t2".into()),
-                            (Enriched::Campaign, "c2".into()),
-                        ],
-                        ..AcrossCommit::default()
-                    },
+                    enriched: vec![
+                        (Enriched::Campaign, "c1".into(), "Campaign One".into()),
+                        (Enriched::Threat, "t1".into(), String::new()),
+                    ],
+                    deferred: vec![
+                        (Enriched::Threat, "t2".into()),
+                        (Enriched::Campaign, "c2".into()),
+                    ],
                     ..Commit::default()
                 },
                 t,
@@ -1228,11 +1232,8 @@ mod tests {
         store
             .commit(
                 &Commit {
-                    across: AcrossCommit {
-                        enriched: vec![(Enriched::Threat, "t2".into(), String::new())],
-                        deferred: vec![(Enriched::Campaign, "c2".into())],
-                        ..AcrossCommit::default()
-                    },
+                    enriched: vec![(Enriched::Threat, "t2".into(), String::new())],
+                    deferred: vec![(Enriched::Campaign, "c2".into())],
                     ..Commit::default()
                 },
                 t + Duration::days(1),
@@ -1261,13 +1262,10 @@ mod tests {
         store
             .commit(
                 &Commit {
-                    across: AcrossCommit {
-                        verdicts: vec![
-                            row("http://a/", "falsePositive", None),
-                            row("http://b/", "cleared", Some("HTTP 422: no")),
-                        ],
-                        ..AcrossCommit::default()
-                    },
+                    verdicts: vec![
+                        row("http://a/", "falsePositive", None),
+                        row("http://b/", "cleared", Some("HTTP 422: no")),
+                    ],
                     ..Commit::default()
                 },
                 t,
