@@ -4,9 +4,9 @@
 
 use e2e_tests::{World, completed, now};
 use serde_json::{Value, json};
+use tap_runtime::RequestCounts;
 use tap_sim::{ClickKind, ForensicsScope, MessageKind, TapSimConfig, ThreatStatus};
 use threatq_sim::{StoredObject, ThreatqSimConfig};
-use tap_runtime::RequestCounts;
 use time::{Duration, OffsetDateTime};
 use tq_conn::state::Store;
 

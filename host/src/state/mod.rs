@@ -1,34 +1,43 @@
 //! What a run remembers for the next one, and the lock that keeps two cron
-//! runs apart (docs/sync.md, "Checkpoints" and "Nothing refused is lost"):
-//!
-//! - the checkpoint: TAP's `queryEndTime` of the last window ThreatQ accepted;
-//! - the keys of TAP records already forwarded inside the overlap horizon;
-//! - the rolling 24-hour TAP request budgets;
-//! - the dead letters: objects ThreatQ refused, with its answer, to be sent
-//!   again;
-//! - the quarantine: TAP records the component could not map, kept raw;
-//! - across runs: the message index, the enrichment ledger and queue, and
-//!   the verdicts applied (`across`).
+//! runs apart (docs/sync.md, "Checkpoints" and "Nothing refused is lost").
 //!
 //! [`State`] is the in-memory view a run works from; [`Store`] keeps it in
 //! an SQLite database in the config directory and changes it only in
 //! transactions, one per accepted window, so a crash at any point leaves
 //! the state of the last accepted window and never a torn one.
+//!
+//! - `store.rs`: opening the database (integrity check, schema set-up and
+//!   upgrade), [`Store::commit`] and [`Store::spend`], the reads;
+//! - `tables/`: one module per table, each with its rows, its reads and
+//!   its share of a commit: the checkpoint (`meta`), the keys of TAP
+//!   records already forwarded inside the overlap (`sent_keys`), the TAP
+//!   requests behind the rolling 24-hour budgets (`tap_requests`), the dead
+//!   letters (objects ThreatQ refused, with its answer, to be sent again),
+//!   the quarantine (TAP records the component could not map, kept raw),
+//!   the message index, the enrichment ledger and queue, and the verdicts
+//!   applied;
+//! - `legacy.rs`: the JSON state file of earlier versions, migrated once;
+//! - `lock.rs`: the run lock;
+//! - here: [`State`], the [`Budgets`] of each TAP [`Pool`] and what a call
+//!   may spend of them.
 
-mod across;
 mod legacy;
 mod lock;
 mod store;
+mod tables;
 
 use std::collections::BTreeMap;
 
 use time::{Duration, OffsetDateTime};
 
-pub use across::{Enriched, EnrichmentPlan, IndexedMessage, Refresh, VerdictRow};
 pub use lock::{LOCK_FILE_NAME, LockAttempt, LockHolder, RunLock};
-pub use store::{
-    Commit, DeadLetter, Entry, NewDeadLetter, NewQuarantined, Quarantined, STATE_DB_NAME, Store,
-};
+pub use store::{STATE_DB_NAME, Store};
+pub use tables::dead_letters::{DeadLetter, NewDeadLetter};
+pub use tables::enrichment::{Enriched, EnrichmentPlan, Refresh};
+pub use tables::message_index::IndexedMessage;
+pub use tables::quarantine::{NewQuarantined, Quarantined};
+pub use tables::verdicts::VerdictRow;
+pub use tables::{Commit, Entry};
 // The pools are defined where the outbound hook counts requests by them;
 // the budgets here spend what it counted, under the same type.
 pub use tap_runtime::Pool;
@@ -216,5 +225,4 @@ mod tests {
             t + Duration::hours(1)
         );
     }
-
 }
