@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, anyhow};
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 use threatq_client::{Batch, Collection};
 use time::OffsetDateTime;
 
@@ -65,6 +65,67 @@ pub struct NewDeadLetter {
     pub window: String,
 }
 
+/// A row as SQLite holds it: the collection and the batch still text.
+struct StoredLetter {
+    id: i64,
+    collection: String,
+    identity: String,
+    relations_only: bool,
+    status: Option<u16>,
+    reason: String,
+    batch: String,
+    window: String,
+    first_refused_ms: i64,
+    last_tried_ms: i64,
+    attempts: u32,
+}
+
+/// Reads the columns of [`read_all`]'s `SELECT`, in its order.
+fn stored_letter(row: &Row<'_>) -> rusqlite::Result<StoredLetter> {
+    Ok(StoredLetter {
+        id: row.get(0)?,
+        collection: row.get(1)?,
+        identity: row.get(2)?,
+        relations_only: row.get(3)?,
+        status: row.get(4)?,
+        reason: row.get(5)?,
+        batch: row.get(6)?,
+        window: row.get(7)?,
+        first_refused_ms: row.get(8)?,
+        last_tried_ms: row.get(9)?,
+        attempts: row.get(10)?,
+    })
+}
+
+impl StoredLetter {
+    /// The letter, or an error naming it and the database at `path`.
+    fn parse(self, path: &Path) -> Result<DeadLetter> {
+        let id = self.id;
+        let collection = collection_named(&self.collection).ok_or_else(|| {
+            anyhow!(
+                "dead letter {id} in {} names an unknown collection '{}'",
+                path.display(),
+                self.collection
+            )
+        })?;
+        let batch: Batch = serde_json::from_str(&self.batch)
+            .with_context(|| format!("dead letter {id} in {} cannot be read", path.display()))?;
+        Ok(DeadLetter {
+            id,
+            collection,
+            identity: self.identity,
+            relations_only: self.relations_only,
+            status: self.status,
+            reason: self.reason,
+            batch,
+            window: self.window,
+            first_refused: from_unix_ms(self.first_refused_ms),
+            last_tried: from_unix_ms(self.last_tried_ms),
+            attempts: self.attempts,
+        })
+    }
+}
+
 fn collection_named(name: &str) -> Option<Collection> {
     Collection::ALL
         .into_iter()
@@ -81,58 +142,11 @@ pub(in crate::state) fn read_all(conn: &Connection, path: &Path) -> Result<Vec<D
         )
         .map_err(|e| damaged(path, &e))?;
     let rows = statement
-        .query_map([], |row| {
-            Ok((
-                row.get::<_, i64>(0)?,
-                row.get::<_, String>(1)?,
-                row.get::<_, String>(2)?,
-                row.get::<_, bool>(3)?,
-                row.get::<_, Option<u16>>(4)?,
-                row.get::<_, String>(5)?,
-                row.get::<_, String>(6)?,
-                row.get::<_, String>(7)?,
-                row.get::<_, i64>(8)?,
-                row.get::<_, i64>(9)?,
-                row.get::<_, u32>(10)?,
-            ))
-        })
+        .query_map([], stored_letter)
         .map_err(|e| damaged(path, &e))?;
     let mut letters = Vec::new();
     for row in rows {
-        let (
-            id,
-            collection,
-            identity,
-            relations_only,
-            status,
-            reason,
-            batch,
-            window,
-            first,
-            last,
-            attempts,
-        ) = row.map_err(|e| damaged(path, &e))?;
-        let collection = collection_named(&collection).ok_or_else(|| {
-            anyhow!(
-                "dead letter {id} in {} names an unknown collection '{collection}'",
-                path.display()
-            )
-        })?;
-        let batch: Batch = serde_json::from_str(&batch)
-            .with_context(|| format!("dead letter {id} in {} cannot be read", path.display()))?;
-        letters.push(DeadLetter {
-            id,
-            collection,
-            identity,
-            relations_only,
-            status,
-            reason,
-            batch,
-            window,
-            first_refused: from_unix_ms(first),
-            last_tried: from_unix_ms(last),
-            attempts,
-        });
+        letters.push(row.map_err(|e| damaged(path, &e))?.parse(path)?);
     }
     Ok(letters)
 }
@@ -169,9 +183,11 @@ pub(in crate::state) fn write(
 /// store never holds it twice and no link is forgotten.
 fn add(tx: &Transaction<'_>, letter: &NewDeadLetter, at_ms: i64) -> Result<()> {
     let existing: Option<(i64, String)> = tx
-        .query_row(
+        .prepare_cached(
             "SELECT id, batch FROM dead_letters
              WHERE collection = ?1 AND identity = ?2 AND relations_only = ?3",
+        )?
+        .query_row(
             params![
                 letter.collection.api_name(),
                 letter.identity,
@@ -185,36 +201,36 @@ fn add(tx: &Transaction<'_>, letter: &NewDeadLetter, at_ms: i64) -> Result<()> {
             let mut merged: Batch = serde_json::from_str(&stored)
                 .with_context(|| format!("dead letter {id} cannot be read"))?;
             batch::merge(&mut merged, &letter.batch);
-            tx.execute(
+            tx.prepare_cached(
                 "UPDATE dead_letters SET batch = ?2, status = ?3, reason = ?4,
                         last_tried_ms = ?5, attempts = attempts + 1
                  WHERE id = ?1",
-                params![
-                    id,
-                    serde_json::to_string(&merged)?,
-                    letter.status,
-                    letter.reason,
-                    at_ms
-                ],
-            )?;
+            )?
+            .execute(params![
+                id,
+                serde_json::to_string(&merged)?,
+                letter.status,
+                letter.reason,
+                at_ms
+            ])?;
         }
         None => {
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO dead_letters (collection, identity, relations_only, status, reason,
                                            batch, window, first_refused_ms, last_tried_ms,
                                            attempts)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, 1)",
-                params![
-                    letter.collection.api_name(),
-                    letter.identity,
-                    letter.relations_only,
-                    letter.status,
-                    letter.reason,
-                    serde_json::to_string(&letter.batch)?,
-                    letter.window,
-                    at_ms
-                ],
-            )?;
+            )?
+            .execute(params![
+                letter.collection.api_name(),
+                letter.identity,
+                letter.relations_only,
+                letter.status,
+                letter.reason,
+                serde_json::to_string(&letter.batch)?,
+                letter.window,
+                at_ms
+            ])?;
         }
     }
     Ok(())

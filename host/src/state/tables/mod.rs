@@ -23,6 +23,9 @@
 //! The per-row statements of a commit are `prepare_cached`: a first run's
 //! window writes thousands of sent keys and message-index rows, and
 //! `execute` would parse and plan the same SQL again for each of them.
+//! rusqlite's cache keeps 16 statements; a commit uses 13 and a spend one
+//! more, so a new per-row statement past that evicts one the next window
+//! needs.
 
 pub(super) mod dead_letters;
 pub(super) mod enrichment;

@@ -41,11 +41,11 @@ pub(in crate::state) fn write(
     cutoff: Option<i64>,
 ) -> rusqlite::Result<()> {
     for (key, created) in sent {
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO sent_keys (key, created_ms) VALUES (?1, ?2)
              ON CONFLICT (key) DO UPDATE SET created_ms = excluded.created_ms",
-            params![key, created],
-        )?;
+        )?
+        .execute(params![key, created])?;
     }
     if let Some(cutoff) = cutoff {
         tx.execute("DELETE FROM sent_keys WHERE created_ms < ?1", [cutoff])?;

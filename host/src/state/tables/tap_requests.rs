@@ -39,10 +39,8 @@ pub(in crate::state) fn read(conn: &Connection) -> rusqlite::Result<Budgets> {
 }
 
 fn insert(tx: &Transaction<'_>, pool: Pool, at_ms: i64, count: u32) -> rusqlite::Result<()> {
-    tx.execute(
-        "INSERT INTO tap_requests (pool, at_ms, count) VALUES (?1, ?2, ?3)",
-        params![pool.label(), at_ms, count],
-    )?;
+    tx.prepare_cached("INSERT INTO tap_requests (pool, at_ms, count) VALUES (?1, ?2, ?3)")?
+        .execute(params![pool.label(), at_ms, count])?;
     Ok(())
 }
 
