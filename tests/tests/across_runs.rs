@@ -4,10 +4,11 @@
 
 use e2e_tests::{World, completed, now};
 use serde_json::{Value, json};
+use tap_runtime::RequestCounts;
 use tap_sim::{ClickKind, ForensicsScope, MessageKind, TapSimConfig, ThreatStatus};
 use threatq_sim::{StoredObject, ThreatqSimConfig};
 use time::{Duration, OffsetDateTime};
-use tq_conn::state::{Pool, Store};
+use tq_conn::state::Store;
 
 fn ts(t: OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
@@ -294,7 +295,10 @@ async fn a_threat_deferred_for_want_of_budget_is_served_first_by_a_later_run() {
     Store::open(world.config_dir())
         .unwrap()
         .spend(
-            &[(Pool::ThreatForensics, 48)],
+            &RequestCounts {
+                threat_forensics: 48,
+                ..RequestCounts::default()
+            },
             first_run - Duration::hours(1),
         )
         .unwrap();

@@ -38,7 +38,7 @@ pub use loader::{
     precompile,
 };
 pub use origin::{OriginError, TapOrigin};
-pub use outbound::{OutboundPolicy, RequestCounts};
+pub use outbound::{OutboundPolicy, Pool, RequestCounts};
 pub use private_file::write_private;
 
 use bindings::{TapConnectorPre, host_interface};

@@ -91,6 +91,22 @@ pub struct RequestCounts {
 }
 
 impl RequestCounts {
+    /// The requests sent in `pool`.
+    pub fn get(&self, pool: Pool) -> u32 {
+        match pool {
+            Pool::Siem => self.siem,
+            Pool::Campaign => self.campaign,
+            Pool::CampaignForensics => self.campaign_forensics,
+            Pool::ThreatForensics => self.threat_forensics,
+        }
+    }
+
+    /// The requests sent in each pool, in [`Pool::ALL`]'s order: what the
+    /// budgets spend.
+    pub fn by_pool(&self) -> [(Pool, u32); 4] {
+        Pool::ALL.map(|pool| (pool, self.get(pool)))
+    }
+
     /// Every request sent to TAP, whatever its pool.
     pub fn sent(&self) -> u32 {
         self.siem
@@ -109,6 +125,55 @@ impl RequestCounts {
             Endpoint::Other => &mut self.other,
         };
         *slot = slot.saturating_add(1);
+    }
+}
+
+/// TAP's request pools, each throttled over a rolling 24 hours per
+/// credential (docs/tap-api.md, "Rate limits"; how we count them:
+/// docs/sync.md, "TAP budgets and pools").
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Pool {
+    /// `/v2/siem/*` except clicks/permitted: 1800 a day, shared.
+    Siem,
+    /// `/v2/campaign/{id}`: documented as unthrottled; we still count it and
+    /// hold it to the forensics-by-campaign figure, since every look-up is
+    /// followed by one of those.
+    Campaign,
+    /// `/v2/forensics?campaignId=`: 1800 a day.
+    CampaignForensics,
+    /// `/v2/forensics?threatId=`: 50 a day.
+    ThreatForensics,
+}
+
+impl Pool {
+    pub const ALL: [Pool; 4] = [
+        Pool::Siem,
+        Pool::Campaign,
+        Pool::CampaignForensics,
+        Pool::ThreatForensics,
+    ];
+
+    pub fn daily_limit(self) -> u32 {
+        match self {
+            Pool::Siem | Pool::Campaign | Pool::CampaignForensics => 1800,
+            Pool::ThreatForensics => 50,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Pool::Siem => "siem",
+            Pool::Campaign => "campaign",
+            Pool::CampaignForensics => "forensics-by-campaign",
+            Pool::ThreatForensics => "forensics-by-threat",
+        }
+    }
+
+    pub fn from_label(label: &str) -> Option<Pool> {
+        Pool::ALL.into_iter().find(|pool| pool.label() == label)
     }
 }
 
@@ -671,6 +736,37 @@ mod tests {
             }
         );
         assert_eq!(counts.sent(), 6);
+    }
+
+    #[test]
+    fn the_request_counts_read_by_pool_leave_out_what_no_pool_counts() {
+        let counts = RequestCounts {
+            siem: 4,
+            campaign: 3,
+            campaign_forensics: 2,
+            threat_forensics: 1,
+            other: 7,
+            refused: 7,
+            oversized: 7,
+        };
+        assert_eq!(
+            counts.by_pool(),
+            [
+                (Pool::Siem, 4),
+                (Pool::Campaign, 3),
+                (Pool::CampaignForensics, 2),
+                (Pool::ThreatForensics, 1),
+            ]
+        );
+        assert_eq!(counts.get(Pool::ThreatForensics), 1);
+    }
+
+    #[test]
+    fn pool_labels_round_trip() {
+        for pool in Pool::ALL {
+            assert_eq!(Pool::from_label(pool.label()), Some(pool));
+        }
+        assert_eq!(Pool::from_label("nope"), None);
     }
 
     /// A 16 MiB request body in 1 KiB frames, counting what was pulled

@@ -187,7 +187,7 @@ impl Pipeline<'_> {
         let now = self.options.clock();
         self.prepared
             .store
-            .spend(&crate::state::requests_by_pool(requests), now)
+            .spend(requests, now)
             .map_err(Stop::from(FailureKind::Local))?;
         self.summary
             .observe_budgets(self.prepared.store.state(), now);

@@ -54,8 +54,10 @@ pub(super) fn settle(
     delivery: Delivery,
     verdicts: Vec<VerdictRow>,
 ) -> Commit {
-    let mut commit = Commit::default();
-    commit.across.verdicts = verdicts;
+    let mut commit = Commit {
+        verdicts,
+        ..Commit::default()
+    };
     let mapped = match settled {
         Settled::Window {
             window,
@@ -66,7 +68,7 @@ pub(super) fn settle(
         } => {
             commit.checkpoint = Some(checkpoint);
             commit.key_horizon = Some(key_horizon);
-            commit.across.message_horizon = Some(message_horizon);
+            commit.message_horizon = Some(message_horizon);
             commit.quarantined = quarantine(mapped.result, window);
             mapped
         }
@@ -98,14 +100,14 @@ pub(super) fn settle(
         .iter()
         .map(|k| (k.key.clone(), k.created_ms))
         .collect();
-    commit.across.messages = message_index::accepted_messages(
+    commit.messages = message_index::accepted_messages(
         mapped.result,
         mapped.batch,
         delivery.refused_identities(),
     );
     let ledger = enrichment::ledger_entries(mapped.result);
-    commit.across.enriched = ledger.enriched;
-    commit.across.deferred = ledger.deferred;
+    commit.enriched = ledger.enriched;
+    commit.deferred = ledger.deferred;
     commit.dead_letters = delivery.dead_letters;
     commit
 }

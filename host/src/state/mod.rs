@@ -1,87 +1,50 @@
 //! What a run remembers for the next one, and the lock that keeps two cron
-//! runs apart (docs/sync.md, "Checkpoints" and "Nothing refused is lost"):
-//!
-//! - the checkpoint: TAP's `queryEndTime` of the last window ThreatQ accepted;
-//! - the keys of TAP records already forwarded inside the overlap horizon;
-//! - the rolling 24-hour TAP request budgets;
-//! - the dead letters: objects ThreatQ refused, with its answer, to be sent
-//!   again;
-//! - the quarantine: TAP records the component could not map, kept raw;
-//! - across runs: the message index, the enrichment ledger and queue, and
-//!   the verdicts applied (`across`).
+//! runs apart (docs/sync.md, "Checkpoints" and "Nothing refused is lost").
 //!
 //! [`State`] is the in-memory view a run works from; [`Store`] keeps it in
 //! an SQLite database in the config directory and changes it only in
 //! transactions, one per accepted window, so a crash at any point leaves
 //! the state of the last accepted window and never a torn one.
+//!
+//! - `store.rs`: opening the database (integrity check, schema set-up and
+//!   upgrade), [`Store::commit`] and [`Store::spend`], the reads;
+//! - `tables/`: one module per table, each with its rows, its reads and
+//!   its share of a commit: the checkpoint (`meta`), the keys of TAP
+//!   records already forwarded inside the overlap (`sent_keys`), the TAP
+//!   requests behind the rolling 24-hour budgets (`tap_requests`), the dead
+//!   letters (objects ThreatQ refused, with its answer, to be sent again),
+//!   the quarantine (TAP records the component could not map, kept raw),
+//!   the message index, the enrichment ledger and queue, and the verdicts
+//!   applied;
+//! - `legacy.rs`: the JSON state file of earlier versions, migrated once;
+//! - `lock.rs`: the run lock;
+//! - here: [`State`], the [`Budgets`] of each TAP [`Pool`] and what a call
+//!   may spend of them.
 
-mod across;
 mod legacy;
 mod lock;
 mod store;
+mod tables;
 
 use std::collections::BTreeMap;
 
 use time::{Duration, OffsetDateTime};
 
-pub use across::{AcrossCommit, Enriched, EnrichmentPlan, IndexedMessage, Refresh, VerdictRow};
 pub use lock::{LOCK_FILE_NAME, LockAttempt, LockHolder, RunLock};
-pub use store::{
-    Commit, DeadLetter, Entry, NewDeadLetter, NewQuarantined, Quarantined, STATE_DB_NAME, Store,
-};
+pub use store::{STATE_DB_NAME, Store};
+pub use tables::dead_letters::{DeadLetter, NewDeadLetter};
+pub use tables::enrichment::{Enriched, EnrichmentPlan, Refresh};
+pub use tables::message_index::IndexedMessage;
+pub use tables::quarantine::{NewQuarantined, Quarantined};
+pub use tables::verdicts::VerdictRow;
+pub use tables::{Commit, Entry};
+// The pools are defined where the outbound hook counts requests by them;
+// the budgets here spend what it counted, under the same type.
+pub use tap_runtime::Pool;
 
 /// The JSON state file of versions before the database; migrated once.
 pub const LEGACY_STATE_FILE_NAME: &str = "tq-conn-proofpoint-tap.state.json";
 const BUDGET_PERIOD: Duration = Duration::hours(24);
-
-/// TAP's request pools, each throttled over a rolling 24 hours per
-/// credential (docs/tap-api.md, "Rate limits"; how we count them:
-/// docs/sync.md, "TAP budgets and pools").
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum Pool {
-    /// `/v2/siem/*` except clicks/permitted: 1800 a day, shared.
-    Siem,
-    /// `/v2/campaign/{id}`: documented as unthrottled; we still count it and
-    /// hold it to the forensics-by-campaign figure, since every look-up is
-    /// followed by one of those.
-    Campaign,
-    /// `/v2/forensics?campaignId=`: 1800 a day.
-    CampaignForensics,
-    /// `/v2/forensics?threatId=`: 50 a day.
-    ThreatForensics,
-}
-
-impl Pool {
-    pub const ALL: [Pool; 4] = [
-        Pool::Siem,
-        Pool::Campaign,
-        Pool::CampaignForensics,
-        Pool::ThreatForensics,
-    ];
-
-    pub fn daily_limit(self) -> u32 {
-        match self {
-            Pool::Siem | Pool::Campaign | Pool::CampaignForensics => 1800,
-            Pool::ThreatForensics => 50,
-        }
-    }
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Pool::Siem => "siem",
-            Pool::Campaign => "campaign",
-            Pool::CampaignForensics => "forensics-by-campaign",
-            Pool::ThreatForensics => "forensics-by-threat",
-        }
-    }
-
-    pub fn from_label(label: &str) -> Option<Pool> {
-        Pool::ALL.into_iter().find(|pool| pool.label() == label)
-    }
-}
 
 /// Requests made in each pool over the last 24 hours.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -216,17 +179,6 @@ impl State {
     }
 }
 
-/// The requests the host counted for one component call, by pool: what
-/// [`Store::spend`] records.
-pub fn requests_by_pool(sent: &tap_runtime::RequestCounts) -> [(Pool, u32); 4] {
-    [
-        (Pool::Siem, sent.siem),
-        (Pool::Campaign, sent.campaign),
-        (Pool::CampaignForensics, sent.campaign_forensics),
-        (Pool::ThreatForensics, sent.threat_forensics),
-    ]
-}
-
 pub fn unix_ms(t: OffsetDateTime) -> i64 {
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
@@ -272,13 +224,5 @@ mod tests {
             state.advanced_checkpoint(t + Duration::hours(1)),
             t + Duration::hours(1)
         );
-    }
-
-    #[test]
-    fn pool_labels_round_trip() {
-        for pool in Pool::ALL {
-            assert_eq!(Pool::from_label(pool.label()), Some(pool));
-        }
-        assert_eq!(Pool::from_label("nope"), None);
     }
 }
