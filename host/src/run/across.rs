@@ -15,7 +15,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use anyhow::anyhow;
 use tap_runtime::{CampaignRef, SyncResult, Verdict, VerdictStatus};
-use threatq_client::{Batch, Collection, ThreatqError, TqObject};
+use threatq_client::{Batch, Collection, ObjectKey, ThreatqError, TqObject};
 use tracing::{debug, info, warn};
 
 use super::{FailureKind, Pipeline, SOURCE_NAME, Stop};
@@ -153,14 +153,14 @@ pub(super) fn link_earlier_messages(
 fn indexed(
     result: &SyncResult,
     batch: &Batch,
-    refused: &BTreeSet<(Collection, String)>,
+    refused: &BTreeSet<ObjectKey>,
 ) -> Vec<IndexedMessage> {
     result
         .message_events
         .iter()
         .filter_map(|link| {
             let object = batch.objects.get(link.object as usize)?;
-            if refused.contains(&(object.collection, object.identity())) {
+            if refused.contains(&object.key()) {
                 return None;
             }
             Some(IndexedMessage {
@@ -179,7 +179,7 @@ fn indexed(
 pub(super) fn across_commit(
     result: &SyncResult,
     batch: &Batch,
-    refused: &BTreeSet<(Collection, String)>,
+    refused: &BTreeSet<ObjectKey>,
     message_horizon: Option<time::Duration>,
     verdicts: Vec<VerdictRow>,
 ) -> AcrossCommit {

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::anyhow;
 use tap_runtime::{QuarantinedRecord, SyncResult};
-use threatq_client::{Batch, Collection, ForwardReport, RejectedObject, ThreatqError};
+use threatq_client::{Batch, Collection, ForwardReport, ObjectKey, RejectedObject, ThreatqError};
 use tracing::{info, warn};
 
 use super::{FailureKind, Pipeline, RunMode, Stop, checkpoint_text, describe, fetch};
@@ -36,13 +36,12 @@ pub(super) struct Delivery {
     pub dead_letters: Vec<NewDeadLetter>,
     /// Objects refused (relations-only refusals not counted).
     pub refused: usize,
-    refused_identities: BTreeSet<(Collection, String)>,
+    refused_identities: BTreeSet<ObjectKey>,
 }
 
 impl Delivery {
-    /// (collection, identity) of every object ThreatQ did not store, for
-    /// the summary's counts.
-    pub fn refused_identities(&self) -> &BTreeSet<(Collection, String)> {
+    /// Every object ThreatQ did not store, for the summary's counts.
+    pub fn refused_identities(&self) -> &BTreeSet<ObjectKey> {
         &self.refused_identities
     }
 }
@@ -149,9 +148,7 @@ fn dead_letters(report: &ForwardReport, batch: &Batch, window: &str) -> Delivery
         );
         if !rejected.relations_only {
             delivery.refused += 1;
-            delivery
-                .refused_identities
-                .insert((rejected.collection, rejected.identity.clone()));
+            delivery.refused_identities.insert(rejected.key());
         }
         if rejected.index >= batch.objects.len() {
             // The client's index is into the batch it was given; one outside
@@ -222,14 +219,10 @@ async fn replay_dead_letters(pipeline: &mut Pipeline<'_>) -> Result<(), Stop> {
          checkpoint is unchanged",
     )
     .await?;
-    let still: BTreeSet<(Collection, &str)> = report
-        .rejected
-        .iter()
-        .map(|r| (r.collection, r.identity.as_str()))
-        .collect();
+    let still: BTreeSet<ObjectKey> = report.rejected.iter().map(RejectedObject::key).collect();
     let delivered: Vec<i64> = letters
         .iter()
-        .filter(|letter| !still.contains(&(letter.collection, letter.identity.as_str())))
+        .filter(|letter| !still.contains(&ObjectKey::new(letter.collection, &letter.identity)))
         .map(|letter| letter.id)
         .collect();
     let delivery = dead_letters(&report, &merged, "replay");

@@ -27,7 +27,9 @@ use reqwest::Method;
 use serde_json::Value;
 
 use crate::error::ThreatqError;
-use crate::model::{Batch, Collection, ForwardOptions, ForwardReport, RejectedObject, TqObject};
+use crate::model::{
+    Batch, Collection, ForwardOptions, ForwardReport, ObjectKey, RejectedObject, TqObject,
+};
 use crate::payload;
 use crate::session::{ApiRequest, Client};
 
@@ -363,10 +365,14 @@ fn rejection(
     relations_only: bool,
     reason: String,
 ) -> RejectedObject {
+    let ObjectKey {
+        collection,
+        identity,
+    } = object.key();
     RejectedObject {
         index,
-        collection: object.collection,
-        identity: object.identity(),
+        collection,
+        identity,
         status,
         relations_only,
         reason,
@@ -473,9 +479,8 @@ fn assign_ids(group: &[usize], rows: &[Value], objects: &[TqObject], ids: &mut [
         match found {
             Some(id) => ids[index] = Some(id),
             None => tracing::warn!(
-                "ThreatQ stored {} '{}' but returned no row for it; its relations are skipped",
-                collection,
-                object.identity()
+                "ThreatQ stored {} but returned no row for it; its relations are skipped",
+                object.key()
             ),
         }
     }

@@ -28,7 +28,9 @@ pub use connector_settings::ConnectorSettings;
 pub use date::format_threatq_date;
 pub use error::ThreatqError;
 pub use indicators::{StoredAttribute, StoredIndicator};
-pub use model::{Batch, Collection, ForwardOptions, ForwardReport, RejectedObject, TqObject};
+pub use model::{
+    Batch, Collection, ForwardOptions, ForwardReport, ObjectKey, RejectedObject, TqObject,
+};
 pub use retry::{RetryPolicy, Transient};
 /// The secret type of [`ThreatqConfig::password`] and
 /// [`ConnectorSettings::secret`], re-exported for callers.
