@@ -196,3 +196,30 @@ impl RejectedObject {
         ObjectKey::new(self.collection, self.identity.clone())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_is_the_collection_and_the_identity_as_the_logs_show_them() {
+        let object = TqObject {
+            collection: Collection::Indicators,
+            value: "evil.example".to_owned(),
+            type_name: Some("FQDN".to_owned()),
+            happened_at: None,
+            description: None,
+            attributes: Vec::new(),
+        };
+        let key = object.key();
+        assert_eq!(
+            key,
+            ObjectKey::new(Collection::Indicators, "evil.example (FQDN)")
+        );
+        assert_eq!(key.to_string(), "indicators 'evil.example (FQDN)'");
+        assert_ne!(
+            ObjectKey::new(Collection::Campaign, "x"),
+            ObjectKey::new(Collection::Malware, "x")
+        );
+    }
+}
