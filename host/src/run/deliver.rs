@@ -16,19 +16,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::anyhow;
 use tap_runtime::{QuarantinedRecord, SyncResult};
-use threatq_client::{Batch, Collection, ForwardReport, ObjectKey, RejectedObject, ThreatqError};
+use threatq_client::{Batch, ForwardReport, ObjectKey, RejectedObject, SystemicRule, ThreatqError};
 use tracing::{info, warn};
 
 use super::{FailureKind, Pipeline, RunMode, Stop, checkpoint_text, describe, fetch};
 use crate::batch::{self, take_batch};
 use crate::plan::Window;
 use crate::state::{Commit, NewDeadLetter, NewQuarantined, Quarantined};
-
-/// Refusals of one reason (or of one whole kind) at least this many, and
-/// more than half of what was sent, are systemic rather than bad data. Eight
-/// keeps a window of a few odd objects (a WAF that blocks one URL) from
-/// counting, while a wrong setting, which refuses everything, shows at once.
-const SYSTEMIC_MIN_REFUSALS: usize = 8;
 
 /// What ThreatQ made of a batch, as the commit needs it.
 #[derive(Debug, Default)]
@@ -69,7 +63,7 @@ pub(super) async fn forward(
         )
     };
     let report = answer.map_err(|e| forward_failure(e).context(context()))?;
-    if let Some(why) = systemic(&report, batch.objects.len()) {
+    if let Some(why) = SystemicRule::DEFAULT.judge(&report, batch.objects.len()) {
         return Err(Stop::Failed(
             FailureKind::Refused,
             anyhow!(
@@ -102,35 +96,6 @@ impl StopError {
     fn context(self, context: String) -> Stop {
         Stop::Failed(self.0, self.1.context(context))
     }
-}
-
-/// Why the refusals in `report` are systemic, if they are.
-fn systemic(report: &ForwardReport, sent: usize) -> Option<String> {
-    let objects: Vec<&RejectedObject> = report
-        .rejected
-        .iter()
-        .filter(|r| !r.relations_only)
-        .collect();
-    let mut by_kind: BTreeMap<Collection, usize> = BTreeMap::new();
-    let mut by_reason: BTreeMap<&str, usize> = BTreeMap::new();
-    for rejected in &objects {
-        *by_kind.entry(rejected.collection).or_default() += 1;
-        *by_reason.entry(rejected.reason.as_str()).or_default() += 1;
-    }
-    for (collection, refused) in &by_kind {
-        let stored = report.accepted.get(collection).copied().unwrap_or(0);
-        if *refused >= SYSTEMIC_MIN_REFUSALS && stored == 0 {
-            return Some(format!(
-                "ThreatQ refused every one of the {refused} {collection} it was sent"
-            ));
-        }
-    }
-    let (reason, count) = by_reason.into_iter().max_by_key(|(_, count)| *count)?;
-    (count >= SYSTEMIC_MIN_REFUSALS && count * 2 > sent).then(|| {
-        format!(
-            "ThreatQ refused {count} of the {sent} objects it was sent for one reason: {reason}"
-        )
-    })
 }
 
 /// A dead letter for each refusal in `report`, logged with ThreatQ's answer.
@@ -376,6 +341,7 @@ async fn replay_quarantine(pipeline: &mut Pipeline<'_>) -> Result<(), Stop> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use threatq_client::Collection;
 
     fn refusal(collection: Collection, n: usize, reason: &str) -> RejectedObject {
         RejectedObject {
@@ -394,38 +360,6 @@ mod tests {
             rejected,
             ..ForwardReport::default()
         }
-    }
-
-    #[test]
-    fn a_few_odd_refusals_are_not_systemic() {
-        let rejected = (0..3)
-            .map(|n| refusal(Collection::Indicators, n, "blocked"))
-            .collect();
-        let report = report(&[(Collection::Indicators, 40)], rejected);
-        assert_eq!(systemic(&report, 43), None);
-    }
-
-    #[test]
-    fn every_object_of_a_kind_refused_is_systemic() {
-        let rejected = (0..8)
-            .map(|n| refusal(Collection::Indicators, n, &format!("reason {n}")))
-            .collect();
-        let report = report(&[(Collection::Events, 100)], rejected);
-        let why = systemic(&report, 108).expect("systemic");
-        assert!(why.contains("every one of the 8 indicators"), "{why}");
-    }
-
-    #[test]
-    fn most_of_a_window_for_one_reason_is_systemic() {
-        let rejected = (0..30)
-            .map(|n| refusal(Collection::Events, n, "The selected status is invalid."))
-            .collect();
-        let report = report(&[(Collection::Events, 10)], rejected);
-        let why = systemic(&report, 40).expect("systemic");
-        assert!(
-            why.contains("30 of the 40") && why.contains("status is invalid"),
-            "{why}"
-        );
     }
 
     #[test]

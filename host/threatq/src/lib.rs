@@ -23,6 +23,7 @@ mod payload;
 mod reference;
 mod retry;
 mod session;
+mod systemic;
 
 pub use connector_settings::ConnectorSettings;
 pub use date::format_threatq_date;
@@ -36,3 +37,4 @@ pub use retry::{RetryPolicy, Transient};
 /// [`ConnectorSettings::secret`], re-exported for callers.
 pub use secrecy::{ExposeSecret, SecretString};
 pub use session::{Client, MAX_RESPONSE_BYTES, ThreatqConfig};
+pub use systemic::SystemicRule;
