@@ -3,7 +3,7 @@
 //! relations merged; this only renames (and moves: nothing is copied).
 
 use tap_runtime::{ObjectKind, SyncResult};
-use threatq_client::{Batch, Collection, TqObject};
+use threatq_client::{Batch, Collection, ObjectKey, TqObject};
 
 /// Moves the result's objects and relations into a batch, leaving both
 /// empty in `result`: they are most of a window's memory, so each string is
@@ -69,16 +69,15 @@ pub fn letter_for(batch: &Batch, index: usize) -> Batch {
 /// Adds `other` into `into`: objects of the same identity become one (with
 /// the attributes of both), relations are remapped and kept once.
 pub fn merge(into: &mut Batch, other: &Batch) {
-    let key = |object: &TqObject| (object.collection, object.identity());
-    let mut position: std::collections::HashMap<(Collection, String), usize> = into
+    let mut position: std::collections::HashMap<ObjectKey, usize> = into
         .objects
         .iter()
         .enumerate()
-        .map(|(index, object)| (key(object), index))
+        .map(|(index, object)| (object.key(), index))
         .collect();
     let mut remap = Vec::with_capacity(other.objects.len());
     for object in &other.objects {
-        let index = *position.entry(key(object)).or_insert_with(|| {
+        let index = *position.entry(object.key()).or_insert_with(|| {
             into.objects.push(TqObject {
                 attributes: Vec::new(),
                 ..object.clone()

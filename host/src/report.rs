@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
-use threatq_client::{Batch, Collection, TqObject};
+use threatq_client::{Batch, Collection, ObjectKey, TqObject};
 use time::OffsetDateTime;
 
 use crate::state::{Pool, State};
@@ -87,17 +87,10 @@ pub const KINDS: [&str; 7] = [
 ];
 
 impl RunSummary {
-    /// Counts the `objects` that ThreatQ accepted (all but `rejected`,
-    /// given as (collection, [`TqObject::identity`]) pairs).
-    ///
-    /// [`TqObject::identity`]: threatq_client::TqObject::identity
-    pub fn count_accepted(
-        &mut self,
-        objects: &[TqObject],
-        rejected: &BTreeSet<(Collection, String)>,
-    ) {
+    /// Counts the `objects` that ThreatQ accepted (all but `rejected`).
+    pub fn count_accepted(&mut self, objects: &[TqObject], rejected: &BTreeSet<ObjectKey>) {
         for object in objects {
-            if rejected.contains(&(object.collection, object.identity())) {
+            if rejected.contains(&object.key()) {
                 continue;
             }
             let kind = kind_of(object.collection, object.type_name.as_deref());

@@ -3,13 +3,40 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// Which of the sandbox's [`Limits`](crate::Limits) (or of its outbound
+/// policy's) a call ran into. The messages of [`RuntimeError`] speak of the
+/// sandbox's own limits only: which setting of the embedding program sets
+/// each one, and so what the operator can raise, is for that program to
+/// add, by this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SandboxLimit {
+    /// `Limits::memory_bytes`: [`RuntimeError::MemoryLimit`].
+    Memory,
+    /// `Limits::cpu_time`: [`RuntimeError::CpuLimit`].
+    CpuTime,
+    /// `Limits::wall_time`: [`RuntimeError::WallClock`].
+    WallTime,
+    /// `Limits::table_elements`: [`RuntimeError::TableLimit`].
+    TableElements,
+    /// `Limits::instances`, `tables` and `memories`:
+    /// [`RuntimeError::InstanceLimit`].
+    Instances,
+    /// `Limits::resource_handles`: [`RuntimeError::HandleLimit`].
+    ResourceHandles,
+    /// `OutboundPolicy::max_response_bytes`. Hitting it does not stop the
+    /// call (the answer is cut off and counted in
+    /// `RequestCounts::oversized`), so no `RuntimeError` carries it; it is
+    /// here so the embedding program names all the limits one way.
+    ResponseSize,
+}
+
 /// A failure of the sandbox itself: the component could not be loaded, or a
 /// call was stopped by a limit or a trap. The store of a failed call is
 /// dropped, so the next call starts clean.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     #[error(
-        "the TAP component exceeded its memory limit of {}; windows too large for it are split in halves; if even 30 s is too large, raise `memory_mib` under [run]",
+        "the TAP component exceeded its memory limit of {}",
         format_mib(*.limit_bytes)
     )]
     MemoryLimit { limit_bytes: usize },
@@ -75,6 +102,24 @@ pub enum RuntimeError {
     Policy(String),
 }
 
+impl RuntimeError {
+    /// The limit that stopped the call, if a limit did.
+    pub fn limit(&self) -> Option<SandboxLimit> {
+        match self {
+            RuntimeError::MemoryLimit { .. } => Some(SandboxLimit::Memory),
+            RuntimeError::TableLimit { .. } => Some(SandboxLimit::TableElements),
+            RuntimeError::InstanceLimit { .. } => Some(SandboxLimit::Instances),
+            RuntimeError::HandleLimit { .. } => Some(SandboxLimit::ResourceHandles),
+            RuntimeError::CpuLimit { .. } => Some(SandboxLimit::CpuTime),
+            RuntimeError::WallClock { .. } => Some(SandboxLimit::WallTime),
+            RuntimeError::Trap(_)
+            | RuntimeError::Load { .. }
+            | RuntimeError::Io { .. }
+            | RuntimeError::Policy(_) => None,
+        }
+    }
+}
+
 fn format_mib(bytes: usize) -> String {
     const MIB: usize = 1024 * 1024;
     if bytes.is_multiple_of(MIB) {
@@ -134,5 +179,19 @@ mod tests {
             wall.to_string()
                 .starts_with("the TAP component did not finish within 1500 ms")
         );
+    }
+
+    #[test]
+    fn a_limit_error_says_which_limit_and_names_no_setting_of_the_host() {
+        let memory = RuntimeError::MemoryLimit {
+            limit_bytes: 256 * 1024 * 1024,
+        };
+        assert_eq!(memory.limit(), Some(SandboxLimit::Memory));
+        assert!(!memory.to_string().contains("[run]"), "{memory}");
+        let cpu = RuntimeError::CpuLimit {
+            limit: Duration::from_secs(60),
+        };
+        assert_eq!(cpu.limit(), Some(SandboxLimit::CpuTime));
+        assert_eq!(RuntimeError::Trap("unreachable".into()).limit(), None);
     }
 }

@@ -31,7 +31,7 @@ pub use bindings::{
     QuarantinedRecord, RecordKey, Rejection, Relation, Settings, SyncError, SyncResult, TapFailure,
     ThreatqObject, Verdict, VerdictStatus, Window,
 };
-pub use error::RuntimeError;
+pub use error::{RuntimeError, SandboxLimit};
 pub use limits::Limits;
 pub use loader::{
     ComponentSource, EMBEDDED_COMPONENT, EMBEDDED_COMPONENT_ORIGIN, LoadMethod, LoadStats,

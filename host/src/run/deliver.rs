@@ -12,11 +12,12 @@
 //!   records when this is a newer version than the one that quarantined
 //!   them (`replay` does both on demand).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use anyhow::anyhow;
 use threatq_client::{
-    Batch, Client, Collection, ForwardOptions, ForwardReport, RejectedObject, ThreatqError,
+    Batch, Client, ForwardOptions, ForwardReport, ObjectKey, RejectedObject, SystemicRule,
+    ThreatqError,
 };
 use tracing::{info, warn};
 
@@ -25,25 +26,18 @@ use super::outcome::{FailureKind, Position, Stop};
 use crate::batch;
 use crate::state::{DeadLetter, NewDeadLetter};
 
-/// Refusals of one reason (or of one whole kind) at least this many, and
-/// more than half of what was sent, are systemic rather than bad data. Eight
-/// keeps a window of a few odd objects (a WAF that blocks one URL) from
-/// counting, while a wrong setting, which refuses everything, shows at once.
-const SYSTEMIC_MIN_REFUSALS: usize = 8;
-
 /// What ThreatQ made of a batch, as the commit needs it.
 #[derive(Debug, Default)]
 pub(super) struct Delivery {
     pub dead_letters: Vec<NewDeadLetter>,
     /// Objects refused (relations-only refusals not counted).
     pub refused: usize,
-    refused_identities: BTreeSet<(Collection, String)>,
+    refused_identities: BTreeSet<ObjectKey>,
 }
 
 impl Delivery {
-    /// (collection, identity) of every object ThreatQ did not store, for
-    /// the summary's counts.
-    pub fn refused_identities(&self) -> &BTreeSet<(Collection, String)> {
+    /// Every object ThreatQ did not store, for the summary's counts.
+    pub fn refused_identities(&self) -> &BTreeSet<ObjectKey> {
         &self.refused_identities
     }
 }
@@ -65,7 +59,7 @@ pub(super) async fn forward(
         )
     };
     let report = answer.map_err(|e| forward_failure(e).context(context()))?;
-    if let Some(why) = systemic(&report, batch.objects.len()) {
+    if let Some(why) = SystemicRule::DEFAULT.judge(&report, batch.objects.len()) {
         return Err(Stop::Failed(
             FailureKind::Refused,
             anyhow!(
@@ -98,35 +92,6 @@ impl StopError {
     }
 }
 
-/// Why the refusals in `report` are systemic, if they are.
-fn systemic(report: &ForwardReport, sent: usize) -> Option<String> {
-    let objects: Vec<&RejectedObject> = report
-        .rejected
-        .iter()
-        .filter(|r| !r.relations_only)
-        .collect();
-    let mut by_kind: BTreeMap<Collection, usize> = BTreeMap::new();
-    let mut by_reason: BTreeMap<&str, usize> = BTreeMap::new();
-    for rejected in &objects {
-        *by_kind.entry(rejected.collection).or_default() += 1;
-        *by_reason.entry(rejected.reason.as_str()).or_default() += 1;
-    }
-    for (collection, refused) in &by_kind {
-        let stored = report.accepted.get(collection).copied().unwrap_or(0);
-        if *refused >= SYSTEMIC_MIN_REFUSALS && stored == 0 {
-            return Some(format!(
-                "ThreatQ refused every one of the {refused} {collection} it was sent"
-            ));
-        }
-    }
-    let (reason, count) = by_reason.into_iter().max_by_key(|(_, count)| *count)?;
-    (count >= SYSTEMIC_MIN_REFUSALS && count * 2 > sent).then(|| {
-        format!(
-            "ThreatQ refused {count} of the {sent} objects it was sent for one reason: {reason}"
-        )
-    })
-}
-
 /// A dead letter for each refusal in `report`, logged with ThreatQ's answer.
 pub(super) fn dead_letters(report: &ForwardReport, batch: &Batch, window: &str) -> Delivery {
     let mut delivery = Delivery::default();
@@ -142,9 +107,7 @@ pub(super) fn dead_letters(report: &ForwardReport, batch: &Batch, window: &str) 
         );
         if !rejected.relations_only {
             delivery.refused += 1;
-            delivery
-                .refused_identities
-                .insert((rejected.collection, rejected.identity.clone()));
+            delivery.refused_identities.insert(rejected.key());
         }
         if rejected.index >= batch.objects.len() {
             // The client's index is into the batch it was given; one outside
@@ -200,14 +163,10 @@ pub(super) async fn redeliver(
          checkpoint is unchanged",
     )
     .await?;
-    let still: BTreeSet<(Collection, &str)> = report
-        .rejected
-        .iter()
-        .map(|r| (r.collection, r.identity.as_str()))
-        .collect();
+    let still: BTreeSet<ObjectKey> = report.rejected.iter().map(RejectedObject::key).collect();
     let delivered: Vec<i64> = letters
         .iter()
-        .filter(|letter| !still.contains(&(letter.collection, letter.identity.as_str())))
+        .filter(|letter| !still.contains(&ObjectKey::new(letter.collection, &letter.identity)))
         .map(|letter| letter.id)
         .collect();
     let delivery = dead_letters(&report, &merged, "replay");
@@ -240,6 +199,7 @@ pub(super) async fn send_again(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use threatq_client::Collection;
 
     fn refusal(collection: Collection, n: usize, reason: &str) -> RejectedObject {
         RejectedObject {
@@ -258,38 +218,6 @@ mod tests {
             rejected,
             ..ForwardReport::default()
         }
-    }
-
-    #[test]
-    fn a_few_odd_refusals_are_not_systemic() {
-        let rejected = (0..3)
-            .map(|n| refusal(Collection::Indicators, n, "blocked"))
-            .collect();
-        let report = report(&[(Collection::Indicators, 40)], rejected);
-        assert_eq!(systemic(&report, 43), None);
-    }
-
-    #[test]
-    fn every_object_of_a_kind_refused_is_systemic() {
-        let rejected = (0..8)
-            .map(|n| refusal(Collection::Indicators, n, &format!("reason {n}")))
-            .collect();
-        let report = report(&[(Collection::Events, 100)], rejected);
-        let why = systemic(&report, 108).expect("systemic");
-        assert!(why.contains("every one of the 8 indicators"), "{why}");
-    }
-
-    #[test]
-    fn most_of_a_window_for_one_reason_is_systemic() {
-        let rejected = (0..30)
-            .map(|n| refusal(Collection::Events, n, "The selected status is invalid."))
-            .collect();
-        let report = report(&[(Collection::Events, 10)], rejected);
-        let why = systemic(&report, 40).expect("systemic");
-        assert!(
-            why.contains("30 of the 40") && why.contains("status is invalid"),
-            "{why}"
-        );
     }
 
     #[test]

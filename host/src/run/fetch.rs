@@ -6,7 +6,7 @@
 use anyhow::anyhow;
 use tap_runtime::{
     CallOutcome, Counters, OutboundPolicy, QuarantinedRecord, RequestCounts, Runtime, RuntimeError,
-    Settings, SyncError, SyncResult, TapFailure, Window as WitWindow,
+    SandboxLimit, Settings, SyncError, SyncResult, TapFailure, Window as WitWindow,
 };
 use time::OffsetDateTime;
 use tracing::debug;
@@ -144,7 +144,7 @@ pub(super) fn judge(outcome: CallOutcome, window: &Window) -> Attempt {
     let (kind, error, transient) = match outcome.answer {
         Ok(Ok(result)) => return Attempt::Fetched(Box::new(result)),
         Ok(Err(error)) => classify_tap_error(error, window),
-        Err(error) => (FailureKind::Sandbox, anyhow!(error), false),
+        Err(error) => (FailureKind::Sandbox, sandbox_failure(error), false),
     };
     Attempt::Failed {
         kind,
@@ -182,7 +182,9 @@ fn cross_check(sent: &RequestCounts, guest: &Counters) {
 fn too_large(outcome: &CallOutcome) -> Option<anyhow::Error> {
     match &outcome.answer {
         Ok(Ok(_)) => None,
-        Err(error @ RuntimeError::MemoryLimit { .. }) => Some(anyhow!("{error}")),
+        Err(error) if error.limit() == Some(SandboxLimit::Memory) => Some(anyhow!(
+            with_fix(error).unwrap_or_else(|| error.to_string())
+        )),
         Ok(Err(error)) if outcome.requests.oversized > 0 => Some(anyhow!(
             "the SIEM answer exceeded the TAP response size cap ({error:?})"
         )),
@@ -190,6 +192,40 @@ fn too_large(outcome: &CallOutcome) -> Option<anyhow::Error> {
             "a TAP answer exceeded the response size cap ({error})"
         )),
         _ => None,
+    }
+}
+
+/// A failed call as the run's error: the sandbox's own message, with the
+/// fix for a limit `[run]` sets.
+fn sandbox_failure(error: RuntimeError) -> anyhow::Error {
+    match with_fix(&error) {
+        Some(text) => anyhow!(text),
+        None => anyhow!(error),
+    }
+}
+
+/// The sandbox's message for a limit `[run]` sets, with the key to raise:
+/// the sandbox speaks of its limits, and only the host knows the config
+/// that sets them. `None` for anything else.
+fn with_fix(error: &RuntimeError) -> Option<String> {
+    let key = run_key(error.limit()?)?;
+    Some(format!(
+        "{error}; windows too large for it are split in halves; if even 30 s is too large, \
+         raise `{key}` under [run]"
+    ))
+}
+
+/// The `[run]` key that sets a sandbox limit, for those the config sets
+/// (run/limits.rs); the others are fixed.
+fn run_key(limit: SandboxLimit) -> Option<&'static str> {
+    match limit {
+        SandboxLimit::Memory => Some("memory_mib"),
+        SandboxLimit::ResponseSize => Some("tap_response_mib"),
+        SandboxLimit::CpuTime
+        | SandboxLimit::WallTime
+        | SandboxLimit::TableElements
+        | SandboxLimit::Instances
+        | SandboxLimit::ResourceHandles => None,
     }
 }
 
@@ -275,6 +311,23 @@ pub(super) fn checkpoint_for(result: &SyncResult, window: &Window) -> OffsetDate
 mod tests {
     use super::*;
     use time::Duration;
+
+    #[test]
+    fn a_memory_limit_names_the_run_key_that_raises_it() {
+        let error = RuntimeError::MemoryLimit {
+            limit_bytes: 32 * 1024 * 1024,
+        };
+        assert_eq!(
+            format!("{:#}", sandbox_failure(error)),
+            "the TAP component exceeded its memory limit of 32 MiB; windows too large for it \
+             are split in halves; if even 30 s is too large, raise `memory_mib` under [run]"
+        );
+        let cpu = RuntimeError::CpuLimit {
+            limit: std::time::Duration::from_secs(60),
+        };
+        let text = format!("{:#}", sandbox_failure(cpu));
+        assert!(!text.contains("[run]"), "{text}");
+    }
 
     #[test]
     fn still_current_answer_points_at_the_clock() {

@@ -6,7 +6,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use tap_runtime::SyncResult;
-use threatq_client::{Batch, Collection, TqObject};
+use threatq_client::{Batch, Collection, ObjectKey, TqObject};
 use tracing::{debug, warn};
 
 use crate::state::{IndexedMessage, Store};
@@ -88,14 +88,14 @@ pub(super) fn link_earlier_messages(
 pub(super) fn accepted_messages(
     result: &SyncResult,
     batch: &Batch,
-    refused: &BTreeSet<(Collection, String)>,
+    refused: &BTreeSet<ObjectKey>,
 ) -> Vec<IndexedMessage> {
     result
         .message_events
         .iter()
         .filter_map(|link| {
             let object = batch.objects.get(link.object as usize)?;
-            if refused.contains(&(object.collection, object.identity())) {
+            if refused.contains(&object.key()) {
                 return None;
             }
             Some(IndexedMessage {

@@ -11,8 +11,8 @@
 //! phishing URL in it. When ThreatQ refuses everything of a collection (a
 //! status it does not know, a role that may not write, a firewall that
 //! blocks every body), bisecting would cost two requests per object; after
-//! [`SYSTEMIC_REFUSALS`] objects refused alone and none accepted, the
-//! forward stops with [`ThreatqError::SystemicRefusal`] instead.
+//! as many objects refused alone, with none accepted, as [`SystemicRule`]
+//! takes, the forward stops with [`ThreatqError::SystemicRefusal`] instead.
 //!
 //! Every request is an idempotent upsert, so the caller may repeat a whole
 //! forward after a failure, and the requests of one collection may be in
@@ -27,9 +27,12 @@ use reqwest::Method;
 use serde_json::Value;
 
 use crate::error::ThreatqError;
-use crate::model::{Batch, Collection, ForwardOptions, ForwardReport, RejectedObject, TqObject};
+use crate::model::{
+    Batch, Collection, ForwardOptions, ForwardReport, ObjectKey, RejectedObject, TqObject,
+};
 use crate::payload;
 use crate::session::{ApiRequest, Client};
+use crate::systemic::SystemicRule;
 
 /// Consume requests of one collection in flight at once. Upserts of one
 /// collection do not depend on each other, so their order does not matter;
@@ -41,20 +44,6 @@ const REQUESTS_IN_FLIGHT: usize = 4;
 const MAX_OBJECTS_PER_REQUEST: usize = 500;
 /// Request body bytes, so 500 long descriptions do not make one huge body.
 const MAX_BYTES_PER_REQUEST: usize = 8 * 1024 * 1024;
-/// Objects of one collection that ThreatQ must refuse one at a time, with
-/// none of that collection accepted in the same pass, before the refusal is
-/// taken to be about the collection and not about the objects.
-///
-/// Why 8: bad data is rare and scattered (a window's indicators are
-/// hundreds, its bad ones a few), so eight refused alone with not one
-/// accepted is, in practice, a setting or a ThreatQ-side rule, and bisecting
-/// on would refuse every object of the window at two requests each. Eight
-/// caps that case at `2 * 8 * ceil(log2(500))` = 144 requests per
-/// collection (each single refused costs at most two requests per halving
-/// level; in practice the halvings are shared and it is about 40:
-/// tests/refusals.rs). Fewer would let a handful of genuinely bad objects,
-/// the only ones of their collection in a small window, fail the window.
-const SYSTEMIC_REFUSALS: usize = 8;
 
 /// One object's serialised consume element.
 struct Element {
@@ -232,7 +221,7 @@ impl Client {
 
     /// Sends `elements` to `/api/<collection>/consume` in bounded requests,
     /// up to [`REQUESTS_IN_FLIGHT`] at a time, bisecting any request ThreatQ
-    /// refuses for its body, until [`SYSTEMIC_REFUSALS`] says the refusal
+    /// refuses for its body, until [`SystemicRule::stops_bisection`] says the refusal
     /// is about the collection.
     async fn consume(
         &self,
@@ -273,7 +262,7 @@ impl Client {
                 Err(ThreatqError::Refused { status, reason, .. }) if refuses_the_body(status) => {
                     if group.len() == 1 {
                         refused_alone += 1;
-                        if accepted == 0 && refused_alone >= SYSTEMIC_REFUSALS {
+                        if SystemicRule::DEFAULT.stops_bisection(refused_alone, accepted) {
                             tracing::warn!(
                                 "ThreatQ refused {refused_alone} {collection} one by one and accepted none (HTTP {status}); stopping"
                             );
@@ -363,10 +352,14 @@ fn rejection(
     relations_only: bool,
     reason: String,
 ) -> RejectedObject {
+    let ObjectKey {
+        collection,
+        identity,
+    } = object.key();
     RejectedObject {
         index,
-        collection: object.collection,
-        identity: object.identity(),
+        collection,
+        identity,
         status,
         relations_only,
         reason,
@@ -473,9 +466,8 @@ fn assign_ids(group: &[usize], rows: &[Value], objects: &[TqObject], ids: &mut [
         match found {
             Some(id) => ids[index] = Some(id),
             None => tracing::warn!(
-                "ThreatQ stored {} '{}' but returned no row for it; its relations are skipped",
-                collection,
-                object.identity()
+                "ThreatQ stored {} but returned no row for it; its relations are skipped",
+                object.key()
             ),
         }
     }

@@ -23,14 +23,18 @@ mod payload;
 mod reference;
 mod retry;
 mod session;
+mod systemic;
 
 pub use connector_settings::ConnectorSettings;
 pub use date::format_threatq_date;
 pub use error::ThreatqError;
 pub use indicators::{StoredAttribute, StoredIndicator};
-pub use model::{Batch, Collection, ForwardOptions, ForwardReport, RejectedObject, TqObject};
+pub use model::{
+    Batch, Collection, ForwardOptions, ForwardReport, ObjectKey, RejectedObject, TqObject,
+};
 pub use retry::{RetryPolicy, Transient};
 /// The secret type of [`ThreatqConfig::password`] and
 /// [`ConnectorSettings::secret`], re-exported for callers.
 pub use secrecy::{ExposeSecret, SecretString};
 pub use session::{Client, MAX_RESPONSE_BYTES, ThreatqConfig};
+pub use systemic::SystemicRule;

@@ -89,6 +89,41 @@ impl TqObject {
             _ => self.value.clone(),
         }
     }
+
+    /// The object's [`ObjectKey`]: its collection and [`TqObject::identity`].
+    pub fn key(&self) -> ObjectKey {
+        ObjectKey {
+            collection: self.collection,
+            identity: self.identity(),
+        }
+    }
+}
+
+/// What names one object across a run: its collection and its
+/// [`TqObject::identity`]. The identity alone is not enough (a campaign and
+/// a malware family may share a name), so every set or map of objects
+/// (refused ones, a merge of dead letters) is keyed by both, and this type
+/// is the one place the pair is formed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectKey {
+    pub collection: Collection,
+    pub identity: String,
+}
+
+impl ObjectKey {
+    pub fn new(collection: Collection, identity: impl Into<String>) -> ObjectKey {
+        ObjectKey {
+            collection,
+            identity: identity.into(),
+        }
+    }
+}
+
+/// As the logs name an object: `indicators 'evil.example (FQDN)'`.
+impl fmt::Display for ObjectKey {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "{} '{}'", self.collection, self.identity)
+    }
 }
 
 /// Objects plus the undirected relations between them, by index into `objects`.
@@ -153,4 +188,38 @@ pub struct RejectedObject {
     /// relations were not stored: "); our own for a missing collection and
     /// an object not sent.
     pub reason: String,
+}
+
+impl RejectedObject {
+    /// The refused object's [`ObjectKey`].
+    pub fn key(&self) -> ObjectKey {
+        ObjectKey::new(self.collection, self.identity.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_is_the_collection_and_the_identity_as_the_logs_show_them() {
+        let object = TqObject {
+            collection: Collection::Indicators,
+            value: "evil.example".to_owned(),
+            type_name: Some("FQDN".to_owned()),
+            happened_at: None,
+            description: None,
+            attributes: Vec::new(),
+        };
+        let key = object.key();
+        assert_eq!(
+            key,
+            ObjectKey::new(Collection::Indicators, "evil.example (FQDN)")
+        );
+        assert_eq!(key.to_string(), "indicators 'evil.example (FQDN)'");
+        assert_ne!(
+            ObjectKey::new(Collection::Campaign, "x"),
+            ObjectKey::new(Collection::Malware, "x")
+        );
+    }
 }

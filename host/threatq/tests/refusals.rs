@@ -6,12 +6,13 @@
 use std::time::Duration;
 
 use threatq_client::{
-    Batch, Client, Collection, ForwardOptions, RetryPolicy, ThreatqConfig, ThreatqError, TqObject,
+    Batch, Client, Collection, ForwardOptions, RetryPolicy, SystemicRule, ThreatqConfig,
+    ThreatqError, TqObject,
 };
 use threatq_sim::{RecordedRequest, ThreatqSim, ThreatqSimConfig};
 
-/// `SYSTEMIC_REFUSALS` in forward.rs.
-const SYSTEMIC_REFUSALS: usize = 8;
+/// Objects refused alone before the forward stops.
+const SYSTEMIC_REFUSALS: usize = SystemicRule::DEFAULT.min_refusals;
 /// The guard's promise for one collection in the all-refused case:
 /// `2 * SYSTEMIC_REFUSALS * ceil(log2(500))`.
 const SYSTEMIC_REQUEST_BOUND: usize = 2 * SYSTEMIC_REFUSALS * 9;
