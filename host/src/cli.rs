@@ -106,9 +106,23 @@ pub struct SetupArgs {
     /// Extra CA certificate (PEM) to trust for ThreatQ.
     #[arg(long, value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
-    /// Proxy for ThreatQ when its UI configures none (used with -ep).
-    #[arg(long, value_name = "URL")]
+    /// Proxy for ThreatQ ([threatq] proxy; TAP's too with -ep, when
+    /// ThreatQ's UI names none). Refused with a password: other users
+    /// could read it in `ps`; use --proxy-file.
+    #[arg(long, value_name = "URL", conflicts_with = "proxy_file")]
     pub proxy: Option<String>,
+    /// File holding the ThreatQ proxy's URL (`-` reads standard input),
+    /// which may carry `user:password@`.
+    #[arg(long, value_name = "FILE")]
+    pub proxy_file: Option<PathBuf>,
+    /// Proxy for TAP ([tap] proxy). Refused with a password; use
+    /// --tap-proxy-file.
+    #[arg(long, value_name = "URL", conflicts_with = "tap_proxy_file")]
+    pub tap_proxy: Option<String>,
+    /// File holding the TAP proxy's URL (`-` reads standard input), which
+    /// may carry `user:password@`.
+    #[arg(long, value_name = "FILE")]
+    pub tap_proxy_file: Option<PathBuf>,
     /// TAP API host, set locally instead of in ThreatQ's UI.
     #[arg(long, env = "TAP_HOSTNAME", value_name = "HOST")]
     pub tap_hostname: Option<String>,
@@ -191,13 +205,14 @@ struct RawCli {
         hide_possible_values = true
     )]
     verbosity: Verbosity,
-    /// Use the proxy configured in ThreatQ's UI.
+    /// Send TAP traffic through ThreatQ's proxy: the one ThreatQ's UI
+    /// configures, else [threatq] proxy (refused beside [tap] proxy).
     #[arg(long = "external-proxy", global = true)]
     external_proxy: bool,
     /// Do not verify TLS certificates.
     #[arg(long = "disable-ssl", global = true)]
     disable_ssl: bool,
-    /// Bypass any proxy.
+    /// No proxy on either side: neither a configured one nor HTTPS_PROXY.
     #[arg(long = "disable-proxy", global = true)]
     disable_proxy: bool,
     /// Fetch and map, but send nothing to ThreatQ and move no checkpoint;
@@ -569,6 +584,48 @@ mod tests {
             normalized(&["x", "-ll=stdout"]),
             ["x", "--loglocation=stdout"]
         );
+    }
+
+    fn help_of(command: &clap::Command, long: &str) -> String {
+        command
+            .get_arguments()
+            .find(|arg| arg.get_long() == Some(long))
+            .and_then(|arg| arg.get_help())
+            .map(ToString::to_string)
+            .unwrap_or_else(|| panic!("--{long} has help"))
+    }
+
+    /// The proxy flags' help says which side each acts on, as
+    /// `http::tap_route` and `http::threatq_route` do (docs/sync.md,
+    /// "Proxies"). Before, `--proxy` said "for ThreatQ" while the run sent
+    /// TAP traffic through it.
+    #[test]
+    fn the_proxy_flags_say_which_side_they_route() {
+        let command = command();
+        let ep = help_of(&command, "external-proxy");
+        assert!(
+            ep.contains("TAP traffic") && ep.contains("ThreatQ's proxy"),
+            "{ep}"
+        );
+        assert!(
+            ep.contains("[threatq] proxy") && ep.contains("[tap] proxy"),
+            "{ep}"
+        );
+        let dp = help_of(&command, "disable-proxy");
+        assert!(
+            dp.contains("either side") && dp.contains("HTTPS_PROXY"),
+            "{dp}"
+        );
+        let setup = command.find_subcommand("setup").expect("setup");
+        let proxy = help_of(setup, "proxy");
+        assert!(
+            proxy.starts_with("Proxy for ThreatQ") && proxy.contains("-ep"),
+            "{proxy}"
+        );
+        assert!(proxy.contains("--proxy-file"), "{proxy}");
+        let tap_proxy = help_of(setup, "tap-proxy");
+        assert!(tap_proxy.starts_with("Proxy for TAP"), "{tap_proxy}");
+        assert!(tap_proxy.contains("--tap-proxy-file"), "{tap_proxy}");
     }
 
     #[test]

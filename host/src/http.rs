@@ -1,12 +1,14 @@
 //! The two HTTP clients of a run, one per side, built in one place from the
-//! operator's network choices: proxy (`-ep`, `-dp`, `proxy` in the config),
-//! TLS (system trust store, each side's `ca_file` and `verify_tls`, `-ds`)
-//! and timeouts.
+//! operator's network choices: proxy (each side's `proxy`, `-ep`, `-dp`, the
+//! environment's `HTTPS_PROXY` and `NO_PROXY`), TLS (system trust store,
+//! each side's `ca_file` and `verify_tls`, `-ds`) and timeouts.
 //!
-//! Each side has its own TLS settings: `[threatq]`'s apply to ThreatQ
-//! (usually this very machine, often behind a private CA) and `[tap]`'s to
-//! the internet-facing TAP API. [`threatq_network`] and [`tap_network`] are
-//! the whole rule; only `-ds` reaches across both.
+//! Each side has its own settings: `[threatq]`'s apply to ThreatQ (usually
+//! this very machine, often behind a private CA) and `[tap]`'s to the
+//! internet-facing TAP API. [`threatq_route`] and [`tap_route`] are the
+//! whole proxy rule, [`threatq_network`] and [`tap_network`] the whole TLS
+//! rule; only `-ds` and `-dp` reach across both sides, and `-ep` sends TAP
+//! traffic through ThreatQ's proxy (docs/sync.md, "Proxies").
 //!
 //! Neither client follows redirects: the TAP client serves the sandboxed
 //! component, which must never be led to another authority, and ThreatQ's
@@ -23,11 +25,12 @@ pub use crate::urls::{ProxyUrl, redact_url};
 /// The operator's network flags.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NetworkFlags {
-    /// `-ep`: TAP traffic goes through the proxy configured in ThreatQ.
+    /// `-ep`: TAP traffic goes through ThreatQ's proxy (the one ThreatQ's UI
+    /// configures, else `[threatq] proxy`).
     pub external_proxy: bool,
     /// `-ds`: no TLS certificate checks, on either side.
     pub disable_ssl: bool,
-    /// `-dp`: no proxy at all, on either side.
+    /// `-dp`: no proxy at all, on either side, not even the environment's.
     pub disable_proxy: bool,
 }
 
@@ -71,6 +74,110 @@ pub enum ProxyChoice {
     Direct,
 }
 
+/// Why a side takes the proxy it takes: named in the debug log, and the
+/// column of the table in docs/sync.md, "Proxies".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteSource {
+    /// `-dp`: no proxy, whatever else is configured.
+    DisableProxy,
+    /// The side's own section: `[tap] proxy` for TAP, `[threatq] proxy`
+    /// for ThreatQ.
+    OwnSection,
+    /// `-ep`, TAP: the proxy ThreatQ's UI configures.
+    ThreatqSetting,
+    /// `-ep`, TAP: `[threatq] proxy`, ThreatQ's UI naming none.
+    ThreatqSection,
+    /// Nothing configured for the side: the environment (`HTTPS_PROXY`,
+    /// `HTTP_PROXY`, `ALL_PROXY`, minus what `NO_PROXY` excludes).
+    Environment,
+    /// `-ep`, but neither ThreatQ's UI nor `[threatq] proxy` names one: the
+    /// environment, with a warning.
+    ExternalProxyNamedNone,
+}
+
+impl std::fmt::Display for RouteSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RouteSource::DisableProxy => "-dp: no proxy",
+            RouteSource::OwnSection => "the side's own `proxy`",
+            RouteSource::ThreatqSetting => "-ep: the proxy ThreatQ's UI configures",
+            RouteSource::ThreatqSection => "-ep: [threatq] proxy",
+            RouteSource::Environment => "the environment (HTTPS_PROXY, NO_PROXY)",
+            RouteSource::ExternalProxyNamedNone => "-ep, but no proxy named: the environment",
+        })
+    }
+}
+
+/// One side's proxy and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub proxy: ProxyChoice,
+    pub source: RouteSource,
+}
+
+impl Route {
+    fn new(proxy: ProxyChoice, source: RouteSource) -> Route {
+        Route { proxy, source }
+    }
+
+    fn explicit_or_environment(proxy: Option<&ProxyUrl>, source: RouteSource) -> Route {
+        match proxy {
+            Some(proxy) => Route::new(ProxyChoice::Explicit(proxy.clone()), source),
+            None => Route::new(ProxyChoice::System, RouteSource::Environment),
+        }
+    }
+}
+
+/// The ThreatQ side's proxy: `-dp` none, else `[threatq] proxy`, else the
+/// environment's. `-ep` and `[tap] proxy` are TAP's and never change it.
+pub fn threatq_route(flags: &NetworkFlags, threatq_proxy: Option<&ProxyUrl>) -> Route {
+    if flags.disable_proxy {
+        return Route::new(ProxyChoice::Direct, RouteSource::DisableProxy);
+    }
+    Route::explicit_or_environment(threatq_proxy, RouteSource::OwnSection)
+}
+
+/// The TAP side's proxy: `-dp` none; with `-ep` ThreatQ's proxy (the one
+/// its UI configures, `threatq_setting`, read only with `-ep`; else
+/// `[threatq] proxy`; else the environment's, with a warning); without it
+/// `[tap] proxy`, else the environment's. A proxy configured for ThreatQ
+/// is never TAP's without `-ep`. `-ep` beside `[tap] proxy` is refused:
+/// the flag and the file would name two proxies for one side.
+pub fn tap_route(
+    flags: &NetworkFlags,
+    tap_proxy: Option<&ProxyUrl>,
+    threatq_proxy: Option<&ProxyUrl>,
+    threatq_setting: Option<&ProxyUrl>,
+) -> Result<Route, String> {
+    if flags.disable_proxy {
+        return Ok(Route::new(ProxyChoice::Direct, RouteSource::DisableProxy));
+    }
+    if !flags.external_proxy {
+        return Ok(Route::explicit_or_environment(
+            tap_proxy,
+            RouteSource::OwnSection,
+        ));
+    }
+    if let Some(tap_proxy) = tap_proxy {
+        return Err(format!(
+            "-ep (--external-proxy) sends TAP traffic through ThreatQ's proxy, but [tap] proxy \
+             names `{tap_proxy}` for it: leave out -ep to use [tap] proxy, or remove `proxy` \
+             from [tap] to use ThreatQ's"
+        ));
+    }
+    Ok(match (threatq_setting, threatq_proxy) {
+        (Some(setting), _) => Route::new(
+            ProxyChoice::Explicit(setting.clone()),
+            RouteSource::ThreatqSetting,
+        ),
+        (None, Some(section)) => Route::new(
+            ProxyChoice::Explicit(section.clone()),
+            RouteSource::ThreatqSection,
+        ),
+        (None, None) => Route::new(ProxyChoice::System, RouteSource::ExternalProxyNamedNone),
+    })
+}
+
 /// The operator's network choices for one client.
 #[derive(Debug, Clone)]
 pub struct NetworkOptions {
@@ -103,16 +210,11 @@ impl NetworkOptions {
     }
 }
 
-/// The ThreatQ client's options: `[threatq]`'s TLS settings, and the
-/// system's proxy unless `-dp` (ThreatQ is usually this very machine; the
-/// configured `proxy` is for TAP traffic).
+/// The ThreatQ client's options: `[threatq]`'s TLS settings and its proxy
+/// ([`threatq_route`]).
 pub fn threatq_network(threatq: &ThreatqSection, flags: &NetworkFlags) -> NetworkOptions {
     NetworkOptions {
-        proxy: if flags.disable_proxy {
-            ProxyChoice::Direct
-        } else {
-            ProxyChoice::System
-        },
+        proxy: threatq_route(flags, threatq.proxy.as_ref()).proxy,
         verify_tls: threatq.verify_tls && !flags.disable_ssl,
         ca_file: threatq.ca_file.clone(),
         ..NetworkOptions::new(Side::Threatq)
@@ -142,8 +244,8 @@ pub fn threatq_client(
     ))
 }
 
-/// The TAP client's options: `[tap]`'s TLS settings and the route chosen
-/// for TAP traffic (`-ep`, `-dp`, `proxy`).
+/// The TAP client's options: `[tap]`'s TLS settings and the proxy chosen
+/// for TAP traffic ([`tap_route`]).
 pub fn tap_network(tap: &TapSection, flags: &NetworkFlags, proxy: ProxyChoice) -> NetworkOptions {
     NetworkOptions {
         proxy,
@@ -314,6 +416,155 @@ mod tests {
             threatq_network(&threatq_section(), &direct).proxy,
             ProxyChoice::Direct
         );
+    }
+
+    /// What a table cell of docs/sync.md, "Proxies", stands for.
+    fn cells(cell: &str) -> Vec<bool> {
+        match cell {
+            "yes" | "set" => vec![true],
+            "no" | "unset" => vec![false],
+            "any" => vec![false, true],
+            other => panic!("docs/sync.md, Proxies: unknown cell `{other}`"),
+        }
+    }
+
+    /// docs/sync.md's table of proxies is what `threatq_route` and
+    /// `tap_route` do, for every combination of `-dp`, `-ep`, both
+    /// sections' `proxy` and ThreatQ's UI proxy, each covered by exactly one
+    /// row. "environment" is `ProxyChoice::System`: reqwest then reads
+    /// `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY`.
+    #[test]
+    fn every_proxy_combination_routes_as_docs_sync_md_says() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/sync.md");
+        let docs = std::fs::read_to_string(&path).expect("docs/sync.md");
+        let section = &docs[docs.find("\n## Proxies\n").expect("a Proxies section")..];
+        let rows: Vec<Vec<String>> = section
+            .lines()
+            .skip_while(|line| !line.starts_with("| `-dp`"))
+            .skip(2)
+            .take_while(|line| line.starts_with('|'))
+            .map(|line| {
+                line.trim_matches('|')
+                    .split('|')
+                    .map(|cell| cell.trim().to_owned())
+                    .collect()
+            })
+            .collect();
+        assert!(rows.len() >= 9, "{rows:?}");
+
+        let threatq_proxy = proxy("http://threatq-proxy:3128");
+        let tap_proxy = proxy("http://tap-proxy:3128");
+        let ui_proxy = proxy("http://ui-proxy:3128");
+        let expected = |cell: &str| -> Option<ProxyChoice> {
+            match cell.trim_end_matches(" (warning)") {
+                "no proxy" => Some(ProxyChoice::Direct),
+                "environment" => Some(ProxyChoice::System),
+                "`[threatq] proxy`" => Some(ProxyChoice::Explicit(threatq_proxy.clone())),
+                "`[tap] proxy`" => Some(ProxyChoice::Explicit(tap_proxy.clone())),
+                "ThreatQ's UI proxy" => Some(ProxyChoice::Explicit(ui_proxy.clone())),
+                "refused" => None,
+                other => panic!("docs/sync.md, Proxies: unknown route `{other}`"),
+            }
+        };
+        let mut covered = std::collections::BTreeMap::new();
+        for row in &rows {
+            let [dp, ep, tq, tap, ui, threatq_side, tap_side] = row.as_slice() else {
+                panic!("a row of seven cells: {row:?}");
+            };
+            for dp in cells(dp) {
+                for ep in cells(ep) {
+                    for tq in cells(tq) {
+                        for tap in cells(tap) {
+                            for ui in cells(ui) {
+                                let combination = (dp, ep, tq, tap, ui);
+                                let earlier = covered.insert(combination, row.clone());
+                                assert!(
+                                    earlier.is_none(),
+                                    "{combination:?} in two rows: {row:?}, {earlier:?}"
+                                );
+                                let flags = NetworkFlags {
+                                    disable_proxy: dp,
+                                    external_proxy: ep,
+                                    disable_ssl: false,
+                                };
+                                let tq = tq.then_some(&threatq_proxy);
+                                let tap = tap.then_some(&tap_proxy);
+                                let ui = ui.then_some(&ui_proxy);
+                                let tap_got = tap_route(&flags, tap, tq, ui);
+                                let warned = tap_got.as_ref().is_ok_and(|route| {
+                                    route.source == RouteSource::ExternalProxyNamedNone
+                                });
+                                assert_eq!(
+                                    tap_got.as_ref().ok().map(|route| route.proxy.clone()),
+                                    expected(tap_side),
+                                    "TAP, {combination:?}: {tap_got:?}"
+                                );
+                                assert_eq!(
+                                    warned,
+                                    tap_side.ends_with("(warning)"),
+                                    "{combination:?}"
+                                );
+                                // A refusal names both ways out.
+                                if let Err(problem) = &tap_got {
+                                    assert!(problem.contains("leave out -ep"), "{problem}");
+                                    assert!(problem.contains("remove `proxy`"), "{problem}");
+                                    assert_eq!(threatq_side, "refused");
+                                    continue;
+                                }
+                                assert_eq!(
+                                    Some(threatq_route(&flags, tq).proxy),
+                                    expected(threatq_side),
+                                    "ThreatQ, {combination:?}"
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(covered.len(), 32, "every combination has its row");
+    }
+
+    /// The one thing the table's "any" could hide: without `-ep`, TAP
+    /// never takes a proxy configured for ThreatQ, whatever ThreatQ's UI
+    /// says, and ThreatQ never takes TAP's.
+    #[test]
+    fn without_ep_no_side_takes_the_other_sides_proxy() {
+        let threatq_proxy = proxy("http://threatq-proxy:3128");
+        let tap_proxy = proxy("http://tap-proxy:3128");
+        let flags = NetworkFlags::default();
+        for ui in [None, Some(&threatq_proxy)] {
+            let route = tap_route(&flags, None, Some(&threatq_proxy), ui).expect("a route");
+            assert_eq!(route.proxy, ProxyChoice::System);
+            assert_eq!(route.source, RouteSource::Environment);
+        }
+        let threatq = ThreatqSection {
+            proxy: None,
+            ..threatq_section()
+        };
+        assert_eq!(threatq_network(&threatq, &flags).proxy, ProxyChoice::System);
+        let with_tap_proxy = tap_route(&flags, Some(&tap_proxy), None, None).expect("a route");
+        assert_eq!(with_tap_proxy.proxy, ProxyChoice::Explicit(tap_proxy));
+        let threatq = ThreatqSection {
+            proxy: Some(threatq_proxy.clone()),
+            ..threatq_section()
+        };
+        assert_eq!(
+            threatq_network(&threatq, &flags).proxy,
+            ProxyChoice::Explicit(threatq_proxy)
+        );
+    }
+
+    #[test]
+    fn the_ep_refusal_masks_the_tap_proxys_password() {
+        let flags = NetworkFlags {
+            external_proxy: true,
+            ..NetworkFlags::default()
+        };
+        let tap_proxy = proxy("http://squid:Pr0xy-Pa55@tap-proxy:3128");
+        let problem = tap_route(&flags, Some(&tap_proxy), None, None).expect_err("refused");
+        assert!(problem.contains("squid:***@tap-proxy"), "{problem}");
+        assert!(!problem.contains("Pr0xy-Pa55"), "{problem}");
     }
 
     #[test]

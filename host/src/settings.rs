@@ -2,6 +2,8 @@
 //! every value the local config file sets winning over it
 //! (docs/sync.md, "Settings").
 
+use std::net::{Ipv4Addr, Ipv6Addr};
+
 use anyhow::{Result, anyhow, bail};
 use secrecy::{ExposeSecret, SecretString};
 use tap_runtime::TapOrigin;
@@ -68,14 +70,20 @@ pub fn resolve(local: &TapSection, ui: Option<&ConnectorSettings>) -> Result<Res
     let hostname = match (&local.hostname, ui.and_then(|u| u.hostname.as_deref())) {
         // The config file's value has been read as a URL already
         // (`config::HostUrl`); it goes through the same TapOrigin rules.
-        (Some(host), _) => Some(
+        (Some(host), _) => Some((
             TapOrigin::parse(host.base())
                 .map_err(|e| anyhow!("[tap] hostname in the config file: {e}"))?,
-        ),
-        (None, Some(host)) => Some(TapOrigin::parse(host).map_err(|e| {
+            Place::File,
+        )),
+        (None, Some(host)) => Some((TapOrigin::parse(host).map_err(|e| {
             anyhow!("the TAP Hostname in ThreatQ's UI is not usable: {e}; correct it there or set hostname under [tap] in the config file")
-        })?),
+        })?, Place::Ui)),
         (None, None) => None,
+    };
+    let secret_place = if local.secret.is_some() {
+        Place::File
+    } else {
+        Place::Ui
     };
     let principal = local
         .principal
@@ -88,7 +96,7 @@ pub fn resolve(local: &TapSection, ui: Option<&ConnectorSettings>) -> Result<Res
 
     let principal = principal.filter(|p| !p.is_empty());
     let secret = secret.filter(|s| !s.expose_secret().is_empty());
-    let (Some(origin), Some(principal), Some(secret)) =
+    let (Some((origin, hostname_place)), Some(principal), Some(secret)) =
         (hostname.clone(), principal.clone(), secret.clone())
     else {
         let missing: Vec<&str> = [
@@ -107,6 +115,7 @@ pub fn resolve(local: &TapSection, ui: Option<&ConnectorSettings>) -> Result<Res
             missing.join(", ")
         );
     };
+    check_destination(local, &origin, hostname_place, secret_place)?;
 
     let history = keys::TAP_HISTORY_HOURS;
     let history_hours =
@@ -148,6 +157,78 @@ pub fn resolve(local: &TapSection, ui: Option<&ConnectorSettings>) -> Result<Res
             ),
         },
     })))
+}
+
+/// Where a TAP setting came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    File,
+    Ui,
+}
+
+/// The two rules for where the TAP credentials may be sent
+/// (docs/sync.md, "Where the TAP credentials go"): a secret the operator
+/// put in the file goes only to a host the file names (or that
+/// `hostname_from_ui` lets ThreatQ's UI name), and never in clear text
+/// across the network unless `allow_plain_http` says so. Anyone who can
+/// edit the connector's entry in ThreatQ, or answer for ThreatQ while its
+/// certificate is not checked, could otherwise have the secret sent to
+/// their own host.
+fn check_destination(
+    local: &TapSection,
+    origin: &TapOrigin,
+    hostname: Place,
+    secret: Place,
+) -> Result<()> {
+    let hostname_from_ui = keys::TAP_HOSTNAME_FROM_UI;
+    if secret == Place::File && hostname == Place::Ui && !local.hostname_from_ui {
+        bail!(
+            "the TAP secret is set under [tap] in the config file, but the TAP hostname \
+             (`{origin}`) comes from the connector's entry in ThreatQ's UI, and whoever can \
+             edit that entry could have the secret sent to a host of their choosing: set \
+             `hostname` under [tap] in the config file to the TAP API host you trust \
+             (Proofpoint's is `{}`), or, if ThreatQ's UI may name the TAP host, set \
+             `{} = true` under [tap]",
+            keys::TAP_HOSTNAME.value.example,
+            hostname_from_ui.name
+        );
+    }
+    let allow_plain_http = keys::TAP_ALLOW_PLAIN_HTTP;
+    if origin.scheme() == "http" && !is_loopback(origin.host()) && !local.allow_plain_http {
+        let (place, fix) = match hostname {
+            Place::Ui => (
+                "the TAP Hostname in ThreatQ's UI",
+                "correct it there (a bare host name means https)",
+            ),
+            Place::File => (
+                "[tap] hostname in the config file",
+                "write it with https:// (or as a bare host name, which means https)",
+            ),
+        };
+        bail!(
+            "{place} (`{origin}`) uses http:// to a host other than this machine, so the TAP \
+             principal and secret would cross the network in clear text: {fix}, or, if that \
+             connection is protected otherwise, set `{} = true` under [tap]",
+            allow_plain_http.name
+        );
+    }
+    Ok(())
+}
+
+/// This machine, for `http://`: 127.0.0.0/8, `::1` or `localhost`
+/// (`TapOrigin` keeps hosts in one canonical spelling, so no other
+/// spelling of these reaches here).
+fn is_loopback(host: &str) -> bool {
+    if host == "localhost" {
+        return true;
+    }
+    if let Ok(v4) = host.parse::<Ipv4Addr>() {
+        return v4.is_loopback();
+    }
+    host.strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .and_then(|h| h.parse::<Ipv6Addr>().ok())
+        .is_some_and(|v6| v6.is_loopback())
 }
 
 #[cfg(test)]
@@ -297,5 +378,156 @@ mod tests {
             }
             Resolved::Disabled => panic!("enabled"),
         }
+    }
+
+    fn local(hostname: Option<&str>, secret: Option<&str>) -> TapSection {
+        TapSection {
+            hostname: hostname.map(|h| crate::config::HostUrl::parse(h).expect("a URL")),
+            principal: Some("local-principal".into()),
+            secret: secret.map(SecretString::from),
+            ..TapSection::default()
+        }
+    }
+
+    fn origin_of(result: Result<Resolved>) -> String {
+        match result.expect("accepted") {
+            Resolved::Run(settings) => settings.origin.base_url(),
+            Resolved::Disabled => panic!("enabled"),
+        }
+    }
+
+    /// Before: a UI hostname was taken with the local secret, so whoever
+    /// could edit ThreatQ's connector entry could receive that secret.
+    #[test]
+    fn a_ui_hostname_with_a_local_secret_is_refused_naming_both_fixes() {
+        let entry = ui("https://collector.attacker.example");
+        let message = format!(
+            "{:#}",
+            resolve(&local(None, Some("local-secret")), Some(&entry)).expect_err("refused")
+        );
+        assert!(
+            message.contains("TAP secret is set under [tap]"),
+            "{message}"
+        );
+        assert!(
+            message.contains("`https://collector.attacker.example`"),
+            "{message}"
+        );
+        assert!(
+            message.contains("set `hostname` under [tap] in the config file"),
+            "{message}"
+        );
+        assert!(message.contains("`tap-api-v2.proofpoint.com`"), "{message}");
+        assert!(message.contains("`hostname_from_ui = true`"), "{message}");
+        assert!(!message.contains("local-secret"), "{message}");
+    }
+
+    #[test]
+    fn hostname_from_ui_lets_the_ui_name_the_host_of_a_local_secret() {
+        let entry = ui("tap-api-v2.proofpoint.com");
+        let opted_in = TapSection {
+            hostname_from_ui: true,
+            ..local(None, Some("local-secret"))
+        };
+        match resolve(&opted_in, Some(&entry)).expect("accepted") {
+            Resolved::Run(settings) => {
+                assert_eq!(
+                    settings.origin.base_url(),
+                    "https://tap-api-v2.proofpoint.com"
+                );
+                assert_eq!(settings.secret.expose_secret(), "local-secret");
+            }
+            Resolved::Disabled => panic!("enabled"),
+        }
+    }
+
+    /// Only the combination "secret here, host there" is refused.
+    #[test]
+    fn every_other_place_of_hostname_and_secret_is_accepted() {
+        let entry = ui("https://ui-tap.example");
+        for (tap, expected) in [
+            // Both local: the UI's hostname is not used.
+            (
+                local(Some("https://local-tap.example"), Some("s")),
+                "https://local-tap.example",
+            ),
+            // Secret from the UI, to the host the file names.
+            (
+                local(Some("https://local-tap.example"), None),
+                "https://local-tap.example",
+            ),
+            // Both from the UI: whoever edits the entry holds the secret anyway.
+            (local(None, None), "https://ui-tap.example"),
+        ] {
+            assert_eq!(origin_of(resolve(&tap, Some(&entry))), expected);
+        }
+        assert_eq!(
+            origin_of(resolve(
+                &local(Some("https://local-tap.example"), Some("s")),
+                None
+            )),
+            "https://local-tap.example"
+        );
+    }
+
+    /// Before: `http://` was accepted for any host, sending the TAP
+    /// credentials across the network in clear text.
+    #[test]
+    fn plain_http_is_only_for_this_machine_unless_allowed() {
+        for (hostname, loopback) in [
+            ("http://127.0.0.1:8080", true),
+            ("http://127.45.6.7", true),
+            ("http://[::1]:8080", true),
+            ("http://localhost:8080", true),
+            ("http://LOCALHOST", true),
+            ("http://tap.example.com", false),
+            ("http://10.0.0.5:8080", false),
+            ("http://128.0.0.1", false),
+            ("http://[::2]", false),
+            ("http://localhost.example.com", false),
+            ("https://tap.example.com", true),
+            ("tap.example.com", true),
+        ] {
+            let tap = local(Some(hostname), Some("s"));
+            let result = resolve(&tap, None);
+            assert_eq!(result.is_ok(), loopback, "{hostname}");
+            if let Err(e) = result {
+                let message = format!("{e:#}");
+                assert!(
+                    message.contains("[tap] hostname in the config file"),
+                    "{message}"
+                );
+                assert!(message.contains("clear text"), "{message}");
+                assert!(message.contains("`allow_plain_http = true`"), "{message}");
+                assert!(message.contains("https://"), "{message}");
+            }
+            let allowed = TapSection {
+                allow_plain_http: true,
+                ..tap
+            };
+            assert!(resolve(&allowed, None).is_ok(), "{hostname} allowed");
+        }
+    }
+
+    #[test]
+    fn plain_http_from_the_ui_is_refused_naming_the_ui() {
+        let message = format!(
+            "{:#}",
+            resolve_ui("http://tap.example.com").expect_err("refused")
+        );
+        assert!(
+            message.contains("TAP Hostname in ThreatQ's UI"),
+            "{message}"
+        );
+        assert!(message.contains("correct it there"), "{message}");
+        assert!(message.contains("`allow_plain_http = true`"), "{message}");
+        let allowed = TapSection {
+            allow_plain_http: true,
+            ..TapSection::default()
+        };
+        assert_eq!(
+            origin_of(resolve(&allowed, Some(&ui("http://tap.example.com")))),
+            "http://tap.example.com"
+        );
     }
 }

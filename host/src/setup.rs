@@ -313,12 +313,12 @@ pub fn config_from_args(
             config::DEFAULT_STATUS
         );
     }
-    let proxy = args
-        .proxy
-        .as_deref()
-        .map(ProxyUrl::parse)
-        .transpose()
-        .map_err(|problem| anyhow!("--proxy: {problem}"))?;
+    let proxy = proxy_from_args(args.proxy.as_deref(), args.proxy_file.as_deref(), "--proxy")?;
+    let tap_proxy = proxy_from_args(
+        args.tap_proxy.as_deref(),
+        args.tap_proxy_file.as_deref(),
+        "--tap-proxy",
+    )?;
     let ca_file = match &args.ca_file {
         Some(path) if !path.is_file() => bail!(
             "--ca-file {} does not exist or is not a file; point it at a PEM certificate",
@@ -335,6 +335,16 @@ pub fn config_from_args(
         Some(path) => Some(read_secret_file(path, "--tap-secret-file")?),
         None => env_tap_secret,
     };
+    // A run refuses a local secret without a local hostname
+    // (`settings::check_destination`): say so now, not at the first run.
+    if tap_secret.is_some() && tap_hostname.is_none() {
+        bail!(
+            "a TAP secret (--tap-secret-file or TAP_SECRET) is sent only to a TAP hostname set \
+             in the config file too: pass --tap-hostname (e.g. `{}`), or leave the secret to \
+             ThreatQ's UI",
+            keys::TAP_HOSTNAME.value.example
+        );
+    }
     Ok(Config {
         threatq: ThreatqSection {
             host,
@@ -353,10 +363,38 @@ pub fn config_from_args(
             secret: tap_secret.map(SecretString::from),
             history_hours: args.history_hours,
             create_incidents: args.create_incidents,
+            proxy: tap_proxy,
             ..TapSection::default()
         },
         run: Default::default(),
     })
+}
+
+/// A proxy given as `flag URL` or `flag-file FILE`. A password in the
+/// flag's URL is refused: every user on the machine can read a command
+/// line in `ps`, while the file stays the operator's.
+fn proxy_from_args(
+    url: Option<&str>,
+    file: Option<&Path>,
+    flag: &str,
+) -> anyhow::Result<Option<ProxyUrl>> {
+    let file_flag = format!("{flag}-file");
+    let (text, given_as) = match (url, file) {
+        (Some(url), _) => (url.to_owned(), flag.to_owned()),
+        (None, Some(path)) => (
+            read_secret_file(path, &file_flag)?,
+            format!("{file_flag} {}", path.display()),
+        ),
+        (None, None) => return Ok(None),
+    };
+    let proxy = ProxyUrl::parse(&text).map_err(|problem| anyhow!("{given_as}: {problem}"))?;
+    if url.is_some() && proxy.password().is_some() {
+        bail!(
+            "{flag} `{proxy}` carries a password, which other users can read in `ps`: write the \
+             URL into a file only you can read and pass {file_flag} FILE instead"
+        );
+    }
+    Ok(Some(proxy))
 }
 
 /// The trimmed value, or `None` when absent or blank.

@@ -67,6 +67,9 @@ fn full_config(ca_file: PathBuf) -> Config {
             campaign_refresh_hours: Some(720),
             ca_file: Some(ca_file),
             verify_tls: false,
+            proxy: Some(ProxyUrl::parse("http://u:p@tap-proxy.example.com:3128").expect("proxy")),
+            hostname_from_ui: true,
+            allow_plain_http: true,
         },
         run: Default::default(),
     }

@@ -212,8 +212,8 @@ async fn world() -> World {
 }
 
 impl World {
-    /// A config directory and a log directory for one run, with the proxy
-    /// at `proxy_port` and `tap_secret` under [tap].
+    /// A config directory and a log directory for one run, with TAP's
+    /// proxy at `proxy_port` and `tap_secret` under [tap].
     fn dirs(&self, name: &str, proxy_port: u16, tap_secret: &str) -> (PathBuf, PathBuf) {
         let config_dir = self.root.path().join(name).join("config");
         let log_dir = self.root.path().join(name).join("log");
@@ -227,9 +227,9 @@ impl World {
              username = \"{email}\"\n\
              password = \"{TQ_PASSWORD}\"\n\
              status = \"Review\"\n\
-             proxy = \"http://{PROXY_USER}:{PROXY_PASS}@127.0.0.1:{proxy_port}\"\n\
              \n\
              [tap]\n\
+             proxy = \"http://{PROXY_USER}:{PROXY_PASS}@127.0.0.1:{proxy_port}\"\n\
              hostname = \"{tap}\"\n\
              principal = \"{TAP_PRINCIPAL}\"\n\
              secret = \"{tap_secret}\"\n\

@@ -37,7 +37,8 @@ impl Section {
             Section::Threatq => "",
             Section::Tap => {
                 "Optional: any value here wins over the connector's entry in ThreatQ's UI.\n\
-                 When hostname, principal and secret are all here, ThreatQ's entry is not needed."
+                 When hostname, principal and secret are all here, ThreatQ's entry is not needed.\n\
+                 A secret set here goes only to a hostname set here (unless hostname_from_ui)."
             }
             Section::Run => {
                 "Optional: how a run is bounded (docs/sync.md, \"Deadlines\", \"Windows that fit\")."
@@ -362,10 +363,15 @@ declare! {
     THREATQ_CA_FILE: Text = Key::new(Threatq, "ca_file", Text::example("/etc/ssl/corp-ca.pem"))
         .flags(&["--ca-file"])
         .help("extra trusted CA for ThreatQ only, on top of the system store");
-    /// Used with `-ep` when ThreatQ's UI names no proxy; `-dp` bypasses it.
+    /// The ThreatQ connection's proxy. TAP traffic takes it only with
+    /// `-ep`, when ThreatQ's UI names none (docs/sync.md, "Proxies");
+    /// `-dp` bypasses it.
     THREATQ_PROXY: Text = Key::new(Threatq, "proxy", Text::example("http://proxy:3128"))
-        .flags(&["--proxy", "-ep", "-dp"])
-        .help("TAP traffic proxy when ThreatQ's UI names none (\"http://user:pass@proxy:3128\" too)");
+        .flags(&["--proxy", "--proxy-file", "-ep", "-dp"])
+        .help(
+            "proxy for ThreatQ (\"http://user:pass@proxy:3128\" too); TAP's too with -ep,\n\
+             when ThreatQ's UI names none (docs/sync.md, \"Proxies\")",
+        );
     THREATQ_VERIFY_TLS: Flag = Key::new(Threatq, "verify_tls", Flag { default: true })
         .flags(&["-ds"])
         .help("check ThreatQ's certificate; -ds overrides");
@@ -428,6 +434,23 @@ declare! {
     TAP_VERIFY_TLS: Flag = Key::new(Tap, "verify_tls", Flag { default: true })
         .flags(&["-ds"])
         .help("check TAP's certificate; -ds overrides");
+    /// The TAP connection's proxy; `-ep` (ThreatQ's proxy instead) is
+    /// refused beside it, so the file and the flag never disagree silently.
+    TAP_PROXY: Text = Key::new(Tap, "proxy", Text::example("http://proxy:3128"))
+        .flags(&["--tap-proxy", "--tap-proxy-file", "-dp"])
+        .help("proxy for TAP (\"http://user:pass@proxy:3128\" too); not with -ep");
+    /// The TAP secret is sent to the TAP host as Basic auth: when the secret
+    /// is in this file, whoever can edit the connector's entry in ThreatQ
+    /// must not be able to name that host, unless the operator says so.
+    TAP_HOSTNAME_FROM_UI: Flag = Key::new(Tap, "hostname_from_ui", Flag { default: false })
+        .help(
+            "let ThreatQ's UI name the TAP host while secret is set here\n\
+             (whoever edits the connector's entry could then receive the secret)",
+        );
+    /// `http://` sends the TAP credentials in clear text: only to this
+    /// machine (a test server, a local relay) unless the operator says so.
+    TAP_ALLOW_PLAIN_HTTP: Flag = Key::new(Tap, "allow_plain_http", Flag { default: false })
+        .help("allow an http:// hostname other than 127.0.0.0/8, ::1 or localhost (clear text)");
 
     // `run/limits.rs` takes its defaults from these.
     /// A run must end before the next hourly one; a day is the outer bound.

@@ -204,6 +204,10 @@ mod tests {
                 ca_file: Some(PathBuf::from("/tap-ca.pem")),
                 // Written only when false; a true one would not show here.
                 verify_tls: false,
+                proxy: Some(ProxyUrl::parse("http://tap-proxy:3128").expect("valid proxy")),
+                // Written only when true.
+                hostname_from_ui: true,
+                allow_plain_http: true,
             },
             run: RunSection {
                 deadline_minutes: Some(50),

@@ -70,7 +70,8 @@ pub struct ThreatqSection {
     /// directory, since cron's working directory is arbitrary.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<PathBuf>,
-    /// Proxy for TAP traffic when ThreatQ's UI configures none (with `-ep`).
+    /// Proxy for the ThreatQ connection; TAP traffic takes it only with
+    /// `-ep`, when ThreatQ's UI names no proxy (`http::tap_route`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxy: Option<ProxyUrl>,
     /// Verify ThreatQ's certificate (TAP's is [`TapSection::verify_tls`]);
@@ -129,6 +130,20 @@ pub struct TapSection {
     #[serde(skip_serializing_if = "is_true")]
     #[educe(Default(expression = keys::TAP_VERIFY_TLS.value.default))]
     pub verify_tls: bool,
+    /// Proxy for the TAP connection (`-dp` bypasses it; `-ep` is refused
+    /// beside it). ThreatQ's is [`ThreatqSection::proxy`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<ProxyUrl>,
+    /// ThreatQ's UI may name the TAP host even though the secret is set
+    /// here (`settings` refuses that otherwise). Written only when true.
+    #[serde(skip_serializing_if = "is_false")]
+    #[educe(Default(expression = keys::TAP_HOSTNAME_FROM_UI.value.default))]
+    pub hostname_from_ui: bool,
+    /// An `http://` TAP host other than this machine is accepted. Written
+    /// only when true.
+    #[serde(skip_serializing_if = "is_false")]
+    #[educe(Default(expression = keys::TAP_ALLOW_PLAIN_HTTP.value.default))]
+    pub allow_plain_http: bool,
 }
 
 impl TapSection {
@@ -161,6 +176,10 @@ fn same_optional_secret(a: &Option<SecretString>, b: &Option<SecretString>) -> b
 
 fn is_true(value: &bool) -> bool {
     *value
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 /// The config writer's only way to a secret's text: `SecretString` has no

@@ -17,7 +17,7 @@ use super::outcome::{FailureKind, Stop};
 use super::verdicts::VerdictPolicy;
 use super::{CACHE_DIR_NAME, SOURCE_NAME};
 use crate::config::{self, Config};
-use crate::http::{self, ProxyChoice, ProxyUrl};
+use crate::http::{self, ProxyChoice, ProxyUrl, RouteSource};
 use crate::plan::{self, Plan, PlanInput};
 use crate::report::{Export, rfc3339};
 use crate::settings::{self, CONNECTOR_NAME, Resolved, TapSettings};
@@ -56,6 +56,11 @@ pub(super) async fn prepare(options: &RunOptions) -> Result<Option<Prepared>, St
                 ),
             )
         })?;
+
+    // `-ep` beside `[tap] proxy` is a contradiction of the config and the
+    // command line: refused before any request, ThreatQ's login included.
+    http::tap_route(&options.network, config.tap.proxy.as_ref(), None, None)
+        .map_err(|problem| Stop::Failed(FailureKind::Config, anyhow!(problem)))?;
 
     let bounds = Bounds::of(&config, options);
     let deadline = Deadline::starting_at(deadline_started, bounds.deadline);
@@ -282,13 +287,18 @@ fn threatq_client(
 }
 
 /// The run's secrets are registered with the log redactor once each, in
-/// these two functions: ThreatQ's password as soon as the config is read
-/// (so the login is covered), then the resolved TAP secret (from the file
-/// or ThreatQ's UI) and the TAP proxy's password. The secret types keep
-/// them out of log lines already; this is the safety net.
+/// these two functions: ThreatQ's password and its proxy's as soon as the
+/// config is read (so the login is covered), then the resolved TAP secret
+/// (from the file or ThreatQ's UI) and the TAP proxy's password. The
+/// secret types keep them out of log lines already; this is the safety
+/// net.
 fn register_threatq_password(config: &Config) {
     use crate::config::ExposeSecret as _;
     crate::logging::register_secret(config.threatq.password.expose_secret());
+    // The ThreatQ connection's proxy carries it from the login on.
+    if let Some(password) = config.threatq.proxy.as_ref().and_then(ProxyUrl::password) {
+        crate::logging::register_secret(password);
+    }
 }
 
 fn register_secrets(tap: &TapSettings, tap_proxy: &ProxyChoice) {
@@ -343,56 +353,67 @@ async fn connector_entry(
     }
 }
 
-/// The TAP side's HTTP client, and the route it takes (for the redactor).
-/// TLS comes from `[tap]` alone (`http::tap_network`).
+/// The TAP side's HTTP client, and the proxy it takes (for the redactor).
+/// The proxy is `http::tap_route`'s choice; ThreatQ's UI is asked for its
+/// proxy only when that choice depends on it (`-ep`). TLS comes from
+/// `[tap]` alone (`http::tap_network`).
 async fn tap_http_client(
     config: &Config,
     tap: &TapSettings,
     options: &RunOptions,
     threatq: &Client,
 ) -> Result<(reqwest::Client, ProxyChoice), Stop> {
-    let proxy = if options.network.disable_proxy {
-        ProxyChoice::Direct
-    } else if options.network.external_proxy {
-        let from_ui = threatq
-            .proxy_setting()
-            .await
-            .map_err(|e| Stop::Failed(FailureKind::Threatq, anyhow!(e)))?
-            .map(|text| {
-                ProxyUrl::parse(&text).map_err(|problem| {
-                    Stop::Failed(
-                        FailureKind::Config,
-                        anyhow!(
-                            "the proxy configured in ThreatQ is not usable for -ep: {problem}; \
-                             correct it in ThreatQ, or leave out -ep to use [threatq] proxy"
-                        ),
-                    )
-                })
-            })
-            .transpose()?;
-        match from_ui.or_else(|| config.threatq.proxy.clone()) {
-            Some(proxy) => ProxyChoice::Explicit(proxy),
-            None => {
-                warn!(
-                    "-ep was given but neither ThreatQ nor the config file names a proxy; using the system's"
-                );
-                ProxyChoice::System
-            }
-        }
-    } else {
-        config
-            .threatq
-            .proxy
-            .clone()
-            .map_or(ProxyChoice::System, ProxyChoice::Explicit)
-    };
+    let flags = &options.network;
+    if flags.external_proxy && flags.disable_proxy {
+        warn!("-ep has no effect beside -dp: neither TAP nor ThreatQ traffic goes through a proxy");
+    }
+    let threatq_setting =
+        if flags.external_proxy && !flags.disable_proxy && config.tap.proxy.is_none() {
+            threatq_proxy_setting(threatq).await?
+        } else {
+            None
+        };
+    let route = http::tap_route(
+        flags,
+        config.tap.proxy.as_ref(),
+        config.threatq.proxy.as_ref(),
+        threatq_setting.as_ref(),
+    )
+    .map_err(|problem| Stop::Failed(FailureKind::Config, anyhow!(problem)))?;
+    if route.source == RouteSource::ExternalProxyNamedNone {
+        warn!(
+            "-ep was given but neither ThreatQ nor [threatq] proxy names a proxy; TAP traffic \
+             takes the environment's (HTTPS_PROXY, NO_PROXY)"
+        );
+    }
     // ProxyUrl's Debug shows `user:***@`, never the proxy's password.
-    debug!(tap = %tap.origin, ?proxy, "TAP network route");
+    debug!(tap = %tap.origin, proxy = ?route.proxy, why = %route.source, "TAP network route");
     let client = http::build_client(&http::tap_network(
         &config.tap,
         &options.network,
-        proxy.clone(),
+        route.proxy.clone(),
     ))
     .map_err(Stop::from(FailureKind::Config))?;
-    Ok((client, proxy))
+    Ok((client, route.proxy))
+}
+
+/// The proxy ThreatQ's UI configures, for `-ep`.
+async fn threatq_proxy_setting(threatq: &Client) -> Result<Option<ProxyUrl>, Stop> {
+    threatq
+        .proxy_setting()
+        .await
+        .map_err(|e| Stop::Failed(FailureKind::Threatq, anyhow!(e)))?
+        .map(|text| {
+            ProxyUrl::parse(&text).map_err(|problem| {
+                Stop::Failed(
+                    FailureKind::Config,
+                    anyhow!(
+                        "the proxy configured in ThreatQ is not usable for -ep: {problem}; \
+                         correct it in ThreatQ, or leave out -ep (TAP traffic then takes \
+                         [tap] proxy, or the environment's)"
+                    ),
+                )
+            })
+        })
+        .transpose()
 }
