@@ -23,7 +23,7 @@ pub use legacy::find_legacy_config;
 use parse::line_and_column;
 pub use parse::parse;
 pub use schema::*;
-pub use write::{permission_warning, write};
+pub use write::{directory_warning, permission_warning, write};
 
 use std::fmt;
 use std::fs;
@@ -166,7 +166,10 @@ pub fn load(dir: &Path) -> Result<Option<Config>, ConfigError> {
         }
         Err(source) => return Err(ConfigError::Read { path: file, source }),
     };
-    if let Some(warning) = permission_warning(&file) {
+    for warning in [permission_warning(&file), directory_warning(dir)]
+        .into_iter()
+        .flatten()
+    {
         tracing::warn!("{warning}");
     }
     parse(&text, &file, dir).map(Some)
