@@ -83,6 +83,24 @@ fn inline_message_parts_are_attributes_never_indicators() {
 }
 
 #[test]
+fn a_body_part_keeps_its_hash_exactly_as_tap_sent_it() {
+    let mut body = message();
+    body["messageParts"][1]["sha256"] = json!("85738F8F-NOT-A-SHA256");
+    let r = map_siem(delivered(vec![body]));
+    let event = event_titled(&r, "TAP Message Delivered").unwrap();
+    assert_eq!(
+        attr(&r, event, "Message Body Part"),
+        ["text.html (text/html) SHA-256 85738F8F-NOT-A-SHA256"]
+    );
+    assert!(
+        indicator_values(&r)
+            .iter()
+            .all(|(_, v)| !v.contains("85738F8F")),
+        "an inline part's hash never becomes an indicator"
+    );
+}
+
+#[test]
 fn false_positive_threat_is_never_an_indicator_but_stays_an_event_attribute() {
     let fp = with(
         message(),
@@ -431,6 +449,54 @@ fn click_relates_to_the_message_event_with_the_same_guid() {
         event_titled(&r, "TAP Click Permitted: http://badguy.zz/login [other]").unwrap();
     assert!(related(&r, message_event, click_event));
     assert!(!related(&r, message_event, other_event));
+}
+
+#[test]
+fn event_titles_are_one_line_whatever_tap_put_in_them() {
+    let hostile = with(
+        click(),
+        json!({
+            "url": "http://badguy.zz/login\r\nTAP Click Blocked: forged\u{1b}[2J",
+            "recipient": ["bruce.wayne@pharmtech.zz\n\u{85}\u{2028}x"],
+            "id": "click\tid\u{7f}"
+        }),
+    );
+    let message = with(message(), json!({"GUID": "guid\u{9b}31m\n"}));
+    let mut tap =
+        FakeTap::siem_json(json!({"clicksPermitted": [hostile], "messagesDelivered": [message]}));
+    let (r, _) = run_with(&mut tap, &incidents_on());
+    let r = r.unwrap();
+    let titles: Vec<&str> = r
+        .objects
+        .iter()
+        .filter(|o| o.kind == ObjectKind::Event)
+        .map(|o| o.value.as_str())
+        .collect();
+    assert_eq!(titles.len(), 3, "{titles:?}");
+    for title in &titles {
+        assert!(
+            !title
+                .chars()
+                .any(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')),
+            "{title:?}"
+        );
+    }
+    assert!(
+        titles.contains(
+            &"TAP Click Permitted: http://badguy.zz/login  TAP Click Blocked: forged [2J [click id ]"
+        ),
+        "{titles:?}"
+    );
+    assert!(
+        titles.contains(
+            &"TAP Incident: bruce.wayne@pharmtech.zz   x clicked http://badguy.zz/login  TAP Click Blocked: forged [2J [click id ]"
+        ),
+        "{titles:?}"
+    );
+    assert!(
+        titles.contains(&"TAP Message Delivered: Invoice overdue [guid 31m]"),
+        "{titles:?}"
+    );
 }
 
 // ---- incidents ----

@@ -111,7 +111,7 @@ async fn normal_run(cli: &Cli, component: tap_runtime::ComponentSource, mode: Ru
         Ok(RunOutcome::Completed(summary)) => {
             info!(target: "summary", "{summary}");
             if cli.dry_run {
-                eprintln!("{summary}");
+                exit::line(&summary);
             }
             ExitCode::SUCCESS
         }

@@ -20,6 +20,7 @@ pub mod batch;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod exit;
+pub mod files;
 pub mod http;
 pub mod plan;
 pub mod replay;

@@ -10,7 +10,18 @@
 //! (`SecretString`, `urls::ProxyUrl`) make that hard to do by accident; the
 //! redactor is the safety net for the day someone logs a request or a
 //! string by mistake.
+//!
+//! Before that, every field value of every event (the message too) has its
+//! control characters escaped ([`escape_controls`]): strings from TAP and
+//! ThreatQ (a subject, a URL, an error body) reach log fields through
+//! `%` and `{}`, which tracing writes as they are, and a line break or an
+//! ANSI escape in one would forge a log line or rewrite the operator's
+//! terminal. The formatter ([`EscapingFields`]) does it for every field,
+//! so no call site has to remember; standard error ([`crate::exit`]) and
+//! `replay --list` use the same function.
 
+use std::borrow::Cow;
+use std::fmt::{self, Write as _};
 use std::fs::OpenOptions;
 use std::io::{self, IsTerminal as _, Write};
 use std::path::{Path, PathBuf};
@@ -18,10 +29,13 @@ use std::sync::{LazyLock, RwLock};
 
 use anyhow::Context as _;
 use regex::Regex;
+use tracing::field::{Field, Visit};
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
-use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::field::RecordFields;
+use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::UtcTime;
+use tracing_subscriber::fmt::{FormatFields, MakeWriter};
 
 /// Where log lines go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,11 +119,53 @@ pub fn register_secret(secret: &str) {
     let mut secrets = SECRETS
         .write()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if !secrets.iter().any(|known| known == secret) {
-        secrets.push(secret.to_owned());
-        // Longest first, so a secret that contains another is masked whole.
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    // A secret with a control character in it reaches the redactor escaped
+    // (the formatter escapes before the redactor sees the line).
+    for form in [secret.to_owned(), escape_controls(secret).into_owned()] {
+        if !secrets.contains(&form) {
+            secrets.push(form);
+        }
     }
+    // Longest first, so a secret that contains another is masked whole.
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+}
+
+/// True for what must not reach a log line, standard error or a listing
+/// as it is: the C0 controls (line breaks, tab, ESC, ...), DEL, the C1
+/// controls (`char::is_control`), and the Unicode line and paragraph
+/// separators, which some viewers break lines at.
+pub fn is_unsafe_char(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')
+}
+
+/// `text` with every [`is_unsafe_char`] written as an escape: `\n`, `\r`,
+/// `\t`, and `\u{1b}` for the rest, so the line stays one line and a
+/// terminal shows the escape sequence instead of obeying it. Backslashes
+/// are left alone: a literal `\n` in a value is harmless (it cannot start
+/// a line) and paths and JSON stay readable.
+pub fn escape_controls(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(is_unsafe_char) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if is_unsafe_char(c) => {
+                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// What standard error, and anything else shown to the operator outside
+/// the log, gets: one line, control characters escaped, secrets masked.
+pub fn for_operator(text: &str) -> String {
+    redact(&escape_controls(text))
 }
 
 /// Masks registered secrets and credential-shaped text in one log line.
@@ -183,6 +239,7 @@ pub fn build(
         // Colour codes would split `password=` from its value and defeat the
         // redactor, and they garble cron mail.
         .with_ansi(false)
+        .fmt_fields(EscapingFields)
         .with_writer(RedactingMakeWriter { inner: writer })
         .finish();
     Ok((subscriber, LogGuard { _worker: worker }))
@@ -229,6 +286,79 @@ fn open_log_file(dir: &Path) -> anyhow::Result<std::fs::File> {
             dir.display()
         )
     })
+}
+
+/// Formats the fields of events and spans as tracing's default does
+/// (`message` bare, then `name=value`), with every value passed through
+/// [`escape_controls`]: whatever a field holds, an event is one line.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EscapingFields;
+
+impl<'writer> FormatFields<'writer> for EscapingFields {
+    fn format_fields<R: RecordFields>(&self, writer: Writer<'writer>, fields: R) -> fmt::Result {
+        let mut visitor = EscapingVisitor {
+            writer,
+            result: Ok(()),
+            empty: true,
+        };
+        fields.record(&mut visitor);
+        visitor.result
+    }
+}
+
+struct EscapingVisitor<'writer> {
+    writer: Writer<'writer>,
+    result: fmt::Result,
+    /// Nothing written yet: no separating space.
+    empty: bool,
+}
+
+impl EscapingVisitor<'_> {
+    fn write_field(&mut self, name: &str, value: &str) {
+        if self.result.is_err() {
+            return;
+        }
+        let value = escape_controls(value);
+        let separator = if self.empty { "" } else { " " };
+        self.empty = false;
+        self.result = match name {
+            "message" => write!(self.writer, "{separator}{value}"),
+            name => write!(
+                self.writer,
+                "{separator}{}={value}",
+                name.strip_prefix("r#").unwrap_or(name)
+            ),
+        };
+    }
+}
+
+impl Visit for EscapingVisitor<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.write_field(field.name(), value);
+        } else {
+            // Quoted, as tracing's default writes a `&str` field.
+            self.write_field(field.name(), &format!("{value:?}"));
+        }
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        let mut text = value.to_string();
+        let mut source = value.source();
+        while let Some(cause) = source {
+            let _ = write!(text, ": {cause}");
+            source = cause.source();
+        }
+        self.write_field(field.name(), &text);
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        // `log` records' metadata, already in the line's prefix.
+        if field.name().starts_with("log.") {
+            return;
+        }
+        self.write_field(field.name(), &format!("{value:?}"));
+    }
 }
 
 /// Hands out one [`RedactingWriter`] per log event.
@@ -351,6 +481,26 @@ mod tests {
         assert_eq!(
             redact("prefix unit-test-secret-value suffix"),
             "prefix *** suffix"
+        );
+    }
+
+    #[test]
+    fn control_characters_are_escaped_and_the_rest_left_alone() {
+        assert_eq!(
+            escape_controls("a\nb\r\tc\u{1b}[31md\u{7f}e\u{85}f\u{9b}g\u{2028}h"),
+            "a\\nb\\r\\tc\\u{1b}[31md\\u{7f}e\\u{85}f\\u{9b}g\\u{2028}h"
+        );
+        let plain = r#"C:\path "quoted" {json} ünïcødé"#;
+        assert!(matches!(escape_controls(plain), Cow::Borrowed(p) if p == plain));
+    }
+
+    #[test]
+    fn a_secret_with_a_control_character_is_masked_escaped_too() {
+        register_secret("tab\tsecret-value");
+        assert_eq!(
+            for_operator("x tab\tsecret-value y"),
+            "x *** y",
+            "escaped first, then masked"
         );
     }
 

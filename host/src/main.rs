@@ -4,16 +4,10 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    tq_conn::exit::install_panic_hook();
     let cli = match tq_conn::cli::parse_args(std::env::args_os()) {
         Ok(cli) => cli,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() {
-                ExitCode::from(tq_conn::exit::USAGE)
-            } else {
-                ExitCode::SUCCESS
-            };
-        }
+        Err(e) => return tq_conn::exit::usage_error(&e),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

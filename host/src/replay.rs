@@ -1,6 +1,12 @@
 //! `replay --list` and `replay --discard`: what the state store holds
 //! undelivered, read and pruned without reaching TAP or ThreatQ. Sending
 //! it (`replay` alone) is a run of its own (`run::RunMode::Replay`).
+//!
+//! What the entries hold came from TAP (record keys, raw records) or
+//! ThreatQ (refusal reasons), so every such text is shown with its control
+//! characters escaped (`logging::escape_controls`): a line break or an
+//! ANSI escape in one must not forge a line of the listing or rewrite the
+//! operator's terminal.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -10,6 +16,7 @@ use anyhow::Result;
 use tracing::warn;
 
 use crate::cli::ReplayArgs;
+use crate::logging::escape_controls as shown;
 use crate::report::rfc3339;
 use crate::run::FailureKind;
 use crate::state::{Entry, LockAttempt, RunLock, Store};
@@ -66,8 +73,8 @@ pub fn list(config_dir: &Path) -> Result<String> {
             "{}  {} '{}': ThreatQ refused {what} ({status}): {}\n    window {}, first refused {}, tried {} times, last {}; {} objects and {} relations to send",
             Entry::DeadLetter(letter.id),
             letter.collection,
-            letter.identity,
-            letter.reason,
+            shown(&letter.identity),
+            shown(&letter.reason),
             letter.window,
             rfc3339(letter.first_refused),
             letter.attempts,
@@ -78,6 +85,7 @@ pub fn list(config_dir: &Path) -> Result<String> {
     }
     for record in &quarantined {
         let raw: String = record.raw.chars().take(RAW_EXCERPT).collect();
+        let raw = shown(&raw);
         let more = if record.raw.chars().count() > RAW_EXCERPT {
             "..."
         } else {
@@ -87,9 +95,9 @@ pub fn list(config_dir: &Path) -> Result<String> {
             out,
             "{}  {} in {}: {}\n    window {}, first seen {}, tried {} times by version {}\n    raw: {raw}{more}",
             Entry::Quarantined(record.id),
-            record.record_key,
-            record.section,
-            record.reason,
+            shown(&record.record_key),
+            shown(&record.section),
+            shown(&record.reason),
             record.window,
             rfc3339(record.first_seen),
             record.attempts,
@@ -136,7 +144,7 @@ pub fn discard(config_dir: &Path, entries: &[Entry]) -> Result<()> {
         };
         store.discard(*entry)?;
         warn!(entry = %entry, held = %held, "discarded on the operator's word; it will not be sent");
-        println!("discarded {entry}: {held}");
+        println!("discarded {entry}: {}", shown(&held));
     }
     Ok(())
 }

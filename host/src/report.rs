@@ -4,12 +4,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Write};
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use threatq_client::{Batch, Collection, ObjectKey, TqObject};
@@ -330,9 +329,13 @@ pub struct Export {
 }
 
 impl Export {
+    /// Creates (or truncates) the export file, owner-only and never
+    /// through a symbolic link (`files::open_private`): it holds what TAP
+    /// reported, and `--export` is often pointed at a shared directory.
     pub fn to_file(path: &Path) -> Result<Export> {
-        let file = File::create(path)
-            .with_context(|| format!("cannot create the export file {}", path.display()))?;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        let file = crate::files::open_private(path, &mut options, "the export file")?;
         Ok(Export {
             out: Box::new(BufWriter::new(file)),
         })
@@ -380,5 +383,29 @@ impl Export {
         }
         self.out.flush()?;
         Ok(())
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use super::*;
+
+    #[test]
+    fn the_export_file_is_owner_only_and_never_written_through_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("export.jsonl");
+        Export::to_file(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "whatever the umask");
+
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        let link = dir.path().join("link.jsonl");
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        let error = Export::to_file(&link).err().expect("a link is refused");
+        assert!(error.to_string().contains("symbolic link"), "{error:#}");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
     }
 }

@@ -34,7 +34,7 @@ pub trait Prompter {
 }
 
 /// Prompts on stdout, reads answers from stdin, and reads secrets from the
-/// controlling terminal with echo off.
+/// controlling terminal with echo off ([`ask_secret_on_terminal`]).
 #[derive(Debug, Default)]
 pub struct TerminalPrompter;
 
@@ -61,7 +61,7 @@ impl Prompter for TerminalPrompter {
     }
 
     fn ask_secret(&mut self, label: &str) -> io::Result<String> {
-        rpassword::prompt_password(format!("{label}: "))
+        ask_secret_on_terminal(label)
     }
 
     fn say(&mut self, message: &str) -> io::Result<()> {
@@ -69,6 +69,108 @@ impl Prompter for TerminalPrompter {
         writeln!(stdout, "{message}")?;
         stdout.flush()
     }
+}
+
+/// Asks for a secret on the controlling terminal (`/dev/tty`), echo off.
+///
+/// Echo goes off BEFORE the prompt is printed, as Python's `getpass` does
+/// (the old connector used it): an operator who types or pastes the answer
+/// the moment the prompt appears must never see it on screen, and with
+/// the prompt first (`rpassword::prompt_password`) the first characters
+/// could arrive while echo was still on. Turning echo off also flushes
+/// anything typed before the prompt, which was echoed already.
+///
+/// The terminal's settings are put back on every way out: the answer,
+/// an error, a panic (a guard restores them on drop), and Ctrl-C. For
+/// Ctrl-C the terminal sends no signal while the secret is read (`ISIG`
+/// off), since a process killed by SIGINT would leave echo off; the
+/// interrupt character ends the line instead (it is made the extra line
+/// delimiter, `VEOL`), and the answer is an `Interrupted` error that
+/// stops the set-up with nothing written.
+#[cfg(unix)]
+pub fn ask_secret_on_terminal(label: &str) -> io::Result<String> {
+    use rustix::termios::{self, LocalModes, OptionalActions, SpecialCodeIndex};
+
+    /// Puts the terminal back as it was when dropped.
+    struct Restore<'a> {
+        tty: &'a std::fs::File,
+        saved: termios::Termios,
+    }
+    impl Drop for Restore<'_> {
+        fn drop(&mut self) {
+            // Nothing better to do if it fails: the terminal is gone.
+            let _ = termios::tcsetattr(self.tty, OptionalActions::Now, &self.saved);
+        }
+    }
+
+    let tty = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")?;
+    let saved = termios::tcgetattr(&tty)?;
+    let interrupt = saved.special_codes[SpecialCodeIndex::VINTR];
+    let mut hidden = saved.clone();
+    hidden
+        .local_modes
+        .remove(LocalModes::ECHO | LocalModes::ISIG);
+    // Enter still moves to the next line.
+    hidden.local_modes.insert(LocalModes::ECHONL);
+    hidden.special_codes[SpecialCodeIndex::VEOL] = interrupt;
+    let restore = Restore { tty: &tty, saved };
+    termios::tcsetattr(&tty, OptionalActions::Flush, &hidden)?;
+
+    let mut out = &tty;
+    write!(out, "{label}: ")?;
+    out.flush()?;
+    // Read by hand, not `read_line`: a line the interrupt character ends
+    // has no `\n`. In canonical mode a read returns at most one line, so
+    // nothing of a next answer is read ahead.
+    // 0 is _POSIX_VDISABLE: no interrupt character.
+    let interrupted = |bytes: &[u8]| interrupt != 0 && bytes.last() == Some(&interrupt);
+    let mut bytes = Vec::new();
+    let mut chunk = [0u8; 1024];
+    loop {
+        let read = match (&tty).read(&mut chunk) {
+            Ok(read) => read,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        bytes.extend_from_slice(&chunk[..read]);
+        if read == 0 || bytes.last() == Some(&b'\n') || interrupted(&bytes) {
+            break;
+        }
+    }
+    drop(restore);
+
+    if interrupted(&bytes) {
+        let _ = writeln!(out);
+        return Err(io::Error::new(
+            io::ErrorKind::Interrupted,
+            "cancelled with Ctrl-C; nothing was written",
+        ));
+    }
+    if bytes.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "input ended before setup finished",
+        ));
+    }
+    let line = String::from_utf8(bytes).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            "the answer is not UTF-8 text; check the terminal's character set",
+        )
+    })?;
+    let answer = line
+        .strip_suffix('\n')
+        .map_or(line.as_str(), |l| l.strip_suffix('\r').unwrap_or(l));
+    Ok(answer.to_owned())
+}
+
+/// Without termios, the secret is read the way `rpassword` reads it.
+#[cfg(not(unix))]
+pub fn ask_secret_on_terminal(label: &str) -> io::Result<String> {
+    rpassword::prompt_password(format!("{label}: "))
 }
 
 /// What to tell an operator whose connector has no config and no terminal
@@ -159,9 +261,11 @@ pub async fn first_run(
                 )));
             }
             Err(e) => {
+                // ThreatQ's words, escaped: this is the operator's terminal.
                 io.say(&format!(
-                    "Could not log in to ThreatQ: {e:#}\nCheck the answers and try again \
-                     (press Enter to keep one)."
+                    "Could not log in to ThreatQ: {}\nCheck the answers and try again \
+                     (press Enter to keep one).",
+                    crate::logging::escape_controls(&format!("{e:#}"))
                 ))?;
                 previous = Some(threatq);
                 attempt += 1;

@@ -149,6 +149,45 @@ fn a_config_readable_by_others_loads_with_a_warning() {
     assert_eq!(config::permission_warning(&file), None);
 }
 
+#[cfg(unix)]
+#[test]
+fn a_config_directory_others_can_write_is_warned_about_on_load() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Shared {
+        fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(data);
+            Ok(data.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_config(dir.path(), MINIMAL);
+    for (mode, warned) in [(0o775, true), (0o757, true), (0o755, false), (0o700, false)] {
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(mode)).expect("chmod");
+        let log = Shared(Arc::new(Mutex::new(Vec::new())));
+        let sink = log.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || sink.clone())
+            .finish();
+        let loaded = tracing::subscriber::with_default(subscriber, || config::load(dir.path()));
+        assert!(loaded.expect("still loads").is_some());
+        let log = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+        let shown = format!("mode {mode:04o}");
+        assert_eq!(log.contains(&shown), warned, "{mode:o}: {log}");
+        if warned {
+            assert!(log.contains("chmod go-w"), "{log}");
+        }
+        assert_eq!(config::directory_warning(dir.path()).is_some(), warned);
+    }
+}
+
 #[test]
 fn bare_host_means_https_and_urls_keep_scheme_and_port() {
     let cases = [

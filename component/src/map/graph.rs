@@ -132,8 +132,14 @@ impl Graph {
         })
     }
 
-    /// The event titled `title` that happened at `happened_at`.
+    /// The event titled `title` that happened at `happened_at`. A title is
+    /// one line whatever TAP put in its parts (a click URL, a recipient, an
+    /// id): ThreatQ lists events by title, and a line break or an escape
+    /// sequence there would forge or garble a line of that list. Folding it
+    /// here, the one way an event is made, keeps every title one line
+    /// (docs/mapping.md, "Conventions").
     pub fn event(&mut self, type_name: &str, title: &str, happened_at: &str) -> ObjectId {
+        let title = &super::values::one_line(title);
         let identity = Identity::Event { title, happened_at };
         self.upsert(identity, || ThreatqObject {
             kind: ObjectKind::Event,

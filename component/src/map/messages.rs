@@ -158,7 +158,10 @@ fn map_part(m: &mut Mapping, event: ObjectId, part: &MessagePart) {
         if let Some(content_type) = present(part.content_type.as_deref()) {
             description.push_str(&format!(" ({content_type})"));
         }
-        if let Some(hash) = part.sha256.as_deref().and_then(sha256) {
+        // The attribute describes what TAP sent, so the hash is kept as
+        // TAP wrote it (only blanks around it dropped), even when it is not
+        // 64 hex digits: unlike an attachment's, it makes no indicator.
+        if let Some(hash) = present(part.sha256.as_deref()) {
             description.push_str(&format!(" SHA-256 {hash}"));
         }
         m.graph

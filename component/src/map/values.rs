@@ -66,11 +66,18 @@ pub fn fqdn(raw: &str) -> Option<String> {
     valid.then(|| value.to_ascii_lowercase())
 }
 
-/// Free text for an indicator value or a title: control characters (line
-/// breaks in subjects) become spaces, the ends are trimmed.
+/// Free text for an indicator value or a title: control characters (C0
+/// such as line breaks and ESC, DEL, C1) and the Unicode line and
+/// paragraph separators become spaces, the ends are trimmed.
 pub fn one_line(raw: &str) -> String {
     raw.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
+        .map(|c| {
+            if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') {
+                ' '
+            } else {
+                c
+            }
+        })
         .collect::<String>()
         .trim()
         .to_string()
@@ -131,5 +138,13 @@ mod tests {
     #[test]
     fn subjects_lose_line_breaks() {
         assert_eq!(one_line(" Invoice\r\n overdue "), "Invoice   overdue");
+    }
+
+    #[test]
+    fn every_control_character_and_line_separator_becomes_a_space() {
+        assert_eq!(
+            one_line("a\u{1b}[31mb\u{7f}c\u{85}d\u{9b}e\u{2028}f\u{2029}g\th"),
+            "a [31mb c d e f g h"
+        );
     }
 }

@@ -23,7 +23,7 @@ pub use legacy::find_legacy_config;
 use parse::line_and_column;
 pub use parse::parse;
 pub use schema::*;
-pub use write::{permission_warning, write};
+pub use write::{directory_warning, permission_warning, write};
 
 use std::fmt;
 use std::fs;
@@ -166,7 +166,10 @@ pub fn load(dir: &Path) -> Result<Option<Config>, ConfigError> {
         }
         Err(source) => return Err(ConfigError::Read { path: file, source }),
     };
-    if let Some(warning) = permission_warning(&file) {
+    for warning in [permission_warning(&file), directory_warning(dir)]
+        .into_iter()
+        .flatten()
+    {
         tracing::warn!("{warning}");
     }
     parse(&text, &file, dir).map(Some)
@@ -362,6 +365,37 @@ mod tests {
             "{text}"
         );
         assert_eq!(load(dir.path()).unwrap(), Some(config));
+    }
+
+    #[test]
+    fn a_secret_that_is_not_text_is_not_quoted_in_the_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases = [
+            ("threatq", "password", "12345678", "an integer"),
+            ("threatq", "password", "0x7a6b5c4d", "an integer"),
+            ("threatq", "password", "98765.4321", "a number"),
+            ("tap", "secret", "31415926", "an integer"),
+        ];
+        for (section, key, value, kind) in cases {
+            let text = if section == "threatq" {
+                MINIMAL.replace("password = \"pw\"", &format!("password = {value}"))
+            } else {
+                format!("{MINIMAL}[tap]\nsecret = {value}\n")
+            };
+            let message = parse_in(dir.path(), &text)
+                .expect_err("not a string")
+                .to_string();
+            for shown in [value.to_owned(), "2054904909".to_owned()] {
+                assert!(!message.contains(&shown), "{shown} in {message}");
+            }
+            assert!(message.contains(&format!("`{section}.{key}`")), "{message}");
+            assert!(message.contains(kind), "{message}");
+            assert!(message.contains("text in quotes"), "{message}");
+        }
+        // Other keys keep serde's own words, value included.
+        let text = format!("{MINIMAL}[tap]\nhistory_hours = \"twelve\"\n");
+        let message = parse_in(dir.path(), &text).unwrap_err().to_string();
+        assert!(message.contains("twelve"), "{message}");
     }
 
     #[test]

@@ -35,13 +35,26 @@ pub fn parse(text: &str, file: &Path, dir: &Path) -> Result<Config, ConfigError>
             message: e.message().to_owned(),
         }
     })?;
-    let mut config: Config =
-        serde_path_to_error::deserialize(deserializer).map_err(|e| ConfigError::WrongValue {
+    let mut config: Config = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let key = e.path().to_string();
+        let message = match secret_key(&key) {
+            // Serde quotes a number or a boolean it did not expect
+            // ("invalid type: integer `12345678`"), and for a secret
+            // that is the secret itself.
+            Some(name) => format!(
+                "must be text in quotes (`{name} = \"...\"`), not {}; the value is not repeated \
+                 here because it is a secret",
+                type_in(&table, &key).unwrap_or("that value")
+            ),
+            None => e.inner().message().to_owned(),
+        };
+        ConfigError::WrongValue {
             path: file.to_owned(),
-            key: e.path().to_string(),
+            key,
             line: e.inner().span().map(|s| line_and_column(text, s.start).0),
-            message: e.inner().message().to_owned(),
-        })?;
+            message,
+        }
+    })?;
     for ca_file in [&mut config.threatq.ca_file, &mut config.tap.ca_file] {
         if let Some(path) = ca_file.as_ref()
             && path.is_relative()
@@ -51,6 +64,30 @@ pub fn parse(text: &str, file: &Path, dir: &Path) -> Result<Config, ConfigError>
     }
     validate(&table, &config, file)?;
     Ok(config)
+}
+
+/// The key's name when `dotted` (`threatq.password`) is a secret.
+fn secret_key(dotted: &str) -> Option<&'static str> {
+    keys::ALL.iter().find_map(|key| match key {
+        AnyKey::Text(text) if text.value.secret && key.dotted() == dotted => Some(key.name()),
+        _ => None,
+    })
+}
+
+/// What kind of TOML value the file gives `dotted`, in words
+/// (`an integer`), for a message that must not quote the value.
+fn type_in(table: &toml::Table, dotted: &str) -> Option<&'static str> {
+    let (section, name) = dotted.split_once('.')?;
+    let value = table.get(section)?.as_table()?.get(name)?;
+    Some(match value {
+        toml::Value::String(_) => "a string",
+        toml::Value::Integer(_) => "an integer",
+        toml::Value::Float(_) => "a number",
+        toml::Value::Boolean(_) => "a boolean",
+        toml::Value::Datetime(_) => "a date",
+        toml::Value::Array(_) => "a list",
+        toml::Value::Table(_) => "a table",
+    })
 }
 
 fn check_keys(table: &toml::Table, file: &Path) -> Result<(), ConfigError> {

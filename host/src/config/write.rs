@@ -40,3 +40,26 @@ pub fn permission_warning(file: &Path) -> Option<String> {
 pub fn permission_warning(_file: &Path) -> Option<String> {
     None
 }
+
+/// A warning when the config directory can be written by group or others,
+/// with the command that fixes it. Whoever can write the directory can
+/// replace the config file (and with it the ThreatQ host the password is
+/// sent to), or put links where the connector writes its state and lock.
+#[cfg(unix)]
+pub fn directory_warning(dir: &Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = fs::metadata(dir).ok()?.permissions().mode() & 0o7777;
+    (mode & 0o022 != 0).then(|| {
+        format!(
+            "the config directory {} can be written by other users (mode {mode:04o}), who could \
+             replace the config file or the run state; run `chmod go-w {}`",
+            dir.display(),
+            dir.display()
+        )
+    })
+}
+
+#[cfg(not(unix))]
+pub fn directory_warning(_dir: &Path) -> Option<String> {
+    None
+}

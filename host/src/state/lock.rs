@@ -1,7 +1,7 @@
 //! The lock that keeps two runs on one config directory apart.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::io::{Read as _, Seek as _, Write};
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -39,15 +39,15 @@ impl RunLock {
     /// start time into the file, so a run stuck for longer than a run may
     /// take can be reported by the next one instead of silently blocking
     /// the feed (docs/sync.md, "Deadlines").
+    ///
+    /// The file is opened owner-only and never through a symbolic link
+    /// (`files::open_private`): a link planted in its place would have the
+    /// run truncate and lock whatever it names.
     pub fn try_acquire(dir: &Path, now: OffsetDateTime) -> Result<LockAttempt> {
         let path = dir.join(LOCK_FILE_NAME);
-        let mut file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(&path)
-            .with_context(|| format!("cannot open the lock file {}", path.display()))?;
+        let mut options = OpenOptions::new();
+        options.create(true).truncate(false).read(true).write(true);
+        let mut file = crate::files::open_private(&path, &mut options, "the lock file")?;
         match file.try_lock() {
             Ok(()) => {
                 let holder = format!("pid={} since={}\n", std::process::id(), unix_ms(now));
@@ -57,7 +57,9 @@ impl RunLock {
                 Ok(LockAttempt::Acquired(RunLock { _file: file }))
             }
             Err(fs::TryLockError::WouldBlock) => {
-                let text = fs::read_to_string(&path).unwrap_or_default();
+                // From the descriptor just opened, not the path again.
+                let mut text = String::new();
+                let _ = file.rewind().and_then(|()| file.read_to_string(&mut text));
                 Ok(LockAttempt::Busy(parse_holder(&text)))
             }
             Err(fs::TryLockError::Error(e)) => {
@@ -107,6 +109,27 @@ mod tests {
             RunLock::try_acquire(dir.path(), since).unwrap(),
             LockAttempt::Acquired(_)
         ));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_lock_file_is_owner_only_and_never_a_symbolic_link() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let since = datetime!(2026-11-28 12:00:00 UTC);
+        let lock = RunLock::try_acquire(dir.path(), since).unwrap();
+        let path = dir.path().join(LOCK_FILE_NAME);
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        drop(lock);
+        fs::remove_file(&path).unwrap();
+
+        let victim = dir.path().join("victim");
+        fs::write(&victim, "precious").unwrap();
+        std::os::unix::fs::symlink(&victim, &path).unwrap();
+        let error = RunLock::try_acquire(dir.path(), since).unwrap_err();
+        assert!(format!("{error:#}").contains("symbolic link"), "{error:#}");
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
     }
 
     #[test]

@@ -221,15 +221,20 @@ impl Store {
 }
 
 /// The database file is created owner-only before SQLite opens it; SQLite
-/// gives its journal the same mode.
+/// gives its journal the same mode. One that exists already (made by an
+/// earlier version, copied in, restored from a backup) is made owner-only
+/// too, with a warning: it holds what TAP reported and ThreatQ refused.
 fn create_private(path: &Path) -> Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, crate::files::OWNER_ONLY);
     match options.open(path) {
         Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            tighten(path);
+            Ok(())
+        }
         Err(e) => Err(e).with_context(|| {
             format!(
                 "cannot create the run state {}; check that the config directory is writable by \
@@ -239,6 +244,38 @@ fn create_private(path: &Path) -> Result<()> {
         }),
     }
 }
+
+/// Makes an existing state database owner-only, saying so in the log; a
+/// database that cannot be changed (another owner) is a warning, not a
+/// failure: the run still works.
+#[cfg(unix)]
+fn tighten(path: &Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let Ok(metadata) = std::fs::metadata(path) else {
+        return;
+    };
+    let mode = metadata.permissions().mode() & 0o777;
+    if !metadata.is_file() || mode & 0o077 == 0 {
+        return;
+    }
+    let owner_only = std::fs::Permissions::from_mode(crate::files::OWNER_ONLY);
+    match std::fs::set_permissions(path, owner_only) {
+        Ok(()) => tracing::warn!(
+            file = %path.display(),
+            "the run state was accessible by other users (mode {mode:04o}); it is now owner-only \
+             (0600)"
+        ),
+        Err(e) => tracing::warn!(
+            file = %path.display(),
+            "the run state is accessible by other users (mode {mode:04o}) and cannot be made \
+             owner-only ({e}); run `chmod 600 {}`",
+            path.display()
+        ),
+    }
+}
+
+#[cfg(not(unix))]
+fn tighten(_path: &Path) {}
 
 /// The error for a database SQLite cannot read, with the way out.
 pub(super) fn damaged(path: &Path, error: &rusqlite::Error) -> anyhow::Error {
@@ -400,6 +437,45 @@ mod tests {
                 .permissions()
                 .mode();
             assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn an_existing_store_open_to_others_is_made_owner_only_with_a_warning() {
+        use std::os::unix::fs::PermissionsExt;
+        use std::sync::{Arc, Mutex};
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = Store::open(dir.path()).unwrap().path().to_owned();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+
+        let log = Arc::new(Mutex::new(Vec::<u8>::new()));
+        let sink = Arc::clone(&log);
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || SharedBuffer(Arc::clone(&sink)))
+            .finish();
+        tracing::subscriber::with_default(subscriber, || Store::open(dir.path()).unwrap());
+
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let log = String::from_utf8(log.lock().unwrap().clone()).unwrap();
+        assert!(
+            log.contains("WARN") && log.contains("mode 0644") && log.contains("owner-only"),
+            "{log}"
+        );
+    }
+
+    struct SharedBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for SharedBuffer {
+        fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(data);
+            Ok(data.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
         }
     }
 

@@ -62,11 +62,22 @@ const RENEW_EARLY: Duration = Duration::from_secs(60);
 /// longer-lived is simply renewed early.
 const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
 
-/// Largest ThreatQ answer read. The biggest real answers are consume
-/// results for 500 objects (well under a megabyte); anything far larger is
-/// a proxy error page gone wrong or a hostile server, and is refused before
-/// it fills memory.
-pub const MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
+/// Largest ThreatQ answer read: 16 MiB, twice the largest request the
+/// client sends (a consume of at most 8 MiB, `forward.rs`), whose answer
+/// names each object sent with its id. The real answers are far smaller
+/// (consume results for 500 objects are well under a megabyte); anything
+/// larger is a proxy error page gone wrong or a hostile server, and is
+/// refused before it fills memory.
+///
+/// Why not more: every answer is parsed whole into a `serde_json::Value`
+/// ([`Client::call`] hands that to the modules that read lookups, consume
+/// results and settings), and a `Value` costs up to 16 times the text it
+/// came from (`[0,0,0,...]`: a 32-byte `Value` per 2 bytes). At the former
+/// 32 MiB one hostile answer could take half a gigabyte; at 16 MiB a
+/// quarter. Decoding each answer into a typed struct instead (skipping
+/// what is not read) would remove that cost, but belongs to the modules
+/// that read them.
+pub const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 /// Tokens remembered for scrubbing: the current one and a few before it.
 const REMEMBERED_TOKENS: usize = 4;
 

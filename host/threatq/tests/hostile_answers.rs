@@ -110,3 +110,39 @@ async fn an_endless_chunked_body_is_cut_at_the_limit() {
     let text = login_error(&url).await.to_string();
     assert!(text.contains("MiB limit"), "{text}");
 }
+
+/// A server that answers every request with 200 and `body` (declared with
+/// its exact length). Returns its base URL.
+async fn fixed_server(body: Vec<u8>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
+    let address = listener.local_addr().expect("address");
+    let body = std::sync::Arc::new(body);
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let body = std::sync::Arc::clone(&body);
+            tokio::spawn(async move {
+                let mut request = [0u8; 4096];
+                let _ = socket.read(&mut request).await;
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                    body.len()
+                );
+                if socket.write_all(head.as_bytes()).await.is_ok() {
+                    let _ = socket.write_all(&body).await;
+                }
+            });
+        }
+    });
+    format!("http://{address}")
+}
+
+/// A well-formed answer of 20 MiB: under the old 32 MiB cap it was read
+/// and parsed whole; at 16 MiB it is refused before it is read.
+#[tokio::test]
+async fn a_well_formed_answer_over_16_mib_is_refused() {
+    let padding = "0".repeat(20 * 1024 * 1024);
+    let body = format!(r#"{{"access_token":"tok-abc","expires_in":3600,"padding":"{padding}"}}"#);
+    let url = fixed_server(body.into_bytes()).await;
+    let text = login_error(&url).await.to_string();
+    assert!(text.contains("16 MiB limit"), "{text}");
+}
