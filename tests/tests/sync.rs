@@ -435,6 +435,60 @@ async fn object_threatq_rejects_is_reported_and_the_rest_lands() {
     assert!(world.state().dead_letters >= 1);
 }
 
+/// A web firewall in front of ThreatQ that refuses ten phishing URLs on
+/// every run (anyone can make TAP report them by sending the email) must
+/// not stop the feed: the dead letters are sent again and refused again,
+/// and each later run still delivers its own new data.
+#[tokio::test]
+async fn ten_urls_a_waf_always_refuses_do_not_stop_later_runs_from_delivering() {
+    let world = World::start().await;
+    let t = now();
+    for n in 0..10 {
+        world
+            .tap
+            .add_message(
+                MessageKind::Delivered,
+                message(
+                    &format!("waf-blocked-{n}"),
+                    t - Duration::hours(3),
+                    t - Duration::hours(3),
+                ),
+            )
+            .unwrap();
+    }
+    world
+        .threatq
+        .faults()
+        .refuse_bodies_containing("waf-blocked", 403);
+
+    let first = failed(world.run_at(t - Duration::hours(2)).await);
+    assert_eq!(first.kind, FailureKind::Undelivered, "{:#}", first.error);
+    let letters = world.state().dead_letters;
+    assert!(letters >= 10, "{letters} dead letters");
+
+    for (run, fresh) in [(1, "fresh-run-2"), (0, "fresh-run-3")] {
+        let at = t - Duration::hours(run);
+        world
+            .tap
+            .add_message(
+                MessageKind::Delivered,
+                message(fresh, at - Duration::minutes(40), at - Duration::minutes(40)),
+            )
+            .unwrap();
+        let failure = failed(world.run_at(at).await);
+        assert_eq!(
+            failure.kind,
+            FailureKind::Undelivered,
+            "the run stopped instead of going on: {:#}",
+            failure.error
+        );
+        assert_eq!(spearphish_titles_containing(&world, fresh), 1, "{fresh}");
+        assert_eq!(failure.summary.windows_done, failure.summary.windows_planned);
+        assert_eq!(world.state().dead_letters, letters, "kept, not dropped");
+    }
+    assert_eq!(spearphish_titles_containing(&world, "waf-blocked"), 0);
+}
+
 #[tokio::test]
 async fn wrong_tap_secret_stops_with_a_credentials_error_and_no_checkpoint() {
     let mut world = World::start().await;

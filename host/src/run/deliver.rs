@@ -42,12 +42,15 @@ impl Delivery {
     }
 }
 
-/// Forwards one window's batch, within the run's deadline.
+/// Forwards one window's batch, within the run's deadline. Its first `own`
+/// objects are the window's new data; what follows are earlier message
+/// events sent again only to carry a click's relation.
 pub(super) async fn forward(
     threatq: &Client,
     options: &ForwardOptions,
     deadline: &Deadline,
     batch: &Batch,
+    own: usize,
     at: &Position<'_>,
 ) -> Result<Delivery, Stop> {
     let answer = deadline.bound(at, threatq.forward(batch, options)).await?;
@@ -59,7 +62,7 @@ pub(super) async fn forward(
         )
     };
     let report = answer.map_err(|e| forward_failure(e).context(context()))?;
-    if let Some(why) = SystemicRule::DEFAULT.judge(&report, batch.objects.len()) {
+    if let Some(why) = judge_new_data(&report, own) {
         return Err(Stop::Failed(
             FailureKind::Refused,
             anyhow!(
@@ -90,6 +93,22 @@ impl StopError {
     fn context(self, context: String) -> Stop {
         Stop::Failed(self.0, self.1.context(context))
     }
+}
+
+/// Whether a window's refusals are systemic, judged on its new data only
+/// (the first `own` objects of its batch), by the one rule.
+fn judge_new_data(report: &ForwardReport, own: usize) -> Option<String> {
+    let new_data = ForwardReport {
+        accepted: report.accepted.clone(),
+        rejected: report
+            .rejected
+            .iter()
+            .filter(|r| r.index < own)
+            .cloned()
+            .collect(),
+        ..ForwardReport::default()
+    };
+    SystemicRule::DEFAULT.judge(&new_data, own)
 }
 
 /// A dead letter for each refusal in `report`, logged with ThreatQ's answer.
@@ -139,30 +158,31 @@ pub(super) struct Redelivered {
     pub delivery: Delivery,
 }
 
-/// Sends the dead letters of earlier runs again, as one batch.
+/// Sends dead letters of earlier runs again, as one batch. Their refusals
+/// are never taken as systemic: each was refused alone before, and what is
+/// refused again stays a dead letter with ThreatQ's new answer, so a body
+/// a firewall refuses on every run cannot stop the feed. Only a ThreatQ
+/// that cannot be used at all (login, outage) fails.
 pub(super) async fn redeliver(
     threatq: &Client,
     options: &ForwardOptions,
     deadline: &Deadline,
     letters: &[DeadLetter],
 ) -> Result<Redelivered, Stop> {
-    info!(
-        count = letters.len(),
-        "sending the dead letters of earlier runs again"
-    );
     let mut merged = Batch::default();
     for letter in letters {
         batch::merge(&mut merged, &letter.batch);
     }
-    let report = send_again(
-        threatq,
-        options,
-        deadline,
-        &merged,
-        "ThreatQ could not be used to send the dead letters again; they are kept and the \
-         checkpoint is unchanged",
-    )
-    .await?;
+    let report = deadline
+        .bound_preparation(threatq.forward_under(&merged, options, SystemicRule::OFF))
+        .await?
+        .map_err(|e| {
+            forward_failure(e).context(
+                "ThreatQ could not be used to send the dead letters again; they are kept and \
+                 the checkpoint is unchanged"
+                    .to_owned(),
+            )
+        })?;
     let still: BTreeSet<ObjectKey> = report.rejected.iter().map(RejectedObject::key).collect();
     let delivered: Vec<i64> = letters
         .iter()

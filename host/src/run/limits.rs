@@ -11,7 +11,8 @@ use super::options::RunOptions;
 use super::outcome::{FailureKind, Position, Stop};
 use crate::config::Config;
 use crate::config::keys::{
-    RUN_DEADLINE_MINUTES, RUN_MEMORY_MIB, RUN_TAP_REQUEST_TIMEOUT_SECONDS, RUN_TAP_RESPONSE_MIB,
+    RUN_DEAD_LETTER_MAX_AGE_DAYS, RUN_DEAD_LETTER_MAX_ATTEMPTS, RUN_DEADLINE_MINUTES,
+    RUN_MEMORY_MIB, RUN_TAP_REQUEST_TIMEOUT_SECONDS, RUN_TAP_RESPONSE_MIB,
     RUN_THREATQ_REQUEST_TIMEOUT_SECONDS,
 };
 
@@ -34,6 +35,29 @@ pub(super) struct Bounds {
     pub tap_max_response_bytes: usize,
     pub tap_request_timeout: StdDuration,
     pub threatq_request_timeout: StdDuration,
+    pub dead_letters: DeadLetterLimits,
+}
+
+/// When scheduled runs stop sending a dead letter again (docs/sync.md,
+/// "Nothing refused is lost"): it stays in the store, undelivered and
+/// listed, for the operator's `replay`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct DeadLetterLimits {
+    pub max_attempts: u32,
+    pub max_age: time::Duration,
+}
+
+impl DeadLetterLimits {
+    /// Whether a letter refused `attempts` times, first at `first_refused`,
+    /// is past the limits at `now`.
+    pub fn passed(
+        &self,
+        attempts: u32,
+        first_refused: time::OffsetDateTime,
+        now: time::OffsetDateTime,
+    ) -> bool {
+        attempts >= self.max_attempts || now - first_refused >= self.max_age
+    }
 }
 
 impl Bounds {
@@ -58,6 +82,15 @@ impl Bounds {
             threatq_request_timeout: run
                 .threatq_request_timeout_seconds
                 .map_or(THREATQ_REQUEST_TIMEOUT, seconds),
+            dead_letters: DeadLetterLimits {
+                max_attempts: run
+                    .dead_letter_max_attempts
+                    .unwrap_or(RUN_DEAD_LETTER_MAX_ATTEMPTS.value.default),
+                max_age: time::Duration::days(i64::from(
+                    run.dead_letter_max_age_days
+                        .unwrap_or(RUN_DEAD_LETTER_MAX_AGE_DAYS.value.default),
+                )),
+            },
         }
     }
 }
@@ -112,6 +145,14 @@ impl Deadline {
                     ),
                 )
             })
+    }
+
+    /// Whether more than `share` (0 to 1) of the run's time is spent: the
+    /// replay of earlier runs' leftovers stops there, so the windows,
+    /// the new data, always get the rest.
+    pub fn past_share(&self, share: f64) -> bool {
+        let left = self.at.saturating_duration_since(Instant::now());
+        left.as_secs_f64() < self.limit.as_secs_f64() * (1.0 - share)
     }
 
     pub fn check(&self, at: &Position<'_>) -> Result<(), Stop> {

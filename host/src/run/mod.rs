@@ -39,7 +39,7 @@ use tracing::{info, warn};
 use crate::batch::take_batch;
 use crate::plan::Window;
 use crate::report::{Progress, RunSummary, Tally, rfc3339};
-use crate::state::{Quarantined, VerdictRow};
+use crate::state::{DeadLetter, Quarantined, VerdictRow};
 
 use deliver::Delivery;
 use enrichment::{EnrichedThisRun, EnrichmentSettings, Queue};
@@ -57,6 +57,12 @@ pub const SOURCE_NAME: &str = "Proofpoint TAP";
 pub const CACHE_DIR_NAME: &str = "tq-conn-proofpoint-tap.cache";
 /// Record keys are kept this much longer than the overlap, for safety.
 const KEY_HORIZON_SLACK: Duration = Duration::minutes(10);
+/// Dead letters sent again per batch (each with its neighbours): bounded,
+/// so one chunk is one commit and a stop loses at most one chunk's work.
+const DEAD_LETTER_CHUNK: usize = 200;
+/// The share of the run deadline the dead letters may take before the
+/// windows; what is left over goes with the next run.
+const REPLAY_SHARE: f64 = 0.25;
 
 /// Runs the connector once against the config directory in `options`.
 pub async fn run(options: &RunOptions) -> Result<RunOutcome, RunFailure> {
@@ -283,6 +289,10 @@ impl Pipeline<'_> {
         self.replay_quarantine().await
     }
 
+    /// Dead letters of earlier runs, sent again in chunks, each chunk
+    /// committed at once. Scheduled runs leave out the letters past their
+    /// limits (`replay` sends them all), and stop at their share of the
+    /// deadline: the windows, the new data, always get the rest.
     async fn replay_dead_letters(&mut self) -> Result<(), Stop> {
         let letters = self
             .prepared
@@ -292,25 +302,61 @@ impl Pipeline<'_> {
         if letters.is_empty() {
             return Ok(());
         }
-        let prepared = &self.prepared;
-        let redelivered = deliver::redeliver(
-            &prepared.threatq,
-            &prepared.forward_options,
-            &prepared.deadline,
-            &letters,
-        )
-        .await?;
-        self.summary.add(&Tally {
-            redelivered: redelivered.delivered.len() as u64,
-            ..Tally::default()
-        });
-        self.commit(
-            Settled::Redelivered {
-                delivered: redelivered.delivered,
-            },
-            redelivered.delivery,
-            Vec::new(),
-        )
+        let now = self.options.clock();
+        let limits = self.prepared.dead_letter_limits;
+        let (due, parked): (Vec<DeadLetter>, Vec<DeadLetter>) =
+            letters.into_iter().partition(|letter| {
+                self.options.mode == RunMode::Replay
+                    || !limits.passed(letter.attempts, letter.first_refused, now)
+            });
+        if !parked.is_empty() {
+            warn!(
+                count = parked.len(),
+                max_attempts = limits.max_attempts,
+                max_age_days = limits.max_age.whole_days(),
+                "dead letters passed their retry limits: scheduled runs no longer send them; they \
+                 stay in the state store, undelivered. `tq-conn-proofpoint-tap replay --list` \
+                 shows them with ThreatQ's answer, `replay` sends them once the cause is fixed"
+            );
+        }
+        if due.is_empty() {
+            return Ok(());
+        }
+        info!(
+            count = due.len(),
+            "sending the dead letters of earlier runs again"
+        );
+        for (sent, chunk) in due.chunks(DEAD_LETTER_CHUNK).enumerate() {
+            if self.options.mode == RunMode::Sync && self.prepared.deadline.past_share(REPLAY_SHARE)
+            {
+                warn!(
+                    left = due.len() - sent * DEAD_LETTER_CHUNK,
+                    "the dead letters' share of the run deadline is spent; the rest are sent by \
+                     the next run"
+                );
+                break;
+            }
+            let prepared = &self.prepared;
+            let redelivered = deliver::redeliver(
+                &prepared.threatq,
+                &prepared.forward_options,
+                &prepared.deadline,
+                chunk,
+            )
+            .await?;
+            self.summary.add(&Tally {
+                redelivered: redelivered.delivered.len() as u64,
+                ..Tally::default()
+            });
+            self.commit(
+                Settled::Redelivered {
+                    delivered: redelivered.delivered,
+                },
+                redelivered.delivery,
+                Vec::new(),
+            )?;
+        }
+        Ok(())
     }
 
     /// Verdicts ThreatQ refused in earlier runs, tried again.
@@ -448,6 +494,7 @@ impl Pipeline<'_> {
                 &prepared.forward_options,
                 &prepared.deadline,
                 &batch,
+                own,
                 &self.position(window),
             )
             .await?;

@@ -106,6 +106,20 @@ impl Client {
         batch: &Batch,
         options: &ForwardOptions,
     ) -> Result<ForwardReport, ThreatqError> {
+        self.forward_under(batch, options, SystemicRule::DEFAULT)
+            .await
+    }
+
+    /// [`Client::forward`], with bisection stopped early only as `rule`
+    /// says: [`SystemicRule::OFF`] bisects every refusal to the single
+    /// objects ThreatQ refuses, for what is already known to be refused
+    /// (dead letters sent again), where stopping early would tell nothing.
+    pub async fn forward_under(
+        &self,
+        batch: &Batch,
+        options: &ForwardOptions,
+        rule: SystemicRule,
+    ) -> Result<ForwardReport, ThreatqError> {
         let objects = &batch.objects;
         if let Some((a, b)) = batch
             .relations
@@ -142,7 +156,7 @@ impl Client {
                 continue;
             }
             let outcome = self
-                .consume(collection, elements, Pass::Sending, &counter)
+                .consume(collection, elements, Pass::Sending, rule, &counter)
                 .await?;
             let mut accepted = 0;
             for (group, rows) in &outcome.stored {
@@ -182,7 +196,7 @@ impl Client {
                 continue;
             }
             let outcome = self
-                .consume(collection, elements, Pass::Linking, &counter)
+                .consume(collection, elements, Pass::Linking, rule, &counter)
                 .await?;
             for (group, _) in &outcome.stored {
                 report.relations += group
@@ -228,6 +242,7 @@ impl Client {
         collection: Collection,
         elements: Vec<Element>,
         pass: Pass,
+        rule: SystemicRule,
         counter: &AtomicUsize,
     ) -> Result<ConsumeOutcome, ThreatqError> {
         let sent = elements.len();
@@ -262,7 +277,7 @@ impl Client {
                 Err(ThreatqError::Refused { status, reason, .. }) if refuses_the_body(status) => {
                     if group.len() == 1 {
                         refused_alone += 1;
-                        if SystemicRule::DEFAULT.stops_bisection(refused_alone, accepted) {
+                        if rule.stops_bisection(refused_alone, accepted) {
                             tracing::warn!(
                                 "ThreatQ refused {refused_alone} {collection} one by one and accepted none (HTTP {status}); stopping"
                             );

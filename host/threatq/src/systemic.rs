@@ -31,6 +31,11 @@ pub struct SystemicRule {
 
 impl SystemicRule {
     pub const DEFAULT: SystemicRule = SystemicRule { min_refusals: 8 };
+    /// Never systemic: for objects already known to be refused one by one
+    /// (dead letters), whose refusals say nothing about a setting.
+    pub const OFF: SystemicRule = SystemicRule {
+        min_refusals: usize::MAX,
+    };
 
     /// During bisection of one collection's pass: whether `refused_alone`
     /// objects refused one at a time, with `accepted` of that collection
@@ -104,6 +109,7 @@ mod tests {
         assert!(!rule.stops_bisection(7, 0));
         assert!(rule.stops_bisection(8, 0));
         assert!(!rule.stops_bisection(8, 1));
+        assert!(!SystemicRule::OFF.stops_bisection(usize::MAX - 1, 0));
     }
 
     #[test]
