@@ -27,7 +27,7 @@ mod session;
 pub use connector_settings::ConnectorSettings;
 pub use date::format_threatq_date;
 pub use error::ThreatqError;
-pub use indicators::{StoredAttribute, StoredIndicator};
+pub use indicators::{Ownership, StoredAttribute, StoredIndicator, StoredSource};
 pub use model::{Batch, Collection, ForwardOptions, ForwardReport, RejectedObject, TqObject};
 pub use retry::{RetryPolicy, Transient};
 /// The secret type of [`ThreatqConfig::password`] and
