@@ -28,7 +28,7 @@ mod prepare;
 mod settle;
 mod verdicts;
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
 
 use anyhow::anyhow;
@@ -40,7 +40,6 @@ use crate::batch::take_batch;
 use crate::plan::Window;
 use crate::report::{Progress, RunSummary, Tally, rfc3339};
 use crate::state::{Quarantined, VerdictRow};
-use threatq_client::Collection;
 
 use deliver::Delivery;
 use enrichment::{EnrichedThisRun, EnrichmentSettings, Queue};
@@ -267,26 +266,10 @@ impl Pipeline<'_> {
         if jobs.is_empty() {
             return Ok((Vec::new(), false));
         }
-        let identities: Vec<String> = jobs
-            .iter()
-            .map(|job| match job {
-                verdicts::Job::Apply(row) | verdicts::Job::Reassert(row) => {
-                    verdicts::indicator_identity(&row.indicator_type, &row.indicator_value)
-                }
-            })
-            .collect();
-        let mut dead_lettered: HashSet<String> = store
-            .dead_lettered_indicators(&identities)
+        let mut dead_lettered = store
+            .dead_lettered_indicators(&verdicts::identities(&jobs))
             .map_err(Stop::from(FailureKind::Local))?;
-        dead_lettered.extend(
-            delivery
-                .dead_letters
-                .iter()
-                .filter(|letter| {
-                    letter.collection == Collection::Indicators && !letter.relations_only
-                })
-                .map(|letter| letter.identity.clone()),
-        );
+        dead_lettered.extend(verdicts::refused_indicators(&delivery.dead_letters));
         let prepared = &self.prepared;
         let answer = verdicts::apply(
             &prepared.threatq,

@@ -18,7 +18,7 @@ use super::SOURCE_NAME;
 use super::limits::Deadline;
 use super::outcome::{FailureKind, Stop};
 use crate::report::Tally;
-use crate::state::VerdictRow;
+use crate::state::{NewDeadLetter, VerdictRow};
 
 /// The attribute that shows TAP's verdict on an indicator.
 const THREAT_STATUS: &str = "Threat Status";
@@ -135,6 +135,26 @@ pub(super) fn indicator_identity(type_name: &str, value: &str) -> String {
         attributes: Vec::new(),
     }
     .identity()
+}
+
+/// The identities ([`indicator_identity`]) of the jobs' indicators.
+pub(super) fn identities(jobs: &[Job]) -> Vec<String> {
+    jobs.iter()
+        .map(|job| match job {
+            Job::Apply(row) | Job::Reassert(row) => {
+                indicator_identity(&row.indicator_type, &row.indicator_value)
+            }
+        })
+        .collect()
+}
+
+/// The identities of the indicators among a delivery's dead letters:
+/// refused in the window being settled, not yet in the store.
+pub(super) fn refused_indicators(letters: &[NewDeadLetter]) -> impl Iterator<Item = String> + '_ {
+    letters
+        .iter()
+        .filter(|letter| letter.collection == Collection::Indicators && !letter.relations_only)
+        .map(|letter| letter.identity.clone())
 }
 
 /// What applying verdicts came to.
