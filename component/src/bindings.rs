@@ -23,8 +23,8 @@ wit_bindgen::generate!({
     // for the plain ones, come by default; Debug is generated.)
     additional_derives: [PartialEq, Eq, Hash, PartialOrd, Ord],
     additional_type_attributes: {
-        "proofpoint:tap/connector@0.4.0/counters": [#[derive(Default)]],
-        "proofpoint:tap/connector@0.4.0/enrichment-report": [#[derive(Default)]],
+        "proofpoint:tap/connector@0.5.0/counters": [#[derive(Default)]],
+        "proofpoint:tap/connector@0.5.0/enrichment-report": [#[derive(Default)]],
     },
 });
 

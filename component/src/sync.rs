@@ -21,7 +21,7 @@ use crate::map::campaigns::{map_campaign, map_known_campaign};
 use crate::map::clicks::{ClickDisposition, map_clicks};
 use crate::map::forensics::{EvidenceTally, Origin, map_forensics};
 use crate::map::messages::{MessageDisposition, map_messages};
-use crate::map::threats::false_positives;
+use crate::map::threats::{Threat, false_positives, note_verdicts};
 use crate::tap::campaign::parse_campaign;
 use crate::tap::endpoints::{self, SIEM_ALL};
 use crate::tap::errors::{status_error, stops_all_requests, tap_message};
@@ -373,6 +373,16 @@ impl<'h, T: Transport, H: HostServices> Call<'h, T, H> {
         self.counters.false_positives = false_positive_count;
 
         let mut m = Mapping::new(false_positive_values);
+        // TAP's word on each threat comes from every record read, those
+        // already sent included (docs/mapping.md, "Verdict changes").
+        let messages_read = records.delivered.iter().chain(&records.blocked);
+        let clicks_read = records.permitted.iter().chain(&records.clicks_blocked);
+        note_verdicts(
+            &mut m,
+            messages_read
+                .flat_map(Threat::of_message)
+                .chain(clicks_read.map(Threat::of_click)),
+        );
         map_messages(&mut m, MessageDisposition::Delivered, &delivered);
         map_messages(&mut m, MessageDisposition::Blocked, &blocked);
         map_clicks(

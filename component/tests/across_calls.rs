@@ -100,7 +100,7 @@ fn a_cleared_threat_keeps_its_indicator_and_is_a_verdict() {
 }
 
 #[test]
-fn false_positive_wins_when_records_of_one_call_disagree_and_active_threats_are_no_verdict() {
+fn false_positive_wins_when_records_of_one_call_disagree_and_active_threats_are_verdicts_too() {
     let r = map_siem(delivered(vec![
         message_without_campaign(3, "cleared"),
         with(
@@ -116,8 +116,92 @@ fn false_positive_wins_when_records_of_one_call_disagree_and_active_threats_are_
         .collect();
     assert_eq!(
         verdicts,
-        [("http://lone3.zz/", VerdictStatus::FalsePositive)]
+        [
+            ("http://lone3.zz/", VerdictStatus::FalsePositive),
+            ("http://lone4.zz/", VerdictStatus::Active)
+        ]
     );
+}
+
+/// Message `n`'s threat with `status`, given at `threat_time`.
+fn message_at(n: usize, guid: &str, status: &str, threat_time: &str) -> serde_json::Value {
+    let mut message = with(message_without_campaign(n, status), json!({"GUID": guid}));
+    message["threatsInfoMap"][0]["threatTime"] = json!(threat_time);
+    message
+}
+
+#[test]
+fn a_threats_latest_word_by_threat_time_is_its_verdict_whatever_the_order() {
+    // TAP serves the threat again at each change: falsePositive, then
+    // active again, in one window (the records in either order).
+    let records = vec![
+        message_at(7, "first", "active", "2026-11-28T10:00:00Z"),
+        message_at(7, "first", "falsePositive", "2026-11-28T10:20:00Z"),
+        message_at(7, "first", "active", "2026-11-28T10:40:00Z"),
+    ];
+    for order in [records.clone(), records.iter().rev().cloned().collect()] {
+        let r = map_siem(delivered(order));
+        assert_eq!(r.verdicts.len(), 1, "{:?}", r.verdicts);
+        let v = &r.verdicts[0];
+        assert_eq!(v.status, VerdictStatus::Active);
+        assert_eq!(v.threat_id, threat_id(7));
+        assert_eq!(
+            v.threat_time_ms, 1_795_862_400_000,
+            "10:40, the latest word"
+        );
+    }
+    // Ending on falsePositive instead.
+    let r = map_siem(delivered(vec![
+        message_at(7, "first", "active", "2026-11-28T10:40:00Z"),
+        message_at(7, "first", "falsePositive", "2026-11-28T10:50:00Z"),
+    ]));
+    assert_eq!(r.verdicts[0].status, VerdictStatus::FalsePositive);
+    assert_eq!(r.verdicts[0].threat_time_ms, 1_795_863_000_000);
+    // No readable threatTime: the record's own time (messageTime 10:15:30).
+    let r = map_siem(delivered(vec![message_at(7, "first", "cleared", "soon")]));
+    assert_eq!(r.verdicts[0].threat_time_ms, 1_795_860_930_000);
+}
+
+#[test]
+fn records_already_sent_still_give_their_threats_word() {
+    // The threat turned active again: TAP serves it under the key its
+    // first, active, record had, which the host may still hold as sent.
+    let first = map_siem(delivered(vec![message_without_campaign(8, "active")]));
+    let key = first.record_keys[0].key.clone();
+    let again = map_siem_with(
+        delivered(vec![message_at(
+            8,
+            "lone-8",
+            "active",
+            "2026-11-28T10:59:00Z",
+        )]),
+        &Settings {
+            already_sent: vec![key],
+            ..settings()
+        },
+    );
+    assert_eq!(again.counters.already_sent_skipped, 1);
+    assert!(again.objects.is_empty(), "nothing is sent again");
+    assert_eq!(again.verdicts.len(), 1, "{:?}", again.verdicts);
+    assert_eq!(again.verdicts[0].status, VerdictStatus::Active);
+    assert_eq!(again.verdicts[0].indicator_value, "http://lone8.zz/");
+    assert_eq!(again.verdicts[0].threat_time_ms, 1_795_863_540_000);
+}
+
+#[test]
+fn an_indicator_another_threat_still_condemns_is_not_cleared() {
+    // Two threats stand for the same URL: one cleared later, one still
+    // active. The indicator's verdict is active, at the later time.
+    let mut other = message_at(9, "other", "active", "2026-11-28T10:00:00Z");
+    other["threatsInfoMap"][0]["threatID"] = json!(threat_id(10));
+    let r = map_siem(delivered(vec![
+        message_at(9, "first", "cleared", "2026-11-28T10:30:00Z"),
+        other,
+    ]));
+    assert_eq!(r.verdicts.len(), 1, "{:?}", r.verdicts);
+    assert_eq!(r.verdicts[0].status, VerdictStatus::Active);
+    assert_eq!(r.verdicts[0].threat_id, threat_id(10));
+    assert_eq!(r.verdicts[0].threat_time_ms, 1_795_861_800_000);
 }
 
 #[test]
@@ -262,7 +346,7 @@ fn a_campaign_whose_forensics_tap_did_not_give_is_deferred_not_fresh() {
 }
 
 #[test]
-fn cleared_is_no_verdict_while_an_active_threat_of_the_call_names_the_indicator() {
+fn active_not_cleared_speaks_while_an_active_record_of_the_call_names_the_indicator() {
     let r = map_siem(delivered(vec![
         message_without_campaign(6, "cleared"),
         with(
@@ -270,5 +354,6 @@ fn cleared_is_no_verdict_while_an_active_threat_of_the_call_names_the_indicator(
             json!({"GUID": "again"}),
         ),
     ]));
-    assert!(r.verdicts.is_empty(), "{:?}", r.verdicts);
+    let statuses: Vec<VerdictStatus> = r.verdicts.iter().map(|v| v.status).collect();
+    assert_eq!(statuses, [VerdictStatus::Active], "{:?}", r.verdicts);
 }

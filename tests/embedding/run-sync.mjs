@@ -54,7 +54,9 @@
 //    "unresolvedMessages": [{"guid": string, "object": number}],
 //    "enrichment": {"threatsEnriched": [string], "campaignsDeferred": [string],
 //                   "threatsDeferred": [string]},
-//    "verdicts": [{"threatId": string, "status": "cleared" | "false-positive",
+//    "verdicts": [{"threatId": string,
+//                  "status": "active" | "cleared" | "false-positive",
+//                  "threatTimeMs": number,
 //                  "indicatorType": string, "indicatorValue": string}],
 //    "counters": {"messagesDelivered": number, "messagesBlocked": number,
 //                 "clicksPermitted": number, "clicksBlocked": number,
@@ -66,7 +68,7 @@
 //                 "evidenceDropped": number}}
 //
 // Conversions from jco's values: an option that is none (jco: undefined)
-// becomes null; s64 (jco: BigInt; only `createdMs`) becomes a JSON number;
+// becomes null; s64 (jco: BigInt; `createdMs` and `threatTimeMs`) becomes a JSON number;
 // enum cases and variant tags stay the WIT names jco gives ("attack-pattern",
 // "rate-limited"); lists keep the component's order.
 //
@@ -289,14 +291,14 @@ for (const [i, window] of windows.entries()) {
   let connector;
   try {
     const instance = await instantiate(getCoreModule, imports);
-    // Any 0.3.x: a patch release only adds (see the WIT's versioning rule).
-    const key = Object.keys(instance).find((k) => /^proofpoint:tap\/connector@0\.4\.\d+$/.test(k));
+    // Any 0.5.x: a patch release only adds (see the WIT's versioning rule).
+    const key = Object.keys(instance).find((k) => /^proofpoint:tap\/connector@0\.5\.\d+$/.test(k));
     connector = key && instance[key];
   } catch (error) {
     fail(1, `${where}: cannot instantiate the component: ${describeError(error)}`);
   }
   if (typeof connector?.sync !== 'function') {
-    fail(1, 'the component exports no proofpoint:tap/connector@0.4.x with sync (a build for another contract version?)');
+    fail(1, 'the component exports no proofpoint:tap/connector@0.5.x with sync (a build for another contract version?)');
   }
   let outcome;
   try {

@@ -350,7 +350,12 @@ fn result_as_jco_json(r: &SyncResult) -> Value {
         },
         "verdicts": r.verdicts.iter().map(|v| json!({
             "threatId": v.threat_id,
-            "status": match v.status { VerdictStatus::Cleared => "cleared", VerdictStatus::FalsePositive => "false-positive" },
+            "status": match v.status {
+                VerdictStatus::Active => "active",
+                VerdictStatus::Cleared => "cleared",
+                VerdictStatus::FalsePositive => "false-positive",
+            },
+            "threatTimeMs": v.threat_time_ms,
             "indicatorType": v.indicator_type,
             "indicatorValue": v.indicator_value,
         })).collect::<Vec<_>>(),

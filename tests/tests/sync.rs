@@ -472,7 +472,11 @@ async fn ten_urls_a_waf_always_refuses_do_not_stop_later_runs_from_delivering() 
             .tap
             .add_message(
                 MessageKind::Delivered,
-                message(fresh, at - Duration::minutes(40), at - Duration::minutes(40)),
+                message(
+                    fresh,
+                    at - Duration::minutes(40),
+                    at - Duration::minutes(40),
+                ),
             )
             .unwrap();
         let failure = failed(world.run_at(at).await);
@@ -483,7 +487,10 @@ async fn ten_urls_a_waf_always_refuses_do_not_stop_later_runs_from_delivering() 
             failure.error
         );
         assert_eq!(spearphish_titles_containing(&world, fresh), 1, "{fresh}");
-        assert_eq!(failure.summary.windows_done, failure.summary.windows_planned);
+        assert_eq!(
+            failure.summary.windows_done,
+            failure.summary.windows_planned
+        );
         assert_eq!(world.state().dead_letters, letters, "kept, not dropped");
     }
     assert_eq!(spearphish_titles_containing(&world, "waf-blocked"), 0);

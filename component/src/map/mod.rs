@@ -56,12 +56,29 @@ pub struct Mapping {
     message_events: HashMap<String, Vec<ObjectId>>,
     /// Click (or incident) events and the GUID of the message clicked.
     click_events: Vec<(ObjectId, String)>,
-    /// (indicator type, value) -> the verdict (false-positive wins over
-    /// cleared) and its threat id.
-    verdicts: BTreeMap<(&'static str, String), (VerdictStatus, String)>,
-    /// Indicators an active threat of this call stands for: a `cleared`
-    /// from another record does not speak for them.
-    active_indicators: HashSet<(&'static str, String)>,
+    /// (indicator type, value) -> threat (its lower-cased id, empty for
+    /// none) -> that threat's latest word in this call.
+    verdicts: BTreeMap<(&'static str, String), BTreeMap<String, Word>>,
+}
+
+/// What TAP said of one threat, and when.
+#[derive(Debug, Clone)]
+struct Word {
+    at_ms: i64,
+    status: VerdictStatus,
+    threat_id: String,
+}
+
+/// Which status speaks for an indicator when its threats disagree, or one
+/// threat's records disagree at the same time: a false positive keeps a
+/// value from ever being an indicator (docs/mapping.md, "Interpretations"
+/// 2), and an indicator another threat still condemns is not cleared.
+fn weight(status: VerdictStatus) -> u8 {
+    match status {
+        VerdictStatus::Cleared => 0,
+        VerdictStatus::Active => 1,
+        VerdictStatus::FalsePositive => 2,
+    }
 }
 
 fn link(guid: &str, event: ObjectId) -> MessageLink {
@@ -171,29 +188,33 @@ impl Mapping {
         }
     }
 
-    /// Notes that TAP now judges the threat standing for indicator
-    /// `(type_name, value)` `status`; `false-positive` wins over `cleared`
-    /// when records of one call disagree, and a `cleared` is dropped when
-    /// an active threat of the call stands for the same indicator.
+    /// Notes that TAP judged the threat standing for indicator
+    /// `(type_name, value)` `status` at `at_ms`. Each threat keeps its
+    /// latest word (records of one call may carry the threat before and
+    /// after a change); at the same time, the weightier status.
     pub fn note_verdict(
         &mut self,
         type_name: &'static str,
         value: String,
         status: VerdictStatus,
         threat_id: &str,
+        at_ms: i64,
     ) {
-        let entry = self
+        let threat_id = threat_id.trim();
+        let word = Word {
+            at_ms,
+            status,
+            threat_id: threat_id.to_string(),
+        };
+        let held = self
             .verdicts
             .entry((type_name, value))
-            .or_insert((status, threat_id.trim().to_string()));
-        if status == VerdictStatus::FalsePositive && entry.0 == VerdictStatus::Cleared {
-            *entry = (status, threat_id.trim().to_string());
+            .or_default()
+            .entry(threat_id.to_lowercase())
+            .or_insert_with(|| word.clone());
+        if (word.at_ms, weight(word.status)) > (held.at_ms, weight(held.status)) {
+            *held = word;
         }
-    }
-
-    /// Notes that an active threat of this call stands for the indicator.
-    pub fn note_active(&mut self, type_name: &'static str, value: String) {
-        self.active_indicators.insert((type_name, value));
     }
 
     /// Resolves what could only be related at the end (clicks to their
@@ -224,17 +245,22 @@ impl Mapping {
             .flat_map(|(guid, events)| events.iter().map(move |event| link(guid, *event)))
             .collect();
         message_events.sort_by_key(|l| l.object);
-        let active = std::mem::take(&mut self.active_indicators);
         let verdicts = std::mem::take(&mut self.verdicts)
             .into_iter()
-            .filter(|(indicator, (status, _))| {
-                *status == VerdictStatus::FalsePositive || !active.contains(indicator)
-            })
-            .map(|((type_name, value), (status, threat_id))| Verdict {
-                threat_id,
-                status,
-                indicator_type: type_name.to_string(),
-                indicator_value: value,
+            .filter_map(|((type_name, value), threats)| {
+                // The weightiest of the threats' latest words speaks, at
+                // the latest time the call heard of the indicator.
+                let at_ms = threats.values().map(|w| w.at_ms).max()?;
+                let word = threats
+                    .into_values()
+                    .max_by_key(|w| (weight(w.status), w.at_ms))?;
+                Some(Verdict {
+                    threat_id: word.threat_id,
+                    status: word.status,
+                    threat_time_ms: at_ms,
+                    indicator_type: type_name.to_string(),
+                    indicator_value: value,
+                })
             })
             .collect();
         let (objects, relations) = self.graph.finish();

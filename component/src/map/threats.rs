@@ -8,6 +8,7 @@ use super::graph::ObjectId;
 use super::names::{attributes as attr, types};
 use super::values::{email_address, present, sha256, url};
 use crate::bindings::VerdictStatus;
+use crate::dates::{parse_tap_time, unix_ms};
 use crate::tap::siem::{Classification, Click, Message, ThreatStatus, ThreatType};
 
 /// The fields of one threat, whichever record it came from.
@@ -22,6 +23,18 @@ pub struct Threat<'a> {
     pub value: Option<&'a str>,
     pub link: Option<&'a str>,
     pub detection_type: Option<&'a str>,
+    /// When TAP gave the threat its status (ms): its `threatTime`, or the
+    /// record's own time when that is missing or unreadable.
+    pub time_ms: i64,
+}
+
+/// A `threatTime`, else the record's time.
+fn verdict_time(threat_time: Option<&str>, record: time::OffsetDateTime) -> i64 {
+    unix_ms(
+        threat_time
+            .and_then(|t| parse_tap_time(t).ok())
+            .unwrap_or(record),
+    )
 }
 
 impl<'a> Threat<'a> {
@@ -35,6 +48,7 @@ impl<'a> Threat<'a> {
             value: present(t.threat.as_deref()),
             link: present(t.threat_url.as_deref()),
             detection_type: present(t.detection_type.as_deref()),
+            time_ms: verdict_time(t.threat_time.as_deref(), message.time),
         })
     }
 
@@ -49,6 +63,7 @@ impl<'a> Threat<'a> {
             value: Some(click.url.as_str()),
             link: present(f.threat_url.as_deref()),
             detection_type: None,
+            time_ms: verdict_time(f.threat_time.as_deref(), click.time),
         }
     }
 
@@ -131,21 +146,31 @@ pub fn add_event_attributes(m: &mut Mapping, object: ObjectId, threat: &Threat<'
     }
 }
 
-/// A `cleared` or `falsePositive` threat is a verdict for the host to
-/// apply to the indicator an earlier, active sighting may have made
-/// (docs/mapping.md, "Verdict changes"). The indicator is named even for a
-/// false positive, which this call never makes an indicator.
-fn note_verdict(m: &mut Mapping, threat: &Threat<'_>) {
-    let Some((type_name, value)) = threat.indicator_value() else {
-        return;
-    };
-    let status = match threat.status {
-        Some(ThreatStatus::FalsePositive) => VerdictStatus::FalsePositive,
-        Some(ThreatStatus::Cleared) => VerdictStatus::Cleared,
-        Some(ThreatStatus::Active) => return m.note_active(type_name, value),
-        _ => return,
-    };
-    m.note_verdict(type_name, value, status, threat.threat_id.unwrap_or(""));
+/// Every threat of the call's SIEM records, those skipped as already sent
+/// included, is TAP's word on the indicator it stands for: the host follows
+/// the latest across calls (docs/mapping.md, "Verdict changes"). A record
+/// already sent can still carry news: TAP serves a threat that turns
+/// active again under the key its first, active, record had. The indicator
+/// is named even for a false positive, which is never made an indicator.
+pub fn note_verdicts<'a>(m: &mut Mapping, threats: impl IntoIterator<Item = Threat<'a>>) {
+    for threat in threats {
+        let Some((type_name, value)) = threat.indicator_value() else {
+            continue;
+        };
+        let status = match threat.status {
+            Some(ThreatStatus::FalsePositive) => VerdictStatus::FalsePositive,
+            Some(ThreatStatus::Cleared) => VerdictStatus::Cleared,
+            Some(ThreatStatus::Active) => VerdictStatus::Active,
+            _ => continue,
+        };
+        m.note_verdict(
+            type_name,
+            value,
+            status,
+            threat.threat_id.unwrap_or(""),
+            threat.time_ms,
+        );
+    }
 }
 
 /// Maps one threat of `event`: the event's threat attributes always; for a
@@ -154,7 +179,6 @@ fn note_verdict(m: &mut Mapping, threat: &Threat<'_>) {
 /// the indicator, if one was made.
 pub fn map_threat(m: &mut Mapping, event: ObjectId, threat: &Threat<'_>) -> Option<ObjectId> {
     add_event_attributes(m, event, threat);
-    note_verdict(m, threat);
     let false_positive = threat.is_false_positive_status()
         || threat.threat_id.is_some_and(|id| m.is_false_positive(id));
     if false_positive {

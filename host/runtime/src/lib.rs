@@ -109,7 +109,7 @@ impl Runtime {
             .and_then(TapConnectorPre::new)
             .map_err(|err| {
                 link_error(format!(
-                    "{err:#} (is it a build of the TAP component for contract proofpoint:tap@0.4?)"
+                    "{err:#} (is it a build of the TAP component for contract proofpoint:tap@0.5?)"
                 ))
             })?;
 

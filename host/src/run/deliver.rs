@@ -4,9 +4,11 @@
 //! - Each object ThreatQ refuses (for any reason but authentication; the
 //!   client isolates it by bisection) becomes a dead letter in the same
 //!   transaction as the window's checkpoint, with ThreatQ's answer.
-//! - Refusals that are systemic (every object of a kind, or most of a
-//!   window for one reason) are a setting or a rule on ThreatQ's side, not
-//!   bad data: the window fails and keeps its checkpoint.
+//! - Refusals that are systemic (eight or more of the window's new data
+//!   refused one by one, and nothing stored: `SystemicRule`) are a setting
+//!   or a rule on ThreatQ's side, not bad data: the window fails and keeps
+//!   its checkpoint. Anything less is kept as dead letters, so refusals an
+//!   attacker can cause by email never stop the feed.
 //! - TAP records the component could not map are quarantined, raw.
 //! - Every run first sends the dead letters again, and re-maps quarantined
 //!   records when this is a newer version than the one that quarantined
@@ -96,7 +98,9 @@ impl StopError {
 }
 
 /// Whether a window's refusals are systemic, judged on its new data only
-/// (the first `own` objects of its batch), by the one rule.
+/// (the first `own` objects of its batch), by the one rule. What ThreatQ
+/// stored counts whole: an earlier event sent again and stored shows as
+/// well as a new object that ThreatQ does not refuse everything.
 fn judge_new_data(report: &ForwardReport, own: usize) -> Option<String> {
     let new_data = ForwardReport {
         accepted: report.accepted.clone(),

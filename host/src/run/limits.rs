@@ -162,6 +162,34 @@ impl Deadline {
         Ok(())
     }
 
+    /// Whether the deadline has come.
+    pub fn passed(&self) -> bool {
+        Instant::now() >= self.at
+    }
+
+    /// `work` to its end, or None when the deadline comes first (then
+    /// `work` is dropped wherever it stood): for steps that keep what they
+    /// did not finish, such as applying verdicts.
+    pub async fn within<T>(&self, work: impl Future<Output = T>) -> Option<T> {
+        tokio::time::timeout_at(self.at.into(), work).await.ok()
+    }
+
+    /// The stop of a run whose deadline came while it applied TAP's
+    /// verdicts: what `settled` says was committed, and the verdicts
+    /// `waiting` in the store, which the next run applies first.
+    pub fn verdicts_stop(&self, settled: &str, waiting: u64) -> Stop {
+        Stop::Failed(
+            FailureKind::Deadline,
+            anyhow!(
+                "the run reached its deadline of {} while applying TAP's verdicts; {settled}, \
+                 and the verdicts not yet applied ({waiting} in all) wait in the state store: \
+                 the next run applies them first. If this repeats, see why ThreatQ is slow \
+                 (-v3) or raise `[run] deadline_minutes`",
+                human(self.limit)
+            ),
+        )
+    }
+
     pub async fn bound<T>(
         &self,
         at: &Position<'_>,

@@ -4,7 +4,7 @@
 //! 1. [`prepare`]: config, bounds, the lock, ThreatQ (login, the names it
 //!    must know), the TAP settings, the sandbox, the state store, the plan;
 //! 2. replay: what earlier runs could not deliver goes first (dead letters
-//!    [`deliver::redeliver`], verdicts ThreatQ refused [`verdicts::apply`],
+//!    [`deliver::redeliver`], verdicts not yet applied [`verdicts::apply`],
 //!    quarantined records a newer version may map [`fetch::map_records`]);
 //! 3. per window: [`fetch::fetch`] (the sandboxed TAP component) ->
 //!    [`message_index::link_earlier_messages`] -> [`deliver::forward`]
@@ -49,7 +49,6 @@ pub use outcome::{FailureKind, RunFailure, RunOutcome};
 use outcome::{Position, Stop, describe};
 use prepare::Prepared;
 use settle::{Mapped, Settled};
-use verdicts::SettledThisRun;
 
 /// The source every object and attribute carries in ThreatQ.
 pub const SOURCE_NAME: &str = "Proofpoint TAP";
@@ -105,7 +104,6 @@ async fn run_steps(options: &RunOptions, summary: &mut RunSummary) -> Result<Opt
         options,
         summary,
         enriched: EnrichedThisRun::default(),
-        verdicts_settled: SettledThisRun::default(),
     };
     pipeline
         .replay()
@@ -154,8 +152,17 @@ struct Pipeline<'r> {
     progress: Progress,
     /// Campaigns and threats enriched by earlier windows of this run.
     enriched: EnrichedThisRun,
-    /// Verdicts settled by earlier windows of this run.
-    verdicts_settled: SettledThisRun,
+}
+
+/// The verdicts a step hands [`Pipeline::apply_verdicts`].
+enum Verdicts<'a> {
+    /// A result's, judged against the latest ones the store holds.
+    Of {
+        result: &'a SyncResult,
+        batch: &'a threatq_client::Batch,
+    },
+    /// Those earlier runs left waiting.
+    Waiting(Vec<VerdictRow>),
 }
 
 impl Pipeline<'_> {
@@ -234,49 +241,67 @@ impl Pipeline<'_> {
         ))
     }
 
-    /// Applies verdicts and counts what they did. From a window, the store
-    /// says which were applied already.
+    /// Applies the verdicts that need ThreatQ, within the run's deadline,
+    /// and counts what they did. `delivery` is what ThreatQ made of the
+    /// objects just sent: a verdict for an indicator it refused waits for
+    /// the dead letter. Returns the rows to record and whether the deadline
+    /// came (the rows then include those left waiting).
     async fn apply_verdicts(
         &mut self,
-        rows: Vec<VerdictRow>,
-        source: verdicts::Source,
-    ) -> Result<Vec<VerdictRow>, Stop> {
-        if rows.is_empty() {
-            return Ok(rows);
-        }
-        let applied = match source {
-            verdicts::Source::Window => {
-                let keys: Vec<(&str, &str)> = rows
+        verdicts: Verdicts<'_>,
+        delivery: &Delivery,
+    ) -> Result<(Vec<VerdictRow>, bool), Stop> {
+        let store = &self.prepared.store;
+        let jobs = match verdicts {
+            Verdicts::Of { result, batch } => {
+                if result.verdicts.is_empty() {
+                    return Ok((Vec::new(), false));
+                }
+                let keys: Vec<(&str, &str)> = result
+                    .verdicts
                     .iter()
-                    .map(|r| (r.indicator_type.as_str(), r.indicator_value.as_str()))
+                    .map(|v| (v.indicator_type.as_str(), v.indicator_value.as_str()))
                     .collect();
-                self.prepared
-                    .store
-                    .applied_verdicts(&keys)
-                    .map_err(Stop::from(FailureKind::Local))?
+                let latest = store
+                    .latest_verdicts(&keys)
+                    .map_err(Stop::from(FailureKind::Local))?;
+                verdicts::due(&result.verdicts, &latest, batch)
             }
-            verdicts::Source::Pending => Default::default(),
+            Verdicts::Waiting(rows) => rows.into_iter().map(verdicts::Job::Apply).collect(),
         };
+        if jobs.is_empty() {
+            return Ok((Vec::new(), false));
+        }
+        let mut dead_lettered = store
+            .dead_lettered_indicators(&verdicts::identities(&jobs))
+            .map_err(Stop::from(FailureKind::Local))?;
+        dead_lettered.extend(verdicts::refused_indicators(&delivery.dead_letters));
         let prepared = &self.prepared;
         let answer = verdicts::apply(
             &prepared.threatq,
             &prepared.verdicts,
-            &mut self.verdicts_settled,
-            &applied,
-            rows,
-            source,
+            &prepared.deadline,
+            &dead_lettered,
+            jobs,
         )
         .await;
         match answer {
-            Ok((settled, tally)) => {
-                self.summary.add(&tally);
-                Ok(settled)
+            Ok(applied) => {
+                self.summary.add(&applied.tally);
+                Ok((applied.rows, applied.deadline_reached))
             }
             Err((stop, tally)) => {
                 self.summary.add(&tally);
                 Err(stop)
             }
         }
+    }
+
+    /// The deadline came while verdicts were applied: what `settled` says
+    /// was committed, and how many verdicts now wait.
+    fn verdicts_stop(&self, settled: &str) -> Stop {
+        let waiting = self.prepared.store.state().pending_verdicts;
+        self.prepared.deadline.verdicts_stop(settled, waiting)
     }
 
     /// Step 2: what earlier runs left undelivered goes first.
@@ -359,7 +384,7 @@ impl Pipeline<'_> {
         Ok(())
     }
 
-    /// Verdicts ThreatQ refused in earlier runs, tried again.
+    /// Verdicts earlier runs left waiting, tried again.
     async fn replay_verdicts(&mut self) -> Result<(), Stop> {
         let pending = self
             .prepared
@@ -371,12 +396,16 @@ impl Pipeline<'_> {
         }
         info!(
             count = pending.len(),
-            "applying TAP's verdicts ThreatQ refused earlier"
+            "applying TAP's verdicts earlier runs could not apply"
         );
-        let settled = self
-            .apply_verdicts(pending, verdicts::Source::Pending)
+        let (settled, deadline_reached) = self
+            .apply_verdicts(Verdicts::Waiting(pending), &Delivery::default())
             .await?;
-        self.commit(Settled::PendingVerdicts, Delivery::default(), settled)
+        self.commit(Settled::PendingVerdicts, Delivery::default(), settled)?;
+        if deadline_reached {
+            return Err(self.verdicts_stop("no window was fetched and the checkpoint is unchanged"));
+        }
+        Ok(())
     }
 
     /// Quarantined records a newer version (or `replay`) may now map.
@@ -442,8 +471,14 @@ impl Pipeline<'_> {
         });
         // What spans runs is kept as for a window; later verdicts in
         // re-mapped records are applied as well.
-        let verdicts = self
-            .apply_verdicts(verdicts::rows(&result.verdicts), verdicts::Source::Window)
+        let (verdicts, deadline_reached) = self
+            .apply_verdicts(
+                Verdicts::Of {
+                    result: &result,
+                    batch: &batch,
+                },
+                &delivery,
+            )
             .await?;
         self.commit(
             Settled::Remapped {
@@ -456,7 +491,13 @@ impl Pipeline<'_> {
             },
             delivery,
             verdicts,
-        )
+        )?;
+        if deadline_reached {
+            return Err(self.verdicts_stop(
+                "the re-mapped quarantined records were committed and no window was fetched",
+            ));
+        }
+        Ok(())
     }
 
     /// Relates the result's clicks to message events of earlier windows,
@@ -513,10 +554,20 @@ impl Pipeline<'_> {
             .count_accepted(&batch.objects[..own], delivery.refused_identities());
         let query_end = fetch::checkpoint_for(&result, window);
         let refused = delivery.refused;
+        let mut verdicts_cut_off = false;
         if !self.options.dry_run {
-            let verdicts = self
-                .apply_verdicts(verdicts::rows(&result.verdicts), verdicts::Source::Window)
+            let (verdicts, deadline_reached) = self
+                .apply_verdicts(
+                    Verdicts::Of {
+                        result: &result,
+                        batch: &batch,
+                    },
+                    &delivery,
+                )
                 .await?;
+            // The window's objects are in ThreatQ: its commit must happen
+            // even when the deadline cut the verdicts off (they wait in it).
+            verdicts_cut_off = deadline_reached;
             let tap = &self.prepared.tap;
             let settled = Settled::Window {
                 window,
@@ -545,6 +596,13 @@ impl Pipeline<'_> {
             "window forwarded"
         );
         self.progress.window_done(self.summary.objects_sent());
+        if verdicts_cut_off {
+            return Err(self.verdicts_stop(&format!(
+                "window {} was committed and the checkpoint is now {}",
+                describe(window),
+                rfc3339(query_end)
+            )));
+        }
         Ok(())
     }
 

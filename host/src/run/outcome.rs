@@ -47,9 +47,9 @@ pub enum FailureKind {
     /// records the component could not map are kept undelivered in the
     /// state store (retried by every run; `replay --list` shows them).
     Undelivered,
-    /// ThreatQ refused a window's objects systemically (every object of a
-    /// kind, or most for one reason): a setting or a rule on ThreatQ's
-    /// side, not bad data. The window's checkpoint is kept.
+    /// ThreatQ refused a window's objects systemically (eight or more
+    /// refused one by one and none stored): a setting or a rule on
+    /// ThreatQ's side, not bad data. The window's checkpoint is kept.
     Refused,
 }
 

@@ -19,7 +19,7 @@
 //! - [`Store::commit`]: everything a window (or a replay) settles, in one
 //!   transaction, only after ThreatQ answered for it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -38,8 +38,9 @@ use super::{
 
 pub const STATE_DB_NAME: &str = "tq-conn-proofpoint-tap.state.db";
 /// `PRAGMA user_version` of the schema; 0 is a database not yet set up.
-/// Version 1 is `tables::SCHEMA_V1`; version 2 adds `tables::SCHEMA_V2`.
-const SCHEMA_VERSION: i64 = 2;
+/// Version 1 is `tables::SCHEMA_V1`; version 2 adds `tables::SCHEMA_V2`,
+/// version 3 `tables::SCHEMA_V3`.
+const SCHEMA_VERSION: i64 = 3;
 
 /// The state database of one config directory; see the module doc.
 pub struct Store {
@@ -175,17 +176,24 @@ impl Store {
             .with_context(|| self.cannot_read("the enrichment ledger"))
     }
 
-    /// The verdict last applied to each of these (type, value) indicators.
-    pub fn applied_verdicts(
+    /// TAP's latest verdict the store holds on each of these (type, value)
+    /// indicators, applied or waiting.
+    pub fn latest_verdicts(
         &self,
         indicators: &[(&str, &str)],
-    ) -> Result<HashMap<(String, String), String>> {
-        verdicts::applied(&self.conn, indicators).with_context(|| self.cannot_read("the verdicts"))
+    ) -> Result<HashMap<(String, String), VerdictRow>> {
+        verdicts::latest(&self.conn, indicators).with_context(|| self.cannot_read("the verdicts"))
     }
 
-    /// Verdicts ThreatQ refused earlier, to be tried again.
+    /// Verdicts not applied yet, to be tried again.
     pub fn pending_verdicts(&self) -> Result<Vec<VerdictRow>> {
         verdicts::pending(&self.conn).with_context(|| self.cannot_read("the verdicts"))
+    }
+
+    /// Which of these indicator identities are dead letters.
+    pub fn dead_lettered_indicators(&self, identities: &[String]) -> Result<HashSet<String>> {
+        verdicts::dead_lettered(&self.conn, identities)
+            .with_context(|| self.cannot_read("the dead letters"))
     }
 
     /// Every dead letter, oldest first.
@@ -370,7 +378,12 @@ fn set_up(conn: &mut Connection, path: &Path, legacy_path: &Path) -> Result<()> 
                 tx.execute_batch(sql)?;
             }
         }
-        for sql in tables::SCHEMA_V2 {
+        if version < 2 {
+            for sql in tables::SCHEMA_V2 {
+                tx.execute_batch(sql)?;
+            }
+        }
+        for sql in tables::SCHEMA_V3 {
             tx.execute_batch(sql)?;
         }
         if let Some(state) = &migrated {
@@ -557,6 +570,46 @@ mod tests {
             Some(from_unix_ms(1_764_331_200_000))
         );
         assert!(store.indexed_messages(&["g"]).unwrap().is_empty());
+        drop(store);
+        let conn = Connection::open(&path).unwrap();
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn a_store_of_schema_version_2_keeps_its_verdicts_and_gains_their_time_and_status_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(STATE_DB_NAME);
+        let conn = Connection::open(&path).unwrap();
+        for sql in tables::SCHEMA_V1.iter().chain(&tables::SCHEMA_V2) {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.execute(
+            "INSERT INTO verdicts (indicator_type, indicator_value, threat_id, status, seen_ms,
+                                   applied_ms, last_error)
+             VALUES ('URL', 'http://a/', 't', 'falsePositive', 1, 1, NULL),
+                    ('URL', 'http://b/', 't', 'cleared', 2, NULL, 'HTTP 422')",
+            [],
+        )
+        .unwrap();
+        conn.pragma_update(None, "user_version", 2).unwrap();
+        drop(conn);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.state().pending_verdicts, 1);
+        let latest = store.latest_verdicts(&[("URL", "http://a/")]).unwrap();
+        let a = &latest[&("URL".to_owned(), "http://a/".to_owned())];
+        assert_eq!(
+            (
+                a.status.as_str(),
+                a.verdict_ms,
+                a.status_set.as_deref(),
+                a.error.as_deref()
+            ),
+            ("falsePositive", 0, None, None),
+            "time 0: any later verdict replaces it"
+        );
         drop(store);
         let conn = Connection::open(&path).unwrap();
         let version: i64 = conn

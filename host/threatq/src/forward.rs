@@ -8,11 +8,12 @@
 //! requests. "For what it holds" is any 4xx but those about who asks or
 //! when ([`refuses_the_body`]): ThreatQ's own 400/413/422, and equally a
 //! 403 from a web firewall in front of ThreatQ that blocks a body for one
-//! phishing URL in it. When ThreatQ refuses everything of a collection (a
+//! phishing URL in it. When ThreatQ refuses everything it is sent (a
 //! status it does not know, a role that may not write, a firewall that
 //! blocks every body), bisecting would cost two requests per object; after
-//! as many objects refused alone, with none accepted, as [`SystemicRule`]
-//! takes, the forward stops with [`ThreatqError::SystemicRefusal`] instead.
+//! as many objects refused alone as [`SystemicRule`] takes, with none of
+//! the forward accepted before them, the forward stops with
+//! [`ThreatqError::SystemicRefusal`] instead.
 //!
 //! Every request is an idempotent upsert, so the caller may repeat a whole
 //! forward after a failure, and the requests of one collection may be in
@@ -136,6 +137,11 @@ impl Client {
         let counter = AtomicUsize::new(0);
         let mut report = ForwardReport::default();
         let mut ids: Vec<Option<u64>> = vec![None; objects.len()];
+        // Objects of earlier collections ThreatQ stored: once there is one,
+        // what a later collection has refused is about those objects, not
+        // about ThreatQ refusing everything (docs/sync.md, "Nothing refused
+        // is lost").
+        let mut stored_before = 0;
 
         for collection in Collection::ALL {
             let mut elements = Vec::new();
@@ -156,13 +162,21 @@ impl Client {
                 continue;
             }
             let outcome = self
-                .consume(collection, elements, Pass::Sending, rule, &counter)
+                .consume(
+                    collection,
+                    elements,
+                    Pass::Sending,
+                    rule,
+                    stored_before,
+                    &counter,
+                )
                 .await?;
             let mut accepted = 0;
             for (group, rows) in &outcome.stored {
                 accepted += group.len();
                 assign_ids(group, rows, objects, &mut ids);
             }
+            stored_before += accepted;
             report.accepted.insert(collection, accepted);
             report
                 .rejected
@@ -196,7 +210,9 @@ impl Client {
                 continue;
             }
             let outcome = self
-                .consume(collection, elements, Pass::Linking, rule, &counter)
+                // Relations are judged on their own: every object of the
+                // batch was stored or refused by now.
+                .consume(collection, elements, Pass::Linking, rule, 0, &counter)
                 .await?;
             for (group, _) in &outcome.stored {
                 report.relations += group
@@ -235,14 +251,16 @@ impl Client {
 
     /// Sends `elements` to `/api/<collection>/consume` in bounded requests,
     /// up to [`REQUESTS_IN_FLIGHT`] at a time, bisecting any request ThreatQ
-    /// refuses for its body, until [`SystemicRule::stops_bisection`] says the refusal
-    /// is about the collection.
+    /// refuses for its body, until [`SystemicRule::stops_bisection`] says
+    /// ThreatQ refuses everything; `stored_before` objects of the forward
+    /// were stored before this collection.
     async fn consume(
         &self,
         collection: Collection,
         elements: Vec<Element>,
         pass: Pass,
         rule: SystemicRule,
+        stored_before: usize,
         counter: &AtomicUsize,
     ) -> Result<ConsumeOutcome, ThreatqError> {
         let sent = elements.len();
@@ -277,7 +295,7 @@ impl Client {
                 Err(ThreatqError::Refused { status, reason, .. }) if refuses_the_body(status) => {
                     if group.len() == 1 {
                         refused_alone += 1;
-                        if rule.stops_bisection(refused_alone, accepted) {
+                        if rule.stops_bisection(refused_alone, stored_before + accepted) {
                             tracing::warn!(
                                 "ThreatQ refused {refused_alone} {collection} one by one and accepted none (HTTP {status}); stopping"
                             );

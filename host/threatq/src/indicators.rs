@@ -1,13 +1,15 @@
-//! Reading back and updating one indicator the connector created earlier,
-//! for verdicts TAP gives later (a threat judged a false positive, or
-//! cleared): find it, change its status, make one attribute hold exactly
-//! one value.
+//! Reading back and updating one indicator for verdicts TAP gives later
+//! (a threat judged a false positive, cleared, or active again): find it
+//! with its sources, change its status, and make the values of one
+//! attribute that our source gave hold exactly one value.
 //!
 //! ```text
-//! GET    /api/indicators?value=<v>&with=attributes,status,type
+//! GET    /api/indicators?value=<v>&with=attributes,attributes.sources,sources,status,type
 //!          {"total": n, "data": [{"id", "value", "type": {"name"},
 //!            "status": {"id", "name"},
-//!            "attributes": [{"id", "attribute_id", "name", "value", ..}]}]}
+//!            "sources": [{"name", "created_at", ..}],
+//!            "attributes": [{"id", "attribute_id", "name", "value",
+//!                            "sources": [{"name", ..}], ..}]}]}
 //! PUT    /api/indicators/{id}                            {"status": {"name": ..}}
 //! PUT    /api/indicators/{id}/attributes/{value_id}      {"value": ..}
 //! DELETE /api/indicators/{id}/attributes/{value_id}
@@ -16,10 +18,17 @@
 //!
 //! These calls are isolated here because they are only partly verified
 //! against a real ThreatQ. What rests on ThreatQuotient's own code
-//! (threatqsdk and its Splunk SOAR / Phantom apps), **verified**:
+//! (threatqsdk and its Splunk SOAR / Phantom apps) or on answers of real
+//! instances other integrations keep as test data, **verified**:
 //! - the lookup `GET /api/indicators` with `value` and `with` parameters
 //!   answers `{"total", "data": [...]}`, entries carrying `attributes`,
-//!   `type` and `status` when `with` names them;
+//!   `sources`, `type` and `status` when `with` names them;
+//! - `with` takes nested relations with a dot (ThreatQuotient's SOAR app
+//!   asks for `adversaries.sources` and `indicators.status`);
+//! - an indicator's `sources` are objects with the source's `name` (and,
+//!   in the answers Elastic's ThreatQ integration keeps, `created_at`,
+//!   `source_type`, `creator_source_id` and more); threatqsdk also reads a
+//!   `sources` list on each attribute value;
 //! - `type` and `status` come as `{"name": ..}` objects, bare names, or a
 //!   bare number (then an id, with no name);
 //! - `PUT /api/indicators/{id}` with `{"status": {"name": ..}}` sets the
@@ -30,15 +39,23 @@
 //!   answers `{"total", "data": [{.., "attribute_id"}]}`.
 //!
 //! **Inferred**, and the first to check on a real instance:
+//! - `attributes.sources` giving each attribute value its sources (asked
+//!   for explicitly; an answer without them is refused, not guessed at);
+//! - which source created an indicator: the one whose `created_at` is
+//!   earlier than every other source's (ThreatQ documents no creator
+//!   field we have seen; `creator_source_id` names who attached that one
+//!   source, which for a feed is the feed itself);
 //! - `PUT .../attributes/{value_id}` with `{"value": ..}` changing a value
 //!   in place and keeping its sources (threatqsdk's own "modify" deletes
 //!   the other values and posts the new one instead);
+//! - `POST .../attributes` of a (name, value) pair another source already
+//!   gave adding our source to that value rather than storing it twice;
 //! - `value=` matching the value exactly rather than as a pattern (we pick
 //!   the exact match among the entries anyway, so a looser match only
 //!   costs a larger answer);
-//! - attribute names compared ignoring case (ThreatQ's database collation
-//!   is probably case-insensitive), so a `threat status` value is
-//!   replaced, not joined by a `Threat Status` one;
+//! - attribute and source names compared ignoring case (ThreatQ's
+//!   database collation is probably case-insensitive), so a `threat
+//!   status` value is replaced, not joined by a `Threat Status` one;
 //! - a `POST` retried after a lost answer not storing the pair twice;
 //! - the answer to `DELETE` (its body is not read, like threatqsdk's).
 //!
@@ -55,8 +72,11 @@ use crate::reference::{data_list, kind};
 use crate::session::{ApiRequest, Client};
 
 const INDICATORS_PATH: &str = "/api/indicators";
-/// What the lookup asks ThreatQ to include in each entry.
-const LOOKUP_WITH: &str = "attributes,status,type";
+/// What the lookup asks ThreatQ to include in each entry: the attribute
+/// values with their sources (whose values may be replaced), the
+/// indicator's own sources (who may decide its status), its status and
+/// its type.
+const LOOKUP_WITH: &str = "attributes,attributes.sources,sources,status,type";
 
 /// An indicator as ThreatQ holds it, as much as the verdict update needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,7 +84,18 @@ pub struct StoredIndicator {
     pub id: u64,
     /// The status name, e.g. "Review"; None when the answer carries none.
     pub status: Option<String>,
+    /// Every source ThreatQ lists for the indicator, in its order.
+    pub sources: Vec<StoredSource>,
     pub attributes: Vec<StoredAttribute>,
+}
+
+/// One source of a [`StoredIndicator`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSource {
+    pub name: String,
+    /// When the source was attached, `YYYY-MM-DD HH:MM:SS` (UTC); None
+    /// when the answer gives no time in that form.
+    pub created_at: Option<String>,
 }
 
 /// One attribute value of a [`StoredIndicator`].
@@ -75,12 +106,82 @@ pub struct StoredAttribute {
     pub id: u64,
     pub name: String,
     pub value: String,
+    /// The names of the sources that gave this value.
+    pub sources: Vec<String>,
+}
+
+/// Whether a source may decide an indicator's status
+/// ([`StoredIndicator::ownership`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ownership {
+    /// The source is the indicator's only source.
+    OnlySource,
+    /// The source was attached before every other source: it created the
+    /// indicator, others reported it later.
+    Creator,
+    /// Another source created it, which came first cannot be told (a time
+    /// missing or shared), or the source is not among its sources at all.
+    Others,
+}
+
+impl Ownership {
+    /// The source created the indicator or is its only source.
+    pub fn is_ours(self) -> bool {
+        self != Ownership::Others
+    }
+}
+
+/// Source names as ThreatQ matches them: ignoring case and surrounding
+/// spaces.
+fn same_source(a: &str, b: &str) -> bool {
+    a.trim().to_lowercase() == b.trim().to_lowercase()
+}
+
+impl StoredIndicator {
+    /// Whether `source` made this indicator or is its only source: only
+    /// then may a verdict of that source change the indicator's status
+    /// (docs/mapping.md, "Verdict changes"). A creator is told by time: its
+    /// `created_at` is strictly earlier than that of every other source;
+    /// a tie, or a time missing, does not make it the creator.
+    pub fn ownership(&self, source: &str) -> Ownership {
+        let (ours, others): (Vec<&StoredSource>, Vec<&StoredSource>) = self
+            .sources
+            .iter()
+            .partition(|held| same_source(&held.name, source));
+        if ours.is_empty() {
+            return Ownership::Others;
+        }
+        if others.is_empty() {
+            return Ownership::OnlySource;
+        }
+        let earliest = |sources: &[&StoredSource]| -> Option<String> {
+            sources
+                .iter()
+                .map(|held| held.created_at.clone())
+                .collect::<Option<Vec<String>>>()
+                .and_then(|times| times.into_iter().min())
+        };
+        match (earliest(&ours), earliest(&others)) {
+            (Some(ours), Some(others)) if ours < others => Ownership::Creator,
+            _ => Ownership::Others,
+        }
+    }
+
+    /// The names of the indicator's sources other than `source`, for the
+    /// log.
+    pub fn other_sources(&self, source: &str) -> Vec<&str> {
+        self.sources
+            .iter()
+            .filter(|held| !same_source(&held.name, source))
+            .map(|held| held.name.as_str())
+            .collect()
+    }
 }
 
 impl Client {
     /// The indicator (type name, value), or None when ThreatQ has none.
     ///
-    /// `GET /api/indicators?value=<value>&with=attributes,status,type`,
+    /// `GET /api/indicators?value=<value>&with=attributes,attributes.sources,sources,status,type`,
     /// then the entry whose type name equals `type_name` ignoring case and
     /// whose value equals `value` exactly (the first, should ThreatQ hold
     /// two). Lenient about the entries (ids as numbers or numeric text,
@@ -88,10 +189,11 @@ impl Client {
     /// `type`), but an answer this cannot read safely is
     /// [`ThreatqError::UnexpectedResponse`] describing the shape without
     /// quoting it: no `data` list, an entry that is not an object or has no
-    /// value, or the matching entry without an id, a readable type or an
-    /// `attributes` list (without it a later
-    /// [`Client::set_indicator_attribute`] would add a value instead of
-    /// replacing one).
+    /// value, or the matching entry without an id, a readable type, an
+    /// `attributes` list with each value's `sources` (without them a later
+    /// [`Client::set_indicator_attribute`] could not tell our values from
+    /// another source's), or a `sources` list of named sources (without it
+    /// [`StoredIndicator::ownership`] could not tell who made it).
     pub async fn find_indicator(
         &self,
         type_name: &str,
@@ -133,21 +235,26 @@ impl Client {
         .await
     }
 
-    /// Makes the indicator's attribute `name` hold exactly `value` (with
-    /// source `source`), working from `indicator.attributes` as
-    /// [`Client::find_indicator`] read them (no extra lookup):
+    /// Makes the values of the indicator's attribute `name` that `source`
+    /// gave hold exactly `value`, working from `indicator.attributes` as
+    /// [`Client::find_indicator`] read them (no extra lookup). Values other
+    /// sources gave are never changed or removed, and neither is a value
+    /// `source` gave together with another source (it is theirs too):
     ///
-    /// - no value of that name (compared ignoring case): `POST` one, with
-    ///   the source;
-    /// - otherwise one value is kept, the one already equal to `value` if
-    ///   there is one, else the first, and `PUT` to `value` unless it
-    ///   already is (so the kept value keeps its id and sources); then every
-    ///   other value of that name is `DELETE`d. A `DELETE` answered 404 is
-    ///   taken as done (the value is gone, perhaps by a retried request).
+    /// - a value equal to `value` that `source` gave already: kept, nothing
+    ///   written;
+    /// - a value equal to `value` only other sources gave: `POST` it with
+    ///   `source`, which adds our source to that value;
+    /// - otherwise the first value only `source` gave is `PUT` to `value`
+    ///   (so it keeps its id and source), or, when there is none, `value`
+    ///   is `POST`ed with `source`;
+    /// - then every other value only `source` gave is `DELETE`d. A
+    ///   `DELETE` answered 404 is taken as done (the value is gone, perhaps
+    ///   by a retried request).
     ///
-    /// Values are compared exactly. A failure part-way leaves the new
-    /// value in place (it is written first); calling again after a fresh
-    /// [`Client::find_indicator`] finishes the job.
+    /// Names are compared ignoring case, values exactly. A failure part-way
+    /// leaves the new value in place (it is written first); calling again
+    /// after a fresh [`Client::find_indicator`] finishes the job.
     pub async fn set_indicator_attribute(
         &self,
         indicator: &StoredIndicator,
@@ -156,7 +263,7 @@ impl Client {
         source: &str,
     ) -> Result<(), ThreatqError> {
         let id = indicator.id;
-        let plan = plan_attribute(&indicator.attributes, name, value);
+        let plan = plan_attribute(&indicator.attributes, name, value, source);
         let base = format!("{INDICATORS_PATH}/{id}/attributes");
         let what = |verb: &str| format!("{verb} attribute {name} of ThreatQ indicator {id}");
         match plan.write {
@@ -234,30 +341,38 @@ enum Write {
     Put(u64),
 }
 
-fn plan_attribute(current: &[StoredAttribute], name: &str, value: &str) -> AttributePlan {
+fn plan_attribute(
+    current: &[StoredAttribute],
+    name: &str,
+    value: &str,
+    source: &str,
+) -> AttributePlan {
     let wanted = name.trim().to_lowercase();
     let same_name: Vec<&StoredAttribute> = current
         .iter()
         .filter(|attribute| attribute.name.trim().to_lowercase() == wanted)
         .collect();
-    let Some(kept) = same_name
-        .iter()
-        .find(|attribute| attribute.value == value)
-        .or(same_name.first())
-    else {
-        return AttributePlan {
-            write: Write::Post,
-            delete: Vec::new(),
-        };
+    let gave =
+        |attribute: &StoredAttribute| attribute.sources.iter().any(|s| same_source(s, source));
+    // Ours alone: the only values this source may change or remove.
+    let ours_alone = |attribute: &StoredAttribute| {
+        gave(attribute) && attribute.sources.iter().all(|s| same_source(s, source))
     };
-    let write = if kept.value == value {
-        Write::Nothing
+    let (write, kept) = if let Some(held) = same_name
+        .iter()
+        .find(|attribute| attribute.value == value && gave(attribute))
+    {
+        (Write::Nothing, Some(held.id))
+    } else if same_name.iter().any(|attribute| attribute.value == value) {
+        (Write::Post, None)
+    } else if let Some(held) = same_name.iter().find(|attribute| ours_alone(attribute)) {
+        (Write::Put(held.id), Some(held.id))
     } else {
-        Write::Put(kept.id)
+        (Write::Post, None)
     };
     let mut delete: Vec<u64> = Vec::new();
     for attribute in &same_name {
-        if attribute.id != kept.id && !delete.contains(&attribute.id) {
+        if ours_alone(attribute) && Some(attribute.id) != kept && !delete.contains(&attribute.id) {
             delete.push(attribute.id);
         }
     }
@@ -365,11 +480,82 @@ fn indicator(fields: &Map<String, Value>, position: usize) -> Result<StoredIndic
                 .map_err(|problem| format!("attribute {index} of entry {position} {problem}"))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let sources = match fields.get("sources") {
+        Some(Value::Array(sources)) => sources,
+        Some(other) => {
+            return Err(format!(
+                "the \"sources\" of entry {position} are {}, not a list",
+                kind(other)
+            ));
+        }
+        None => {
+            return Err(format!(
+                "entry {position} has no \"sources\" list (was with=sources ignored?)"
+            ));
+        }
+    };
+    let sources = sources
+        .iter()
+        .enumerate()
+        .map(|(index, held)| {
+            read_source(held)
+                .map_err(|problem| format!("source {index} of entry {position} {problem}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(StoredIndicator {
         id,
         status,
+        sources,
         attributes,
     })
+}
+
+/// One entry of an indicator's `sources`: `{"name", "created_at"}` (the
+/// time may sit in a `pivot` object instead, as Laravel writes a pivot
+/// table's columns).
+fn read_source(held: &Value) -> Result<StoredSource, String> {
+    let Value::Object(fields) = held else {
+        return Err(format!("is {}, not an object", kind(held)));
+    };
+    let name = source_name(fields)?;
+    let created_at = fields
+        .get("created_at")
+        .or_else(|| {
+            fields
+                .get("pivot")
+                .and_then(|pivot| pivot.get("created_at"))
+        })
+        .and_then(Value::as_str)
+        .and_then(threatq_time);
+    Ok(StoredSource { name, created_at })
+}
+
+fn source_name(fields: &Map<String, Value>) -> Result<String, String> {
+    match fields.get("name") {
+        Some(Value::String(name)) if !name.trim().is_empty() => Ok(name.clone()),
+        Some(Value::String(_)) => Err("has an empty \"name\"".to_owned()),
+        Some(other) => Err(format!("has a \"name\" that is {}", kind(other))),
+        None => Err("has no \"name\"".to_owned()),
+    }
+}
+
+/// `YYYY-MM-DD HH:MM:SS` (what ThreatQ writes; a fraction after it is
+/// dropped), else None: a time in another form cannot be compared.
+fn threatq_time(text: &str) -> Option<String> {
+    let text = text.trim();
+    let head = text.get(..19)?;
+    let rest = &text[19..];
+    let shape = head.bytes().enumerate().all(|(i, b)| match i {
+        4 | 7 => b == b'-',
+        10 => b == b' ',
+        13 | 16 => b == b':',
+        _ => b.is_ascii_digit(),
+    });
+    let tail = rest.is_empty()
+        || rest
+            .strip_prefix('.')
+            .is_some_and(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()));
+    (shape && tail).then(|| head.to_owned())
 }
 
 fn read_attribute(attribute: &Value) -> Result<StoredAttribute, String> {
@@ -393,7 +579,30 @@ fn read_attribute(attribute: &Value) -> Result<StoredAttribute, String> {
         Some(other) => return Err(format!("has a \"value\" that is {}", kind(other))),
         None => return Err("has no \"value\"".to_owned()),
     };
-    Ok(StoredAttribute { id, name, value })
+    let sources = match fields.get("sources") {
+        Some(Value::Array(sources)) => sources
+            .iter()
+            .enumerate()
+            .map(|(index, held)| match held {
+                Value::Object(fields) => source_name(fields)
+                    .map_err(|problem| format!("has a source {index} that {problem}")),
+                Value::String(name) if !name.trim().is_empty() => Ok(name.clone()),
+                other => Err(format!("has a source {index} that is {}", kind(other))),
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        Some(other) => return Err(format!("has \"sources\" that are {}", kind(other))),
+        None => {
+            return Err(
+                "has no \"sources\" list (was with=attributes.sources ignored?)".to_owned(),
+            );
+        }
+    };
+    Ok(StoredAttribute {
+        id,
+        name,
+        value,
+        sources,
+    })
 }
 
 /// An id as a number or as numeric text.
@@ -469,11 +678,18 @@ mod tests {
         (sim, client)
     }
 
+    /// An attribute value our source gave.
     fn attribute(id: u64, name: &str, value: &str) -> StoredAttribute {
+        given(id, name, value, &[SOURCE])
+    }
+
+    /// An attribute value the named sources gave.
+    fn given(id: u64, name: &str, value: &str, sources: &[&str]) -> StoredAttribute {
         StoredAttribute {
             id,
             name: name.to_owned(),
             value: value.to_owned(),
+            sources: sources.iter().map(|s| (*s).to_owned()).collect(),
         }
     }
 
@@ -492,9 +708,22 @@ mod tests {
             found.attributes,
             held.attributes
                 .iter()
-                .map(|a| attribute(a.id, &a.name, &a.value))
+                .map(|a| given(
+                    a.id,
+                    &a.name,
+                    &a.value,
+                    &a.sources.iter().map(String::as_str).collect::<Vec<_>>()
+                ))
                 .collect::<Vec<_>>()
         );
+        assert_eq!(
+            found.sources,
+            [StoredSource {
+                name: SOURCE.to_owned(),
+                created_at: Some(held.sources[0].created_at.clone()),
+            }]
+        );
+        assert_eq!(found.ownership(SOURCE), Ownership::OnlySource);
         let requests = sim.requests();
         let lookup = requests.last().expect("the lookup");
         assert_eq!(
@@ -502,7 +731,10 @@ mod tests {
             ("GET", "/api/indicators")
         );
         let query = lookup.query.as_deref().unwrap_or_default();
-        assert!(query.contains("with=attributes%2Cstatus%2Ctype"), "{query}");
+        assert!(
+            query.contains("with=attributes%2Cattributes.sources%2Csources%2Cstatus%2Ctype"),
+            "{query}"
+        );
         assert!(!query.contains(' ') && !query.contains('#'), "{query}");
     }
 
@@ -695,6 +927,66 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn another_sources_values_survive_and_the_first_source_owns_the_indicator() {
+        const OTHER: &str = "Other Feed";
+        let (sim, client) = start(&["active"]).await;
+        // Another feed reports the same indicator later, with its own
+        // verdict and the same `active` our source gave.
+        sim.consume(
+            "indicators",
+            &json!([{
+                "value": URL,
+                "type": { "name": "URL" },
+                "attributes": [
+                    { "name": "Threat Status", "value": "malicious", "sources": [{ "name": OTHER }] },
+                    { "name": "Threat Status", "value": "active", "sources": [{ "name": OTHER }] },
+                ],
+                "sources": [{ "name": OTHER }],
+            }]),
+        )
+        .expect("the other feed's objects");
+        let found = client.find_indicator("URL", URL).await.unwrap().unwrap();
+        assert_eq!(found.ownership(SOURCE), Ownership::Creator);
+        assert_eq!(found.ownership(OTHER), Ownership::Others);
+        assert_eq!(found.other_sources(SOURCE), [OTHER]);
+
+        client
+            .set_indicator_attribute(&found, "Threat Status", "falsePositive", SOURCE)
+            .await
+            .expect("attribute set");
+        let held = sim.snapshot().find("indicators", URL).unwrap().clone();
+        assert_eq!(
+            held.attribute_values("Threat Status"),
+            ["active", "malicious", "falsePositive"],
+            "the shared value and the other feed's stay"
+        );
+        let sources_of = |held: &threatq_sim::StoredObject, value: &str| {
+            held.attributes
+                .iter()
+                .find(|a| a.name == "Threat Status" && a.value == value)
+                .map(|a| a.sources.clone())
+                .unwrap()
+        };
+        assert_eq!(sources_of(&held, "falsePositive"), [SOURCE]);
+        assert_eq!(sources_of(&held, "malicious"), [OTHER]);
+
+        // Our verdict now equals the other feed's: our source joins that
+        // value and our old one goes.
+        let found = client.find_indicator("URL", URL).await.unwrap().unwrap();
+        client
+            .set_indicator_attribute(&found, "Threat Status", "malicious", SOURCE)
+            .await
+            .expect("attribute set");
+        let held = sim.snapshot().find("indicators", URL).unwrap().clone();
+        assert_eq!(
+            held.attribute_values("Threat Status"),
+            ["active", "malicious"]
+        );
+        assert_eq!(sources_of(&held, "malicious"), [OTHER, SOURCE]);
+        assert_eq!(sources_of(&held, "active"), [SOURCE, OTHER]);
+    }
+
     #[test]
     fn the_plan_keeps_one_value_and_deletes_the_rest() {
         let current = [
@@ -705,33 +997,185 @@ mod tests {
             attribute(10, "Threat Status", "cleared"),
         ];
         assert_eq!(
-            plan_attribute(&current, "Threat Status", "falsePositive"),
+            plan_attribute(&current, "Threat Status", "falsePositive", SOURCE),
             AttributePlan {
                 write: Write::Put(7),
                 delete: vec![9, 10]
             }
         );
         assert_eq!(
-            plan_attribute(&current, "Threat Status", "cleared"),
+            plan_attribute(&current, "Threat Status", "cleared", SOURCE),
             AttributePlan {
                 write: Write::Nothing,
                 delete: vec![7, 9]
             }
         );
         assert_eq!(
-            plan_attribute(&current[..2], "Threat Status", "active"),
+            plan_attribute(&current[..2], "Threat Status", "active", SOURCE),
             AttributePlan {
                 write: Write::Nothing,
                 delete: vec![]
             }
         );
         assert_eq!(
-            plan_attribute(&current[1..2], "Threat Status", "x"),
+            plan_attribute(&current[1..2], "Threat Status", "x", SOURCE),
             AttributePlan {
                 write: Write::Post,
                 delete: vec![]
             }
         );
+        // Source names as ThreatQ matches them.
+        assert_eq!(
+            plan_attribute(
+                &[given(7, "Threat Status", "active", &[" proofpoint tap"])],
+                "Threat Status",
+                "cleared",
+                SOURCE
+            ),
+            AttributePlan {
+                write: Write::Put(7),
+                delete: vec![]
+            }
+        );
+    }
+
+    #[test]
+    fn the_plan_never_changes_or_removes_another_sources_values() {
+        const OTHER: &str = "Other Feed";
+        // Another feed's verdict, and one value both gave.
+        let theirs = given(1, "Threat Status", "malicious", &[OTHER]);
+        let shared = given(2, "Threat Status", "active", &[OTHER, SOURCE]);
+        let ours = attribute(3, "Threat Status", "cleared");
+        let unsourced = given(4, "Threat Status", "unknown", &[]);
+
+        // Only our own value is changed; theirs, the shared one and one
+        // nobody can be shown to have given stay.
+        assert_eq!(
+            plan_attribute(
+                &[
+                    theirs.clone(),
+                    shared.clone(),
+                    ours.clone(),
+                    unsourced.clone()
+                ],
+                "Threat Status",
+                "falsePositive",
+                SOURCE
+            ),
+            AttributePlan {
+                write: Write::Put(3),
+                delete: vec![]
+            }
+        );
+        // With no value of our own to change, ours is added beside theirs.
+        assert_eq!(
+            plan_attribute(
+                &[theirs.clone(), shared.clone(), unsourced.clone()],
+                "Threat Status",
+                "falsePositive",
+                SOURCE
+            ),
+            AttributePlan {
+                write: Write::Post,
+                delete: vec![]
+            }
+        );
+        // A value we share already holds the verdict: kept, and our other
+        // value goes.
+        assert_eq!(
+            plan_attribute(
+                &[theirs.clone(), shared.clone(), ours.clone()],
+                "Threat Status",
+                "active",
+                SOURCE
+            ),
+            AttributePlan {
+                write: Write::Nothing,
+                delete: vec![3]
+            }
+        );
+        // Another source holds the very verdict: our source is added to
+        // that value (a POST of the pair), never a PUT that would make a
+        // second value equal to theirs; our old value goes.
+        assert_eq!(
+            plan_attribute(
+                &[theirs.clone(), ours.clone()],
+                "Threat Status",
+                "malicious",
+                SOURCE
+            ),
+            AttributePlan {
+                write: Write::Post,
+                delete: vec![3]
+            }
+        );
+    }
+
+    #[test]
+    fn the_source_that_came_first_or_alone_owns_the_indicator() {
+        let source = |name: &str, at: Option<&str>| StoredSource {
+            name: name.to_owned(),
+            created_at: at.map(str::to_owned),
+        };
+        let indicator = |sources: Vec<StoredSource>| StoredIndicator {
+            id: 1,
+            status: Some("Review".to_owned()),
+            sources,
+            attributes: Vec::new(),
+        };
+        let ours = |at| source(SOURCE, at);
+        let theirs = |at| source("Other Feed", at);
+        let early = Some("2026-01-01 10:00:00");
+        let late = Some("2026-01-01 10:00:01");
+        for (sources, expected) in [
+            (vec![ours(None)], Ownership::OnlySource),
+            (
+                vec![ours(early), source("proofpoint TAP ", late)],
+                Ownership::OnlySource,
+            ),
+            (vec![ours(early), theirs(late)], Ownership::Creator),
+            (vec![theirs(late), ours(early)], Ownership::Creator),
+            (vec![theirs(early), ours(late)], Ownership::Others),
+            // The same second: which came first cannot be told.
+            (vec![ours(early), theirs(early)], Ownership::Others),
+            (vec![ours(early), theirs(None)], Ownership::Others),
+            (vec![ours(None), theirs(late)], Ownership::Others),
+            (vec![theirs(early)], Ownership::Others),
+            (vec![], Ownership::Others),
+        ] {
+            let held = indicator(sources.clone());
+            assert_eq!(held.ownership(SOURCE), expected, "{sources:?}");
+        }
+        let shared = indicator(vec![ours(early), theirs(late)]);
+        assert_eq!(shared.other_sources(SOURCE), ["Other Feed"]);
+        assert!(Ownership::Creator.is_ours() && !Ownership::Others.is_ours());
+    }
+
+    #[test]
+    fn source_times_are_read_in_threatqs_form_only() {
+        assert_eq!(
+            threatq_time("2020-09-11 14:35:53").as_deref(),
+            Some("2020-09-11 14:35:53")
+        );
+        assert_eq!(
+            threatq_time(" 2020-09-11 14:35:53.123456").as_deref(),
+            Some("2020-09-11 14:35:53")
+        );
+        for odd in [
+            "2020-09-11T14:35:53Z",
+            "2020-09-11 14:35",
+            "11/09/2020 14:35:53",
+            "2020-09-11 14:35:53+02",
+            "",
+        ] {
+            assert_eq!(threatq_time(odd), None, "{odd}");
+        }
+        let held =
+            read_source(&json!({ "name": "A", "pivot": { "created_at": "2020-09-11 14:35:53" } }))
+                .unwrap();
+        assert_eq!(held.created_at.as_deref(), Some("2020-09-11 14:35:53"));
+        let held = read_source(&json!({ "name": "A", "created_at": 7 })).unwrap();
+        assert_eq!(held.created_at, None);
     }
 
     #[test]
@@ -739,15 +1183,22 @@ mod tests {
         let body = json!({
             "total": 4,
             "data": [
-                { "id": 1, "value": "evil.example", "type": { "name": "URL" }, "attributes": [] },
+                { "id": 1, "value": "evil.example", "type": { "name": "URL" }, "attributes": [],
+                  "sources": [] },
                 { "id": 2, "value": "EVIL.example", "type": { "name": "FQDN" }, "attributes": [] },
                 { "id": 3, "value": "evil.example", "type": 7, "attributes": 5 },
                 { "id": "4", "value": "evil.example", "type": "fqdn", "type_name": "URL",
                   "status": { "id": 1, "name": " Active " },
+                  "sources": [
+                      { "id": 4, "source_id": 12, "name": "Proofpoint TAP", "source_type": "connectors",
+                        "creator_source_id": 12, "created_at": "2020-09-11 14:35:53" },
+                      { "name": "Other Feed", "created_at": "soon" },
+                  ],
                   "attributes": [
-                      { "id": "11", "attribute_id": 3, "name": "Threat Status", "value": "active" },
-                      { "id": 12, "name": "Score", "value": 7 },
-                      { "id": 13, "name": "Flag", "value": true },
+                      { "id": "11", "attribute_id": 3, "name": "Threat Status", "value": "active",
+                        "sources": [{ "name": "Proofpoint TAP", "tlp_id": 2 }, "Other Feed"] },
+                      { "id": 12, "name": "Score", "value": 7, "sources": [] },
+                      { "id": 13, "name": "Flag", "value": true, "sources": [] },
                   ] },
             ],
         });
@@ -765,10 +1216,20 @@ mod tests {
             StoredIndicator {
                 id: 4,
                 status: Some("Active".to_owned()),
+                sources: vec![
+                    StoredSource {
+                        name: "Proofpoint TAP".to_owned(),
+                        created_at: Some("2020-09-11 14:35:53".to_owned()),
+                    },
+                    StoredSource {
+                        name: "Other Feed".to_owned(),
+                        created_at: None,
+                    },
+                ],
                 attributes: vec![
-                    attribute(11, "Threat Status", "active"),
-                    attribute(12, "Score", "7"),
-                    attribute(13, "Flag", "Yes"),
+                    given(11, "Threat Status", "active", &[SOURCE, "Other Feed"]),
+                    given(12, "Score", "7", &[]),
+                    given(13, "Flag", "Yes", &[]),
                 ],
             }
         );
@@ -781,14 +1242,14 @@ mod tests {
         );
 
         for status in [json!("Review"), json!({ "name": "Review" })] {
-            let body = json!({ "data": [{ "id": 1, "value": "v", "type": "URL", "status": status, "attributes": [] }] });
+            let body = json!({ "data": [{ "id": 1, "value": "v", "type": "URL", "status": status, "attributes": [], "sources": [] }] });
             assert_eq!(
                 pick(&body, "URL", "v").unwrap().unwrap().status.as_deref(),
                 Some("Review")
             );
         }
         for status in [json!(4), json!({ "id": 4 }), json!(null), json!(" ")] {
-            let body = json!({ "data": [{ "id": 1, "value": "v", "type": "URL", "status": status, "attributes": [] }] });
+            let body = json!({ "data": [{ "id": 1, "value": "v", "type": "URL", "status": status, "attributes": [], "sources": [] }] });
             assert_eq!(pick(&body, "URL", "v").unwrap().unwrap().status, None);
         }
     }
@@ -797,8 +1258,7 @@ mod tests {
     fn odd_shapes_are_described_without_quoting_the_answer() {
         let secret = "secret-ish-7f3";
         let entry = |fields: Value| {
-            let mut entry =
-                json!({ "id": 1, "value": "v", "type": { "name": "URL" }, "attributes": [] });
+            let mut entry = json!({ "id": 1, "value": "v", "type": { "name": "URL" }, "attributes": [], "sources": [] });
             for (key, value) in fields.as_object().unwrap() {
                 entry[key] = value.clone();
             }
@@ -870,6 +1330,44 @@ mod tests {
                 entry(json!({ "attributes": [{ "id": 1, "name": "n" }] })),
                 "has no \"value\"",
             ),
+            (
+                entry(json!({ "attributes": [{ "id": 1, "name": "n", "value": "v" }] })),
+                "attribute 0 of entry 0 has no \"sources\" list (was with=attributes.sources ignored?)",
+            ),
+            (
+                entry(
+                    json!({ "attributes": [{ "id": 1, "name": "n", "value": "v", "sources": secret }] }),
+                ),
+                "has \"sources\" that are a string",
+            ),
+            (
+                entry(
+                    json!({ "attributes": [{ "id": 1, "name": "n", "value": "v", "sources": [[secret]] }] }),
+                ),
+                "has a source 0 that is a list",
+            ),
+            (
+                entry(
+                    json!({ "attributes": [{ "id": 1, "name": "n", "value": "v", "sources": [{ "name": 5 }] }] }),
+                ),
+                "has a source 0 that has a \"name\" that is a number",
+            ),
+            (
+                entry(json!({ "sources": { "name": secret } })),
+                "the \"sources\" of entry 0 are an object, not a list",
+            ),
+            (
+                entry(json!({ "sources": [secret] })),
+                "source 0 of entry 0 is a string, not an object",
+            ),
+            (
+                entry(json!({ "sources": [{ "created_at": secret }] })),
+                "source 0 of entry 0 has no \"name\"",
+            ),
+            (
+                entry(json!({ "sources": [{ "name": " " }] })),
+                "source 0 of entry 0 has an empty \"name\"",
+            ),
         ] {
             let error = pick(&body, "URL", "v").unwrap_err();
             assert!(error.contains(expected), "{body}: {error}");
@@ -884,6 +1382,16 @@ mod tests {
             pick(&missing, "URL", "v")
                 .unwrap_err()
                 .contains("no \"attributes\" list (was with=attributes ignored?)")
+        );
+        let mut missing = entry(json!({}));
+        missing["data"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("sources");
+        assert!(
+            pick(&missing, "URL", "v")
+                .unwrap_err()
+                .contains("entry 0 has no \"sources\" list (was with=sources ignored?)")
         );
     }
 

@@ -28,7 +28,7 @@ mod systemic;
 pub use connector_settings::ConnectorSettings;
 pub use date::format_threatq_date;
 pub use error::ThreatqError;
-pub use indicators::{StoredAttribute, StoredIndicator};
+pub use indicators::{Ownership, StoredAttribute, StoredIndicator, StoredSource};
 pub use model::{
     Batch, Collection, ForwardOptions, ForwardReport, ObjectKey, RejectedObject, TqObject,
 };

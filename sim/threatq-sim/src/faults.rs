@@ -17,6 +17,10 @@ pub(crate) struct FaultState {
     /// Like `delay`, for consume (upsert) requests only: a ThreatQ that
     /// logs in fine and then stalls on data.
     pub consume_delay: Option<Duration>,
+    /// Like `delay`, for the lookups of one object by its value
+    /// (`GET /api/<collection>?value=..`) only: a ThreatQ that takes in
+    /// data fine but is slow to search it.
+    pub lookup_delay: Option<Duration>,
     pub rejected_values: Vec<String>,
     pub connectors_missing: bool,
     /// (needle, status): a consume request whose raw body holds the needle
@@ -79,6 +83,12 @@ impl ThreatqFaults {
     /// Delays only consume requests by `delay` (None: answer at once).
     pub fn set_consume_delay(&self, delay: Option<Duration>) {
         self.state().consume_delay = delay;
+    }
+
+    /// Delays only lookups by value (`GET /api/<collection>?value=..`, what
+    /// a client does to find one indicator) by `delay` (None: at once).
+    pub fn set_lookup_delay(&self, delay: Option<Duration>) {
+        self.state().lookup_delay = delay;
     }
 
     /// Makes any consumed item whose identifying value contains `pattern`

@@ -8,7 +8,8 @@
 //! lists, and the guessed connector-settings and proxy endpoints.
 //! Tests inspect what arrived through [`ThreatqSim::snapshot`],
 //! [`ThreatqSim::requests`] and [`ThreatqSim::updates`], play an analyst
-//! through [`ThreatqSim::set_status`], and break things through
+//! through [`ThreatqSim::set_status`] and another feed through
+//! [`ThreatqSim::consume`], and break things through
 //! [`ThreatqSim::faults`].
 
 mod auth;
@@ -30,7 +31,7 @@ use tokio::task::JoinHandle;
 
 pub use catalog::{EVENT_TYPES, INDICATOR_STATUSES, INDICATOR_TYPES, MAX_DESCRIPTION_CHARS};
 pub use faults::ThreatqFaults;
-pub use store::{Snapshot, StoredAttribute, StoredObject, Update, UpdateKind};
+pub use store::{Snapshot, StoredAttribute, StoredObject, StoredSource, Update, UpdateKind};
 
 use auth::{Credentials, Tokens};
 use faults::FaultState;
@@ -190,6 +191,18 @@ impl ThreatqSim {
     /// Forgets the recorded updates (the store is kept).
     pub fn clear_updates(&self) {
         lock(&self.shared.store).clear_updates();
+    }
+
+    /// Stores `items` (a consume body: a JSON array of objects) in
+    /// `collection` under the consume rules, as another feed's consume
+    /// request would, but without HTTP: not in [`ThreatqSim::requests`]
+    /// nor in [`ThreatqSim::updates`]. For tests that need what other
+    /// sources made (an indicator another feed created, its own Threat
+    /// Status). Answers the stored rows, or the field errors as text.
+    pub fn consume(&self, collection: &str, items: &Value) -> anyhow::Result<Vec<Value>> {
+        lock(&self.shared.store)
+            .consume(collection, items, &[])
+            .map_err(|errors| anyhow::anyhow!("the simulator refused the objects: {errors:?}"))
     }
 
     /// Sets the status of the objects of `collection` whose identifying

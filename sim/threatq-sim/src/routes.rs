@@ -77,8 +77,15 @@ async fn gatekeeper(State(shared): SharedState, request: Request, next: Next) ->
     let (delay, failure) = {
         let mut faults = lock(&shared.faults);
         let failure = (!faults.failures.is_empty()).then(|| faults.failures.remove(0));
+        let lookup = parts.method == axum::http::Method::GET
+            && parts
+                .uri
+                .query()
+                .is_some_and(|query| query.split('&').any(|pair| pair.starts_with("value=")));
         let delay = if path.ends_with("/consume") {
             faults.consume_delay.or(faults.delay)
+        } else if lookup {
+            faults.lookup_delay.or(faults.delay)
         } else {
             faults.delay
         };

@@ -5,7 +5,10 @@
 //! (value, type name), events on (title, happened_at), adversaries on name,
 //! custom objects on value. An existing indicator keeps its status;
 //! attributes are merged without duplicate (name, value) pairs; sources are
-//! merged; relations are symmetric and stored once. A request with any
+//! merged, each object source with the time it was first attached (its
+//! `created_at`, which tells who made the object) and each attribute value
+//! with the sources that asserted it; relations are symmetric and stored
+//! once. A request with any
 //! invalid item changes nothing and answers with every problem, keyed like
 //! Laravel's validator (`"3.type.name"`), because that is what makes a
 //! client bisect.
@@ -19,8 +22,8 @@ use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use serde::Serialize;
 use serde_json::{Map, Value, json};
-use time::PrimitiveDateTime;
 use time::macros::format_description;
+use time::{Duration, OffsetDateTime, PrimitiveDateTime};
 
 use crate::catalog::{
     DEFAULT_INDICATOR_STATUS, EVENT_TYPES, INDICATOR_STATUSES, INDICATOR_TYPES, IdentityField,
@@ -53,9 +56,29 @@ pub struct StoredObject {
     pub happened_at: Option<String>,
     pub description: Option<String>,
     pub attributes: Vec<StoredAttribute>,
-    pub sources: Vec<String>,
+    /// In the order they were first attached.
+    pub sources: Vec<StoredSource>,
     /// (collection, id) of every related object.
     pub relations: Vec<(String, u64)>,
+}
+
+/// One source of an object, as ThreatQ lists it under `with=sources`:
+/// its name and when it was first attached to the object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoredSource {
+    pub name: String,
+    /// `YYYY-MM-DD HH:MM:SS` (UTC): the wall-clock second the source was
+    /// first attached, moved one second past the object's latest source
+    /// when it would not be later (see [`attach_sources`]).
+    pub created_at: String,
+}
+
+/// So tests compare an object's sources with their names:
+/// `assert_eq!(object.sources, ["Proofpoint TAP"])`.
+impl PartialEq<&str> for StoredSource {
+    fn eq(&self, name: &&str) -> bool {
+        self.name == *name
+    }
 }
 
 impl StoredObject {
@@ -331,7 +354,7 @@ impl Store {
         {
             merge_names(&mut held.sources, sources);
             let held = held.clone();
-            return Ok(self.attribute_json(&held));
+            return Ok(self.attribute_json(&held, true));
         }
         self.last_attribute_value_id += 1;
         register_attribute_name(&mut self.attribute_ids, &name);
@@ -347,7 +370,7 @@ impl Store {
             id,
             what: UpdateKind::AttributeAdded { name, value },
         });
-        Ok(self.attribute_json(&attribute))
+        Ok(self.attribute_json(&attribute, true))
     }
 
     /// `PUT /api/<collection>/{id}/attributes/{attribute_value_id}` with
@@ -390,7 +413,7 @@ impl Store {
                 to: value,
             },
         });
-        Ok(self.attribute_json(&attribute))
+        Ok(self.attribute_json(&attribute, true))
     }
 
     /// `DELETE /api/<collection>/{id}/attributes/{attribute_value_id}`.
@@ -452,14 +475,20 @@ impl Store {
         self.attribute_ids.get(name).copied().unwrap_or(0)
     }
 
-    fn attribute_json(&self, attribute: &StoredAttribute) -> Value {
-        json!({
+    /// One attribute value; its sources only when `with_sources`
+    /// (`with=attributes.sources`; the answers of the attribute writes
+    /// always carry them).
+    fn attribute_json(&self, attribute: &StoredAttribute, with_sources: bool) -> Value {
+        let mut json = json!({
             "id": attribute.id,
             "attribute_id": self.attribute_id(&attribute.name),
             "name": attribute.name,
             "value": attribute.value,
-            "sources": names_json(&attribute.sources),
-        })
+        });
+        if with_sources {
+            json["sources"] = names_json(&attribute.sources);
+        }
+        json
     }
 
     /// The object as `GET /api/<collection>/{id}?with=...` would show it.
@@ -470,13 +499,17 @@ impl Store {
             "description": object.description,
         });
         if with.sources {
-            full["sources"] = names_json(&object.sources);
+            full["sources"] = object
+                .sources
+                .iter()
+                .map(|source| json!({ "name": source.name, "created_at": source.created_at }))
+                .collect();
         }
         if with.attributes {
             full["attributes"] = object
                 .attributes
                 .iter()
-                .map(|attribute| self.attribute_json(attribute))
+                .map(|attribute| self.attribute_json(attribute, with.attribute_sources))
                 .collect();
         }
         decorate(&mut full, object, with);
@@ -667,7 +700,7 @@ impl Store {
         if item.description.is_some() {
             object.description = item.description;
         }
-        merge_names(&mut object.sources, item.sources);
+        attach_sources(&mut object.sources, item.sources, OffsetDateTime::now_utc());
         for mut attribute in item.attributes {
             match object
                 .attributes
@@ -716,11 +749,22 @@ fn identity_key(collection: &str, item: &ConsumeItem) -> String {
 }
 
 fn is_threatq_date(text: &str) -> bool {
+    parse_threatq_date(text).is_some()
+}
+
+fn parse_threatq_date(text: &str) -> Option<PrimitiveDateTime> {
     PrimitiveDateTime::parse(
         text,
         format_description!("[year]-[month]-[day] [hour]:[minute]:[second]"),
     )
-    .is_ok()
+    .ok()
+}
+
+fn format_threatq_date(at: PrimitiveDateTime) -> String {
+    at.format(format_description!(
+        "[year]-[month]-[day] [hour]:[minute]:[second]"
+    ))
+    .unwrap_or_default()
 }
 
 /// Reads `type`/`status` given as `{"name": ..}`, a bare name, or `<key>_id`.
@@ -908,6 +952,34 @@ fn parse_attributes(
     parsed
 }
 
+/// Attaches the `incoming` source names `held` lacks, each with its
+/// `created_at`: the wall-clock second `now`, or one second after the
+/// latest source already held when that is not earlier. ThreatQ records the
+/// second a source was attached, and two feeds may well share one; the
+/// simulator keeps an object's sources strictly in time order instead, so
+/// a test can tell which source came first without waiting a second
+/// between feeds (the client's rule for equal times is unit-tested on its
+/// own, in `threatq-client`).
+fn attach_sources(held: &mut Vec<StoredSource>, incoming: Vec<String>, now: OffsetDateTime) {
+    let now = now.replace_nanosecond(0).unwrap_or(now);
+    let now = PrimitiveDateTime::new(now.date(), now.time());
+    for name in incoming {
+        if held.iter().any(|source| source.name == name) {
+            continue;
+        }
+        let after_latest = held
+            .iter()
+            .filter_map(|source| parse_threatq_date(&source.created_at))
+            .max()
+            .map(|latest| latest + Duration::seconds(1));
+        let at = after_latest.map_or(now, |after| after.max(now));
+        held.push(StoredSource {
+            name,
+            created_at: format_threatq_date(at),
+        });
+    }
+}
+
 fn merge_names(held: &mut Vec<String>, incoming: Vec<String>) {
     for name in incoming {
         if !held.contains(&name) {
@@ -972,6 +1044,8 @@ fn decorate(target: &mut Value, object: &StoredObject, with: With) {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct With {
     attributes: bool,
+    /// `attributes.sources`: each attribute value with its sources.
+    attribute_sources: bool,
     sources: bool,
     status: bool,
     type_: bool,
@@ -983,13 +1057,16 @@ impl With {
     /// ThreatQ answers base fields only then.)
     pub const ALL: With = With {
         attributes: true,
+        attribute_sources: true,
         sources: true,
         status: true,
         type_: true,
     };
 
     /// `with=attributes,status,type`: exactly the named relations (names
-    /// the simulator does not serve are ignored); `None`: [`With::ALL`].
+    /// the simulator does not serve are ignored); a nested one,
+    /// `attributes.sources`, also loads its parent, as Laravel's eager
+    /// loading does; `None`: [`With::ALL`].
     pub fn parse(list: Option<&str>) -> With {
         let Some(list) = list else {
             return With::ALL;
@@ -1000,7 +1077,8 @@ impl With {
             .collect();
         let has = |name: &str| named.iter().any(|named| named == name);
         With {
-            attributes: has("attributes"),
+            attributes: has("attributes") || has("attributes.sources"),
+            attribute_sources: has("attributes.sources"),
             sources: has("sources"),
             status: has("status"),
             type_: has("type"),

@@ -295,6 +295,10 @@ async fn lookups_honour_with_and_every_attribute_value_has_its_own_id() {
     assert_ne!(attributes[0]["attribute_id"], attributes[2]["attribute_id"]);
     assert_eq!(attributes[0]["name"], "Threat Status");
     assert_eq!(attributes[0]["value"], "active");
+    assert!(
+        attributes[0].get("sources").is_none(),
+        "attribute sources only with attributes.sources: {entry}"
+    );
 
     // Only what `with` names; without `with`, everything as before.
     let (_, bare) = session
@@ -524,4 +528,107 @@ async fn an_analysts_status_change_is_stored_but_not_an_update() {
     );
     assert!(session.sim.updates().is_empty());
     assert!(session.sim.requests().is_empty());
+}
+
+#[tokio::test]
+async fn sources_come_with_their_time_and_attribute_sources_with_attributes_sources() {
+    let session = Session::start().await;
+    // Another feed makes the indicator, with its own Threat Status; then
+    // the connector sends the same indicator and the same pair.
+    session
+        .sim
+        .consume(
+            "indicators",
+            &json!([{
+                "value": "https://g.example/",
+                "type": { "name": "URL" },
+                "attributes": [{ "name": "Threat Status", "value": "active",
+                                 "sources": [{ "name": "Other Feed" }] }],
+                "sources": [{ "name": "Other Feed" }],
+            }]),
+        )
+        .expect("the other feed's consume");
+    assert!(
+        session
+            .sim
+            .requests()
+            .iter()
+            .all(|r| r.path == "/api/token"),
+        "a direct consume is not a request"
+    );
+    let ours = json!([{
+        "value": "https://g.example/",
+        "type": { "name": "URL" },
+        "attributes": [
+            { "name": "Threat Status", "value": "active", "sources": [{ "name": "Proofpoint TAP" }] },
+            { "name": "Threat Status", "value": "stale", "sources": [{ "name": "Proofpoint TAP" }] },
+        ],
+        "sources": [{ "name": "Proofpoint TAP" }],
+    }]);
+    let (status, answer) = session
+        .send(Method::POST, "/api/indicators/consume", Some(ours.clone()))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    let id = answer["data"][0]["id"].as_u64().expect("id");
+
+    let (status, found) = session
+        .send(
+            Method::GET,
+            "/api/indicators?value=https%3A%2F%2Fg.example%2F&with=attributes.sources,sources",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let entry = &found["data"][0];
+    assert_eq!(entry["id"], id);
+    let sources = entry["sources"].as_array().expect("sources");
+    let names: Vec<&str> = sources
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Other Feed", "Proofpoint TAP"]);
+    let times: Vec<&str> = sources
+        .iter()
+        .map(|s| s["created_at"].as_str().unwrap())
+        .collect();
+    assert!(
+        times
+            .iter()
+            .all(|t| t.len() == 19 && t.as_bytes()[10] == b' '),
+        "ThreatQ's date form: {times:?}"
+    );
+    assert!(
+        times[0] < times[1],
+        "the first source is the earlier: {times:?}"
+    );
+
+    // `attributes.sources` loads the attributes too, each with its sources:
+    // the pair both sent holds both.
+    let attributes = entry["attributes"].as_array().expect("attributes");
+    let active = attributes
+        .iter()
+        .find(|a| a["name"] == "Threat Status" && a["value"] == "active")
+        .expect("the shared value");
+    assert_eq!(
+        active["sources"],
+        json!([{ "name": "Other Feed" }, { "name": "Proofpoint TAP" }])
+    );
+    let stale = attributes
+        .iter()
+        .find(|a| a["value"] == "stale")
+        .expect("the connector's own value");
+    assert_eq!(stale["sources"], json!([{ "name": "Proofpoint TAP" }]));
+
+    let stored = session.sim.snapshot();
+    let stored = stored.find("indicators", "https://g.example/").unwrap();
+    assert_eq!(stored.sources, ["Other Feed", "Proofpoint TAP"]);
+    assert_eq!(stored.sources[0].created_at, times[0]);
+    // Sending a source again keeps its first time.
+    let (status, _) = session
+        .send(Method::POST, "/api/indicators/consume", Some(ours))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let again = session.sim.snapshot();
+    let again = again.find("indicators", "https://g.example/").unwrap();
+    assert_eq!(again.sources, stored.sources);
 }

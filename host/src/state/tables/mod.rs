@@ -17,8 +17,9 @@
 //! - [`enrichment`]: when each campaign and threat was last enriched (the
 //!   ledger), and what an allowance could not cover (the queue) ("The
 //!   enrichment ledger and queue");
-//! - [`verdicts`]: the last verdict applied to each indicator
-//!   (docs/mapping.md, "Verdict changes").
+//! - [`verdicts`]: TAP's latest verdict on each indicator, applied or
+//!   waiting, and the status applying it set (docs/mapping.md, "Verdict
+//!   changes").
 //!
 //! The per-row statements of a commit are `prepare_cached`: a first run's
 //! window writes thousands of sent keys and message-index rows, and
@@ -59,6 +60,8 @@ pub(super) const SCHEMA_V1: [&str; 5] = [
 /// What schema version 2 adds: the tables that span windows and runs.
 pub(super) const SCHEMA_V2: [&str; 3] =
     [message_index::SCHEMA, enrichment::SCHEMA, verdicts::SCHEMA];
+/// What schema version 3 adds: the verdicts' time and the status they set.
+pub(super) const SCHEMA_V3: [&str; 1] = [verdicts::SCHEMA_V3];
 
 /// Everything one window or one replay settles, written in one transaction.
 #[derive(Debug, Clone, Default)]
@@ -90,7 +93,7 @@ pub struct Commit {
     /// Enrichment queue: (kind, id) needed but not fetched, deferred to
     /// later calls.
     pub deferred: Vec<(Enriched, String)>,
-    /// Verdicts applied (or refused, with the reason).
+    /// Verdicts applied, or waiting with the reason.
     pub verdicts: Vec<VerdictRow>,
 }
 

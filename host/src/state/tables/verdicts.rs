@@ -1,8 +1,9 @@
-//! `verdicts`: the last verdict applied to each indicator, so a verdict is
-//! applied once, and one ThreatQ refused is tried again by every run
-//! (docs/mapping.md, "Verdict changes").
+//! `verdicts`: TAP's latest verdict on each indicator, applied or waiting,
+//! with what applying it did to the indicator's status, so a verdict is
+//! applied once, a later one replaces it, and one not yet applied is tried
+//! again by the next run (docs/mapping.md, "Verdict changes").
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use anyhow::Result;
 use rusqlite::{Connection, Row, Transaction, params};
@@ -20,57 +21,98 @@ CREATE TABLE verdicts (
 );
 ";
 
-/// A verdict as the store keeps it.
+/// What schema version 3 adds: when TAP gave the verdict, so an older word
+/// never replaces a newer one (0 for rows written before: any verdict is
+/// later), and the status this connector set on the indicator for it
+/// (unknown, so none, for rows written before).
+pub(in crate::state) const SCHEMA_V3: &str = "
+ALTER TABLE verdicts ADD COLUMN verdict_ms INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE verdicts ADD COLUMN status_set TEXT;
+";
+
+/// A verdict as the store keeps it: TAP's latest on the indicator.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerdictRow {
     pub indicator_type: String,
     pub indicator_value: String,
     pub threat_id: String,
-    /// `cleared` or `falsePositive`, as TAP spells it.
+    /// `active`, `cleared` or `falsePositive`, as TAP spells it.
     pub status: String,
-    /// ThreatQ's refusal, when the verdict could not be applied; such a
-    /// verdict is tried again by later runs.
+    /// When TAP gave it (Unix ms: the threat's `threatTime`).
+    pub verdict_ms: i64,
+    /// The status this connector moved the indicator to for a false
+    /// positive and has not moved back: when TAP calls the threat active or
+    /// cleared again, an indicator that still has it returns to the
+    /// connector's own status.
+    pub status_set: Option<String>,
+    /// Why the verdict is not applied yet (ThreatQ's refusal, an answer we
+    /// cannot read, a dead letter not yet delivered, the run's deadline);
+    /// such a verdict is tried again by later runs.
     pub error: Option<String>,
 }
 
-/// Reads the columns of [`pending`]'s `SELECT`, in its order.
+const COLUMNS: &str =
+    "indicator_type, indicator_value, threat_id, status, verdict_ms, status_set, last_error";
+
+/// Reads the [`COLUMNS`] of a `SELECT`, in their order.
 fn verdict_row(row: &Row<'_>) -> rusqlite::Result<VerdictRow> {
     Ok(VerdictRow {
         indicator_type: row.get(0)?,
         indicator_value: row.get(1)?,
         threat_id: row.get(2)?,
         status: row.get(3)?,
-        error: row.get(4)?,
+        verdict_ms: row.get(4)?,
+        status_set: row.get(5)?,
+        error: row.get(6)?,
     })
 }
 
-/// The status last applied to each of these indicators, by (type, value).
-pub(in crate::state) fn applied(
+/// The latest verdict held for each of these indicators, applied or not,
+/// by (type, value).
+pub(in crate::state) fn latest(
     conn: &Connection,
     indicators: &[(&str, &str)],
-) -> Result<HashMap<(String, String), String>> {
-    let mut statement = conn.prepare(
-        "SELECT status FROM verdicts
-         WHERE indicator_type = ?1 AND indicator_value = ?2 AND applied_ms IS NOT NULL",
-    )?;
-    let mut applied = HashMap::new();
+) -> Result<HashMap<(String, String), VerdictRow>> {
+    let mut statement = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM verdicts WHERE indicator_type = ?1 AND indicator_value = ?2"
+    ))?;
+    let mut latest = HashMap::new();
     for (type_name, value) in indicators {
-        let mut rows = statement.query(params![type_name, value])?;
-        if let Some(row) = rows.next()? {
-            applied.insert(((*type_name).to_owned(), (*value).to_owned()), row.get(0)?);
+        let mut rows = statement.query_map(params![type_name, value], verdict_row)?;
+        if let Some(row) = rows.next() {
+            latest.insert(((*type_name).to_owned(), (*value).to_owned()), row?);
         }
     }
-    Ok(applied)
+    Ok(latest)
 }
 
-/// Verdicts ThreatQ refused earlier, oldest first.
+/// Verdicts not applied yet, oldest first.
 pub(in crate::state) fn pending(conn: &Connection) -> Result<Vec<VerdictRow>> {
-    let mut statement = conn.prepare(
-        "SELECT indicator_type, indicator_value, threat_id, status, last_error FROM verdicts
-         WHERE applied_ms IS NULL ORDER BY seen_ms",
-    )?;
+    let mut statement = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM verdicts WHERE applied_ms IS NULL ORDER BY seen_ms"
+    ))?;
     let rows = statement.query_map([], verdict_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Which of these indicator identities (as `dead_letters.identity` holds
+/// an indicator: `<value> (<type>)`) are dead letters: a verdict for one
+/// waits until the letter is delivered.
+pub(in crate::state) fn dead_lettered(
+    conn: &Connection,
+    identities: &[String],
+) -> Result<HashSet<String>> {
+    let mut statement = conn.prepare(
+        "SELECT 1 FROM dead_letters
+         WHERE collection = 'indicators' AND identity = ?1 AND relations_only = 0",
+    )?;
+    let mut held = HashSet::new();
+    for identity in identities {
+        if statement.exists(params![identity])? {
+            held.insert(identity.clone());
+        }
+    }
+    Ok(held)
 }
 
 /// How many verdicts wait to be applied.
@@ -82,7 +124,7 @@ pub(in crate::state) fn count_pending(conn: &Connection) -> rusqlite::Result<u64
     )
 }
 
-/// The commit's share: each verdict applied (or refused, with the reason)
+/// The commit's share: each verdict (applied, or waiting with the reason)
 /// replaces the indicator's last one.
 pub(in crate::state) fn write(
     tx: &Transaction<'_>,
@@ -93,11 +135,12 @@ pub(in crate::state) fn write(
         let applied = v.error.is_none().then_some(at_ms);
         tx.prepare_cached(
             "INSERT INTO verdicts (indicator_type, indicator_value, threat_id, status, seen_ms,
-                                   applied_ms, last_error)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                                   applied_ms, last_error, verdict_ms, status_set)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
              ON CONFLICT (indicator_type, indicator_value) DO UPDATE SET
                  threat_id = excluded.threat_id, status = excluded.status,
-                 applied_ms = excluded.applied_ms, last_error = excluded.last_error",
+                 applied_ms = excluded.applied_ms, last_error = excluded.last_error,
+                 verdict_ms = excluded.verdict_ms, status_set = excluded.status_set",
         )?
         .execute(params![
             v.indicator_type,
@@ -106,7 +149,9 @@ pub(in crate::state) fn write(
             v.status,
             at_ms,
             applied,
-            v.error
+            v.error,
+            v.verdict_ms,
+            v.status_set,
         ])?;
     }
     Ok(())
@@ -118,45 +163,74 @@ mod tests {
     use crate::state::{Commit, Store};
     use time::macros::datetime;
 
-    #[test]
-    fn verdicts_are_remembered_once_applied_and_kept_pending_when_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let t = datetime!(2026-11-28 12:00:00 UTC);
-        let row = |value: &str, status: &str, error: Option<&str>| VerdictRow {
+    fn row(value: &str, status: &str, verdict_ms: i64, error: Option<&str>) -> VerdictRow {
+        VerdictRow {
             indicator_type: "URL".into(),
             indicator_value: value.into(),
             threat_id: "t".into(),
             status: status.into(),
+            verdict_ms,
+            status_set: None,
             error: error.map(str::to_owned),
-        };
+        }
+    }
+
+    #[test]
+    fn the_latest_verdict_per_indicator_is_kept_applied_or_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = datetime!(2026-11-28 12:00:00 UTC);
         let mut store = Store::open(dir.path()).unwrap();
+        let whitelisted = VerdictRow {
+            status_set: Some("Whitelisted".into()),
+            ..row("http://a/", "falsePositive", 10, None)
+        };
         store
             .commit(
                 &Commit {
                     verdicts: vec![
-                        row("http://a/", "falsePositive", None),
-                        row("http://b/", "cleared", Some("HTTP 422: no")),
+                        whitelisted.clone(),
+                        row("http://b/", "cleared", 20, Some("HTTP 422: no")),
                     ],
                     ..Commit::default()
                 },
                 t,
             )
             .unwrap();
-        let applied = store
-            .applied_verdicts(&[("URL", "http://a/"), ("URL", "http://b/")])
+        let latest = store
+            .latest_verdicts(&[
+                ("URL", "http://a/"),
+                ("URL", "http://b/"),
+                ("URL", "http://c/"),
+            ])
             .unwrap();
-        assert_eq!(applied.len(), 1);
+        assert_eq!(latest.len(), 2);
+        let key = |value: &str| ("URL".to_owned(), value.to_owned());
+        assert_eq!(latest[&key("http://a/")], whitelisted);
         assert_eq!(
-            applied
-                .get(&("URL".to_owned(), "http://a/".to_owned()))
-                .map(String::as_str),
-            Some("falsePositive")
+            latest[&key("http://b/")],
+            row("http://b/", "cleared", 20, Some("HTTP 422: no"))
         );
         assert_eq!(
             store.pending_verdicts().unwrap(),
-            [row("http://b/", "cleared", Some("HTTP 422: no"))]
+            [row("http://b/", "cleared", 20, Some("HTTP 422: no"))]
         );
         assert_eq!(store.state().pending_verdicts, 1);
+
+        // A later verdict replaces the row, status set and all.
+        store
+            .commit(
+                &Commit {
+                    verdicts: vec![row("http://a/", "active", 30, None)],
+                    ..Commit::default()
+                },
+                t,
+            )
+            .unwrap();
+        let latest = store.latest_verdicts(&[("URL", "http://a/")]).unwrap();
+        assert_eq!(
+            latest[&key("http://a/")],
+            row("http://a/", "active", 30, None)
+        );
         drop(store);
         assert_eq!(Store::open(dir.path()).unwrap().state().pending_verdicts, 1);
     }
