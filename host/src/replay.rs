@@ -13,12 +13,13 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Result;
+use time::OffsetDateTime;
 use tracing::warn;
 
 use crate::cli::ReplayArgs;
 use crate::logging::escape_controls as shown;
 use crate::report::rfc3339;
-use crate::run::FailureKind;
+use crate::run::{FailureKind, RetryLimits};
 use crate::state::{Entry, LockAttempt, RunLock, Store};
 
 /// Longest excerpt of a quarantined record's raw JSON in the listing.
@@ -38,13 +39,17 @@ pub fn list_or_discard(config_dir: &Path, args: &ReplayArgs) -> ExitCode {
     }
 }
 
-/// The listing: one block per entry, dead letters first.
+/// The listing: one block per entry, dead letters first, then the
+/// quarantined records and the verdicts that wait. What has passed the
+/// retry limits (`[run] retry_max_attempts`, `retry_max_age_days`) is
+/// marked: scheduled runs no longer try it, `replay` does.
 pub fn list(config_dir: &Path) -> Result<String> {
     let store = Store::open(config_dir)?;
     let letters = store.dead_letters()?;
     let quarantined = store.quarantined()?;
+    let verdicts = store.pending_verdicts()?;
     let mut out = String::new();
-    if letters.is_empty() && quarantined.is_empty() {
+    if letters.is_empty() && quarantined.is_empty() && verdicts.is_empty() {
         let _ = writeln!(
             out,
             "nothing undelivered in {}: every object reached ThreatQ",
@@ -52,11 +57,37 @@ pub fn list(config_dir: &Path) -> Result<String> {
         );
         return Ok(out);
     }
+    // The listing is for when something is wrong, the config maybe too:
+    // it still lists, against the default limits, and says so.
+    let limits = match crate::config::load(config_dir) {
+        Ok(Some(config)) => RetryLimits::of(&config.run),
+        Ok(None) | Err(_) => {
+            let _ = writeln!(
+                out,
+                "(the config in {} could not be read; the retry limits below are the defaults)",
+                config_dir.display()
+            );
+            RetryLimits::default()
+        }
+    };
+    let now = OffsetDateTime::now_utc();
+    let parked = |attempts: u32, since: OffsetDateTime| {
+        if limits.passed(attempts, since, now) {
+            format!(
+                "\n    PAST THE RETRY LIMITS ({} attempts or {} days): scheduled runs no longer try it; `replay` does",
+                limits.max_attempts,
+                limits.max_age.whole_days()
+            )
+        } else {
+            String::new()
+        }
+    };
     let _ = writeln!(
         out,
-        "{} dead letters (objects ThreatQ refused) and {} quarantined TAP records in {}",
+        "{} dead letters (objects ThreatQ refused), {} quarantined TAP records and {} waiting verdicts in {}",
         letters.len(),
         quarantined.len(),
+        verdicts.len(),
         store.path().display()
     );
     for letter in &letters {
@@ -70,7 +101,7 @@ pub fn list(config_dir: &Path) -> Result<String> {
         };
         let _ = writeln!(
             out,
-            "{}  {} '{}': ThreatQ refused {what} ({status}): {}\n    window {}, first refused {}, tried {} times, last {}; {} objects and {} relations to send",
+            "{}  {} '{}': ThreatQ refused {what} ({status}): {}\n    window {}, first refused {}, tried {} times, last {}; {} objects and {} relations to send{}",
             Entry::DeadLetter(letter.id),
             letter.collection,
             shown(&letter.identity),
@@ -81,6 +112,7 @@ pub fn list(config_dir: &Path) -> Result<String> {
             rfc3339(letter.last_tried),
             letter.batch.objects.len(),
             letter.batch.relations.len(),
+            parked(letter.attempts, letter.first_refused),
         );
     }
     for record in &quarantined {
@@ -102,6 +134,21 @@ pub fn list(config_dir: &Path) -> Result<String> {
             rfc3339(record.first_seen),
             record.attempts,
             record.version,
+        );
+    }
+    for verdict in &verdicts {
+        let since = verdict.waiting_since.unwrap_or(now);
+        let _ = writeln!(
+            out,
+            "verdict  {} '{}': TAP calls it {} (threat {}); waits: {}\n    waiting since {}, tried {} times{}",
+            shown(&verdict.indicator_type),
+            shown(&verdict.indicator_value),
+            shown(&verdict.status),
+            shown(&verdict.threat_id),
+            shown(verdict.error.as_deref().unwrap_or("")),
+            rfc3339(since),
+            verdict.attempts,
+            parked(verdict.attempts, since),
         );
     }
     let _ = writeln!(

@@ -496,6 +496,87 @@ async fn ten_urls_a_waf_always_refuses_do_not_stop_later_runs_from_delivering() 
     assert_eq!(spearphish_titles_containing(&world, "waf-blocked"), 0);
 }
 
+/// Issue item 3: a dead letter refused as often as `[run]
+/// retry_max_attempts` allows is no longer sent by scheduled runs; it is
+/// kept, still makes the run exit 11, is listed as past the limits, and
+/// `replay` sends it.
+#[tokio::test]
+async fn a_dead_letter_past_its_retry_limit_is_kept_listed_and_left_to_replay() {
+    let world = World::start().await;
+    world.write_config(true, "\n[run]\nretry_max_attempts = 2\n");
+    let t = now();
+    world
+        .tap
+        .add_message(
+            MessageKind::Delivered,
+            message(
+                "always-blocked",
+                t - Duration::hours(3),
+                t - Duration::hours(3),
+            ),
+        )
+        .unwrap();
+    world
+        .threatq
+        .faults()
+        .refuse_bodies_containing("always-blocked", 403);
+    let attempts = |world: &World| {
+        tq_conn::state::Store::open(world.config_dir())
+            .unwrap()
+            .dead_letters()
+            .unwrap()
+            .iter()
+            .map(|letter| letter.attempts)
+            .max()
+    };
+    let refused_bodies = |world: &World| {
+        world
+            .threatq
+            .requests()
+            .iter()
+            .filter(|r| String::from_utf8_lossy(&r.body).contains("always-blocked"))
+            .count()
+    };
+
+    // Refused in its window, then once more by the next run's replay.
+    for hours_ago in [2, 1] {
+        let failure = failed(world.run_at(t - Duration::hours(hours_ago)).await);
+        assert_eq!(
+            failure.kind,
+            FailureKind::Undelivered,
+            "{:#}",
+            failure.error
+        );
+    }
+    assert_eq!(attempts(&world), Some(2));
+    let listing = tq_conn::replay::list(world.config_dir()).unwrap();
+    assert!(listing.contains("PAST THE RETRY LIMITS"), "{listing}");
+
+    // The third run no longer sends it, and still says it is undelivered.
+    let before = refused_bodies(&world);
+    let failure = failed(world.run_at(t).await);
+    assert_eq!(
+        failure.kind,
+        FailureKind::Undelivered,
+        "{:#}",
+        failure.error
+    );
+    assert_eq!(refused_bodies(&world), before, "a parked letter was sent");
+    assert_eq!(attempts(&world), Some(2), "kept as it was");
+
+    // `replay` sends it, whatever its attempts, once the firewall lets it by.
+    world.threatq.faults().clear();
+    let mut replay = world.options(t);
+    replay.mode = tq_conn::run::RunMode::Replay;
+    let outcome = tq_conn::run::run(&replay).await;
+    assert!(
+        matches!(outcome, Ok(RunOutcome::Completed(_))),
+        "{outcome:?}"
+    );
+    assert_eq!(attempts(&world), None);
+    assert_eq!(spearphish_titles_containing(&world, "always-blocked"), 1);
+}
+
 #[tokio::test]
 async fn wrong_tap_secret_stops_with_a_credentials_error_and_no_checkpoint() {
     let mut world = World::start().await;

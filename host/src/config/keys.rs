@@ -473,19 +473,20 @@ declare! {
     RUN_THREATQ_REQUEST_TIMEOUT_SECONDS: Number =
         Key::new(Run, "threatq_request_timeout_seconds", Number::new(300, 5, 3600))
             .help("one ThreatQ request, retried after it ({range})");
-    /// A dead letter ThreatQ refused this many times (a run an hour: three
-    /// days) is not bad luck: scheduled runs stop sending it, so a body a
-    /// firewall always refuses cannot cost every run its requests; it stays
-    /// in the store, undelivered, until the operator's `replay`.
-    RUN_DEAD_LETTER_MAX_ATTEMPTS: Number =
-        Key::new(Run, "dead_letter_max_attempts", Number::new(72, 1, 10_000))
-            .help("scheduled runs stop sending a dead letter refused this often ({range}); `replay` still does");
+    /// What earlier runs left undelivered (a dead letter, a verdict that
+    /// waits) and was tried this many times (a run an hour: three days) is
+    /// not bad luck: scheduled runs stop trying it, so a body a firewall
+    /// always refuses cannot cost every run its requests; it stays in the
+    /// store, undelivered and listed, until the operator's `replay`.
+    RUN_RETRY_MAX_ATTEMPTS: Number =
+        Key::new(Run, "retry_max_attempts", Number::new(72, 1, 10_000))
+            .help("scheduled runs stop retrying a dead letter or waiting verdict tried this often ({range}); `replay` still does");
     /// Past TAP's 7 days of history the data cannot be fetched again
-    /// either; a letter this old waits for the operator, like one refused
-    /// too often.
-    RUN_DEAD_LETTER_MAX_AGE_DAYS: Number =
-        Key::new(Run, "dead_letter_max_age_days", Number::new(7, 1, 365))
-            .help("nor one first refused this many days ago ({range}); both are kept and listed");
+    /// either; what waits this long waits for the operator, like what was
+    /// tried too often.
+    RUN_RETRY_MAX_AGE_DAYS: Number =
+        Key::new(Run, "retry_max_age_days", Number::new(7, 1, 365))
+            .help("nor one waiting this many days ({range}); both are kept and listed by `replay --list`");
 }
 
 /// The keys of `section`, in the file's order.

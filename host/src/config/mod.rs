@@ -218,8 +218,8 @@ mod tests {
                 tap_response_mib: Some(256),
                 tap_request_timeout_seconds: Some(120),
                 threatq_request_timeout_seconds: Some(300),
-                dead_letter_max_attempts: Some(72),
-                dead_letter_max_age_days: Some(7),
+                retry_max_attempts: Some(72),
+                retry_max_age_days: Some(7),
             },
         }
     }

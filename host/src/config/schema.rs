@@ -36,9 +36,9 @@ pub struct RunSection {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub threatq_request_timeout_seconds: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub dead_letter_max_attempts: Option<u32>,
+    pub retry_max_attempts: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub dead_letter_max_age_days: Option<u32>,
+    pub retry_max_age_days: Option<u32>,
 }
 
 impl RunSection {

@@ -9,12 +9,11 @@ use tap_runtime::Limits;
 
 use super::options::RunOptions;
 use super::outcome::{FailureKind, Position, Stop};
-use crate::config::Config;
 use crate::config::keys::{
-    RUN_DEAD_LETTER_MAX_AGE_DAYS, RUN_DEAD_LETTER_MAX_ATTEMPTS, RUN_DEADLINE_MINUTES,
-    RUN_MEMORY_MIB, RUN_TAP_REQUEST_TIMEOUT_SECONDS, RUN_TAP_RESPONSE_MIB,
-    RUN_THREATQ_REQUEST_TIMEOUT_SECONDS,
+    RUN_DEADLINE_MINUTES, RUN_MEMORY_MIB, RUN_RETRY_MAX_AGE_DAYS, RUN_RETRY_MAX_ATTEMPTS,
+    RUN_TAP_REQUEST_TIMEOUT_SECONDS, RUN_TAP_RESPONSE_MIB, RUN_THREATQ_REQUEST_TIMEOUT_SECONDS,
 };
+use crate::config::{Config, RunSection};
 
 const MIB: usize = 1024 * 1024;
 // The defaults are the `[run]` keys' (config/keys.rs, where each says why).
@@ -35,28 +34,48 @@ pub(super) struct Bounds {
     pub tap_max_response_bytes: usize,
     pub tap_request_timeout: StdDuration,
     pub threatq_request_timeout: StdDuration,
-    pub dead_letters: DeadLetterLimits,
+    pub retry: RetryLimits,
 }
 
-/// When scheduled runs stop sending a dead letter again (docs/sync.md,
-/// "Nothing refused is lost"): it stays in the store, undelivered and
-/// listed, for the operator's `replay`.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct DeadLetterLimits {
+/// When scheduled runs stop retrying what earlier runs left undelivered, a
+/// dead letter or a waiting verdict (docs/sync.md, "Nothing refused is
+/// lost"): it stays in the store, undelivered and listed, for the
+/// operator's `replay`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryLimits {
     pub max_attempts: u32,
     pub max_age: time::Duration,
 }
 
-impl DeadLetterLimits {
-    /// Whether a letter refused `attempts` times, first at `first_refused`,
-    /// is past the limits at `now`.
+impl RetryLimits {
+    /// The limits `[run]` sets, or their defaults.
+    pub fn of(run: &RunSection) -> RetryLimits {
+        RetryLimits {
+            max_attempts: run
+                .retry_max_attempts
+                .unwrap_or(RUN_RETRY_MAX_ATTEMPTS.value.default),
+            max_age: time::Duration::days(i64::from(
+                run.retry_max_age_days
+                    .unwrap_or(RUN_RETRY_MAX_AGE_DAYS.value.default),
+            )),
+        }
+    }
+
+    /// Whether an entry tried `attempts` times, waiting since `since`, is
+    /// past the limits at `now`.
     pub fn passed(
         &self,
         attempts: u32,
-        first_refused: time::OffsetDateTime,
+        since: time::OffsetDateTime,
         now: time::OffsetDateTime,
     ) -> bool {
-        attempts >= self.max_attempts || now - first_refused >= self.max_age
+        attempts >= self.max_attempts || now - since >= self.max_age
+    }
+}
+
+impl Default for RetryLimits {
+    fn default() -> Self {
+        RetryLimits::of(&RunSection::default())
     }
 }
 
@@ -82,15 +101,7 @@ impl Bounds {
             threatq_request_timeout: run
                 .threatq_request_timeout_seconds
                 .map_or(THREATQ_REQUEST_TIMEOUT, seconds),
-            dead_letters: DeadLetterLimits {
-                max_attempts: run
-                    .dead_letter_max_attempts
-                    .unwrap_or(RUN_DEAD_LETTER_MAX_ATTEMPTS.value.default),
-                max_age: time::Duration::days(i64::from(
-                    run.dead_letter_max_age_days
-                        .unwrap_or(RUN_DEAD_LETTER_MAX_AGE_DAYS.value.default),
-                )),
-            },
+            retry: RetryLimits::of(run),
         }
     }
 }
@@ -208,5 +219,32 @@ pub(super) fn human(duration: StdDuration) -> String {
         format!("{} minutes", secs / 60)
     } else {
         format!("{secs} s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn an_entry_passes_its_retry_limits_by_attempts_or_by_age() {
+        let limits = RetryLimits::of(&RunSection {
+            retry_max_attempts: Some(3),
+            retry_max_age_days: Some(2),
+            ..RunSection::default()
+        });
+        let since = datetime!(2026-12-01 00:00 UTC);
+        let now = since + time::Duration::days(1);
+        assert!(!limits.passed(2, since, now));
+        assert!(limits.passed(3, since, now));
+        assert!(limits.passed(0, since, since + time::Duration::days(2)));
+        assert_eq!(
+            RetryLimits::default(),
+            RetryLimits {
+                max_attempts: 72,
+                max_age: time::Duration::days(7)
+            }
+        );
     }
 }

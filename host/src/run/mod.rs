@@ -44,6 +44,7 @@ use crate::state::{DeadLetter, Quarantined, VerdictRow};
 use deliver::Delivery;
 use enrichment::{EnrichedThisRun, EnrichmentSettings, Queue};
 use fetch::Attempt;
+pub use limits::RetryLimits;
 pub use options::{DEFAULT_RUN_DEADLINE, NetworkFlags, RunMode, RunOptions};
 pub use outcome::{FailureKind, RunFailure, RunOutcome};
 use outcome::{Position, Stop, describe};
@@ -56,11 +57,13 @@ pub const SOURCE_NAME: &str = "Proofpoint TAP";
 pub const CACHE_DIR_NAME: &str = "tq-conn-proofpoint-tap.cache";
 /// Record keys are kept this much longer than the overlap, for safety.
 const KEY_HORIZON_SLACK: Duration = Duration::minutes(10);
-/// Dead letters sent again per batch (each with its neighbours): bounded,
-/// so one chunk is one commit and a stop loses at most one chunk's work.
-const DEAD_LETTER_CHUNK: usize = 200;
-/// The share of the run deadline the dead letters may take before the
-/// windows; what is left over goes with the next run.
+/// Dead letters sent again per batch (each with its neighbours), and
+/// waiting verdicts applied per commit: bounded, so one chunk is one commit
+/// and a stop loses at most one chunk's work.
+const REPLAY_CHUNK: usize = 200;
+/// The share of the run deadline what earlier runs left (dead letters,
+/// waiting verdicts) may take before the windows; what is left over goes
+/// with the next run.
 const REPLAY_SHARE: f64 = 0.25;
 
 /// Runs the connector once against the config directory in `options`.
@@ -328,7 +331,7 @@ impl Pipeline<'_> {
             return Ok(());
         }
         let now = self.options.clock();
-        let limits = self.prepared.dead_letter_limits;
+        let limits = self.prepared.retry_limits;
         let (due, parked): (Vec<DeadLetter>, Vec<DeadLetter>) =
             letters.into_iter().partition(|letter| {
                 self.options.mode == RunMode::Replay
@@ -351,14 +354,8 @@ impl Pipeline<'_> {
             count = due.len(),
             "sending the dead letters of earlier runs again"
         );
-        for (sent, chunk) in due.chunks(DEAD_LETTER_CHUNK).enumerate() {
-            if self.options.mode == RunMode::Sync && self.prepared.deadline.past_share(REPLAY_SHARE)
-            {
-                warn!(
-                    left = due.len() - sent * DEAD_LETTER_CHUNK,
-                    "the dead letters' share of the run deadline is spent; the rest are sent by \
-                     the next run"
-                );
+        for (sent, chunk) in due.chunks(REPLAY_CHUNK).enumerate() {
+            if self.replay_share_spent(due.len() - sent * REPLAY_CHUNK, "dead letters") {
                 break;
             }
             let prepared = &self.prepared;
@@ -384,28 +381,70 @@ impl Pipeline<'_> {
         Ok(())
     }
 
-    /// Verdicts earlier runs left waiting, tried again.
+    /// Verdicts earlier runs left waiting, tried again in chunks, each
+    /// chunk committed at once, under the same limits and the same share
+    /// of the deadline as the dead letters.
     async fn replay_verdicts(&mut self) -> Result<(), Stop> {
         let pending = self
             .prepared
             .store
             .pending_verdicts()
             .map_err(Stop::from(FailureKind::Local))?;
-        if pending.is_empty() {
+        let now = self.options.clock();
+        let limits = self.prepared.retry_limits;
+        let (due, parked): (Vec<VerdictRow>, Vec<VerdictRow>) =
+            pending.into_iter().partition(|row| {
+                self.options.mode == RunMode::Replay
+                    || !limits.passed(row.attempts, row.waiting_since.unwrap_or(now), now)
+            });
+        if !parked.is_empty() {
+            warn!(
+                count = parked.len(),
+                max_attempts = limits.max_attempts,
+                max_age_days = limits.max_age.whole_days(),
+                "verdicts passed their retry limits: scheduled runs no longer apply them; they \
+                 stay in the state store, waiting. `tq-conn-proofpoint-tap replay --list` shows \
+                 them with the reason, `replay` applies them once the cause is fixed"
+            );
+        }
+        if due.is_empty() {
             return Ok(());
         }
         info!(
-            count = pending.len(),
+            count = due.len(),
             "applying TAP's verdicts earlier runs could not apply"
         );
-        let (settled, deadline_reached) = self
-            .apply_verdicts(Verdicts::Waiting(pending), &Delivery::default())
-            .await?;
-        self.commit(Settled::PendingVerdicts, Delivery::default(), settled)?;
-        if deadline_reached {
-            return Err(self.verdicts_stop("no window was fetched and the checkpoint is unchanged"));
+        for (done, chunk) in due.chunks(REPLAY_CHUNK).enumerate() {
+            if self.replay_share_spent(due.len() - done * REPLAY_CHUNK, "verdicts") {
+                break;
+            }
+            let (settled, deadline_reached) = self
+                .apply_verdicts(Verdicts::Waiting(chunk.to_vec()), &Delivery::default())
+                .await?;
+            self.commit(Settled::PendingVerdicts, Delivery::default(), settled)?;
+            if deadline_reached {
+                return Err(
+                    self.verdicts_stop("no window was fetched and the checkpoint is unchanged")
+                );
+            }
         }
         Ok(())
+    }
+
+    /// Whether a scheduled run has spent the share of its deadline that
+    /// what earlier runs left may take; `left` of `what` then wait for the
+    /// next run. `replay` has no windows to leave time for.
+    fn replay_share_spent(&self, left: usize, what: &str) -> bool {
+        let spent =
+            self.options.mode == RunMode::Sync && self.prepared.deadline.past_share(REPLAY_SHARE);
+        if spent {
+            warn!(
+                left,
+                "the share of the run deadline for what earlier runs left is spent; the other \
+                 {what} are tried by the next run"
+            );
+        }
+        spent
     }
 
     /// Quarantined records a newer version (or `replay`) may now map.

@@ -11,7 +11,7 @@ use time::{Duration, OffsetDateTime};
 use tracing::{debug, info, warn};
 
 use super::fetch::Sandbox;
-use super::limits::{Bounds, DeadLetterLimits, Deadline, human};
+use super::limits::{Bounds, Deadline, RetryLimits, human};
 use super::options::RunOptions;
 use super::outcome::{FailureKind, Stop};
 use super::verdicts::VerdictPolicy;
@@ -26,7 +26,7 @@ use crate::state::{LockAttempt, RunLock, Store};
 /// What the later steps run with.
 pub(super) struct Prepared {
     pub deadline: Deadline,
-    pub dead_letter_limits: DeadLetterLimits,
+    pub retry_limits: RetryLimits,
     pub threatq: Client,
     pub forward_options: ForwardOptions,
     pub tap: TapSettings,
@@ -131,7 +131,7 @@ pub(super) async fn prepare(options: &RunOptions) -> Result<Option<Prepared>, St
     };
     Ok(Some(Prepared {
         deadline,
-        dead_letter_limits: bounds.dead_letters,
+        retry_limits: bounds.retry,
         threatq,
         forward_options,
         tap,

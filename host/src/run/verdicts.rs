@@ -101,6 +101,8 @@ pub(super) fn due(
             verdict_ms: verdict.threat_time_ms,
             status_set: None,
             error: None,
+            attempts: 0,
+            waiting_since: None,
         };
         let key = (row.indicator_type.clone(), row.indicator_value.clone());
         match latest.get(&key) {
@@ -115,6 +117,12 @@ pub(super) fn due(
                 }
             }
             Some(held) if row.status == held.status && held.error.is_none() => {}
+            // The same word seen again while it waits keeps its count and
+            // its start, so the retry limits see it as one; a new word
+            // starts afresh.
+            Some(held) if row.status == held.status && row.verdict_ms == held.verdict_ms => {
+                jobs.push(Job::Apply(held.clone()));
+            }
             Some(held) => jobs.push(Job::Apply(VerdictRow {
                 status_set: held.status_set.clone(),
                 ..row
@@ -206,6 +214,7 @@ pub(super) async fn apply(
         } else {
             deadline.within(apply_one(threatq, policy, &row)).await
         };
+        let tried = outcome.is_some();
         match outcome {
             None => {
                 applied.deadline_reached = true;
@@ -267,6 +276,15 @@ pub(super) async fn apply(
                 refused_or_stop(Err(error), &row, &applied.tally)?;
                 row.error = Some(why);
             }
+        }
+        // What was tried and still waits counts toward the retry limits
+        // (`[run] retry_max_attempts`); what the deadline cut off was not
+        // tried.
+        if tried && row.error.is_some() {
+            row.attempts += 1;
+        } else if row.error.is_none() {
+            row.attempts = 0;
+            row.waiting_since = None;
         }
         applied.rows.push(row);
     }
@@ -501,6 +519,8 @@ mod tests {
             verdict_ms: at,
             status_set: None,
             error: None,
+            attempts: 0,
+            waiting_since: None,
         }
     }
 
@@ -607,6 +627,38 @@ mod tests {
             )
             .len(),
             1
+        );
+    }
+
+    /// The retry limits count one waiting word once: seen again in an
+    /// overlap, it keeps its attempts and its start; a new word starts
+    /// afresh.
+    #[test]
+    fn a_waiting_word_seen_again_keeps_its_attempts_and_a_new_word_starts_afresh() {
+        use VerdictStatus::*;
+        let since = time::macros::datetime!(2026-12-01 00:00 UTC);
+        let waiting = VerdictRow {
+            error: Some("HTTP 422".to_owned()),
+            attempts: 5,
+            waiting_since: Some(since),
+            ..row("http://waits/", "cleared", 100)
+        };
+        let latest = held(std::slice::from_ref(&waiting));
+        assert_eq!(
+            due(
+                &[verdict("http://waits/", Cleared, 100)],
+                &latest,
+                &Batch::default()
+            ),
+            [Job::Apply(waiting.clone())]
+        );
+        assert_eq!(
+            due(
+                &[verdict("http://waits/", FalsePositive, 200)],
+                &latest,
+                &Batch::default()
+            ),
+            [Job::Apply(row("http://waits/", FALSE_POSITIVE, 200))]
         );
     }
 

@@ -7,6 +7,9 @@ use std::collections::{HashMap, HashSet};
 
 use anyhow::Result;
 use rusqlite::{Connection, Row, Transaction, params};
+use time::OffsetDateTime;
+
+use crate::state::{from_unix_ms, unix_ms};
 
 pub(in crate::state) const SCHEMA: &str = "
 CREATE TABLE verdicts (
@@ -23,11 +26,15 @@ CREATE TABLE verdicts (
 
 /// What schema version 3 adds: when TAP gave the verdict, so an older word
 /// never replaces a newer one (0 for rows written before: any verdict is
-/// later), and the status this connector set on the indicator for it
-/// (unknown, so none, for rows written before).
+/// later), the status this connector set on the indicator for it
+/// (unknown, so none, for rows written before), and for a verdict that
+/// waits, how often it was tried and since when it waits, for the retry
+/// limits (`[run] retry_max_attempts`, `retry_max_age_days`).
 pub(in crate::state) const SCHEMA_V3: &str = "
 ALTER TABLE verdicts ADD COLUMN verdict_ms INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE verdicts ADD COLUMN status_set TEXT;
+ALTER TABLE verdicts ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE verdicts ADD COLUMN waiting_since_ms INTEGER;
 ";
 
 /// A verdict as the store keeps it: TAP's latest on the indicator.
@@ -49,10 +56,17 @@ pub struct VerdictRow {
     /// cannot read, a dead letter not yet delivered, the run's deadline);
     /// such a verdict is tried again by later runs.
     pub error: Option<String>,
+    /// How often a waiting verdict was tried and left waiting (a run the
+    /// deadline cut off before it does not count); 0 once applied.
+    pub attempts: u32,
+    /// Since when it waits; `None` for an applied verdict, and for a new
+    /// one, which the store gives the time of the commit that first keeps
+    /// it waiting.
+    pub waiting_since: Option<OffsetDateTime>,
 }
 
-const COLUMNS: &str =
-    "indicator_type, indicator_value, threat_id, status, verdict_ms, status_set, last_error";
+const COLUMNS: &str = "indicator_type, indicator_value, threat_id, status, verdict_ms, \
+                       status_set, last_error, attempts, waiting_since_ms";
 
 /// Reads the [`COLUMNS`] of a `SELECT`, in their order.
 fn verdict_row(row: &Row<'_>) -> rusqlite::Result<VerdictRow> {
@@ -64,6 +78,8 @@ fn verdict_row(row: &Row<'_>) -> rusqlite::Result<VerdictRow> {
         verdict_ms: row.get(4)?,
         status_set: row.get(5)?,
         error: row.get(6)?,
+        attempts: row.get(7)?,
+        waiting_since: row.get::<_, Option<i64>>(8)?.map(from_unix_ms),
     })
 }
 
@@ -135,12 +151,14 @@ pub(in crate::state) fn write(
         let applied = v.error.is_none().then_some(at_ms);
         tx.prepare_cached(
             "INSERT INTO verdicts (indicator_type, indicator_value, threat_id, status, seen_ms,
-                                   applied_ms, last_error, verdict_ms, status_set)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                                   applied_ms, last_error, verdict_ms, status_set, attempts,
+                                   waiting_since_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
              ON CONFLICT (indicator_type, indicator_value) DO UPDATE SET
                  threat_id = excluded.threat_id, status = excluded.status,
                  applied_ms = excluded.applied_ms, last_error = excluded.last_error,
-                 verdict_ms = excluded.verdict_ms, status_set = excluded.status_set",
+                 verdict_ms = excluded.verdict_ms, status_set = excluded.status_set,
+                 attempts = excluded.attempts, waiting_since_ms = excluded.waiting_since_ms",
         )?
         .execute(params![
             v.indicator_type,
@@ -152,6 +170,10 @@ pub(in crate::state) fn write(
             v.error,
             v.verdict_ms,
             v.status_set,
+            if v.error.is_some() { v.attempts } else { 0 },
+            v.error
+                .as_ref()
+                .map(|_| v.waiting_since.map_or(at_ms, unix_ms)),
         ])?;
     }
     Ok(())
@@ -172,6 +194,8 @@ mod tests {
             verdict_ms,
             status_set: None,
             error: error.map(str::to_owned),
+            attempts: 0,
+            waiting_since: None,
         }
     }
 
@@ -206,14 +230,29 @@ mod tests {
         assert_eq!(latest.len(), 2);
         let key = |value: &str| ("URL".to_owned(), value.to_owned());
         assert_eq!(latest[&key("http://a/")], whitelisted);
-        assert_eq!(
-            latest[&key("http://b/")],
-            row("http://b/", "cleared", 20, Some("HTTP 422: no"))
-        );
-        assert_eq!(
-            store.pending_verdicts().unwrap(),
-            [row("http://b/", "cleared", 20, Some("HTTP 422: no"))]
-        );
+        // A verdict that waits waits since the commit that kept it.
+        let waiting = VerdictRow {
+            waiting_since: Some(t),
+            ..row("http://b/", "cleared", 20, Some("HTTP 422: no"))
+        };
+        assert_eq!(latest[&key("http://b/")], waiting);
+        assert_eq!(store.pending_verdicts().unwrap(), [waiting.clone()]);
+
+        // Tried again and still waiting: one more attempt, the same start.
+        let again = VerdictRow {
+            attempts: 1,
+            ..waiting.clone()
+        };
+        store
+            .commit(
+                &Commit {
+                    verdicts: vec![again.clone()],
+                    ..Commit::default()
+                },
+                t + time::Duration::hours(1),
+            )
+            .unwrap();
+        assert_eq!(store.pending_verdicts().unwrap(), [again]);
         assert_eq!(store.state().pending_verdicts, 1);
 
         // A later verdict replaces the row, status set and all.
