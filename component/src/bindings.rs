@@ -29,9 +29,9 @@ wit_bindgen::generate!({
 });
 
 pub use exports::proofpoint::tap::connector::{
-    Attribute, CampaignRef, Counters, Credentials, EnrichmentReport, MessageLink, ObjectKind,
-    QuarantinedRecord, RecordKey, Rejection, Relation, Settings, SyncError, SyncResult, TapFailure,
-    ThreatqObject, Verdict, VerdictStatus, Window,
+    Attribute, CampaignLink, CampaignRef, Counters, Credentials, EnrichmentReport, MessageLink,
+    ObjectKind, QuarantinedRecord, RecordKey, Rejection, Relation, Settings, SyncError, SyncResult,
+    TapFailure, ThreatqObject, Verdict, VerdictStatus, Window,
 };
 pub use proofpoint::tap::host::LogLevel;
 

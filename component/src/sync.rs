@@ -412,6 +412,7 @@ impl<'h, T: Transport, H: HostServices> Call<'h, T, H> {
             campaigns_fetched,
             message_events: mapped.message_events,
             unresolved_messages: mapped.unresolved_messages,
+            unresolved_campaigns: mapped.unresolved_campaigns,
             enrichment,
             verdicts: mapped.verdicts,
             counters: self.counters,

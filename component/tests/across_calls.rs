@@ -303,6 +303,34 @@ fn queued_campaigns_are_looked_up_first_and_the_rest_deferred() {
     assert_eq!(r.campaigns_fetched.len(), 1);
     assert_eq!(r.campaigns_fetched[0].id, "queued-campaign");
     assert_eq!(r.enrichment.campaigns_deferred, [CAMPAIGN_ID]);
+    // The objects naming the deferred campaign are handed out, so the host
+    // can relate them once a later call fetches it; each keeps its
+    // Campaign ID attribute meanwhile.
+    assert!(!r.unresolved_campaigns.is_empty());
+    for link in &r.unresolved_campaigns {
+        assert_eq!(link.campaign_id, CAMPAIGN_ID);
+        let object = &r.objects[link.object as usize];
+        assert!(
+            object
+                .attributes
+                .iter()
+                .any(|a| a.name == "Campaign ID" && a.value == CAMPAIGN_ID),
+            "{object:?}"
+        );
+    }
+}
+
+#[test]
+fn objects_naming_a_campaign_the_call_fetched_are_related_to_it_not_handed_out() {
+    let mut tap =
+        FakeTap::siem_json(delivered(vec![message()])).campaign(CAMPAIGN_ID, campaign_body());
+    let r = run_with(&mut tap, &settings()).0.unwrap();
+    assert_eq!(r.campaigns_fetched.len(), 1);
+    assert!(
+        r.unresolved_campaigns.is_empty(),
+        "{:?}",
+        r.unresolved_campaigns
+    );
 }
 
 #[test]

@@ -39,6 +39,9 @@ pub struct RunSummary {
     /// Clicks and incidents related to a message event of an earlier
     /// window or run, through the message index.
     pub clicks_linked_to_earlier_messages: u64,
+    /// Objects of earlier windows or runs related to a campaign fetched
+    /// after them (it was deferred then), through the campaign mentions.
+    pub linked_to_late_campaigns: u64,
     /// Campaigns and threats waiting in the enrichment queue after the run.
     pub enrichment_queue: u64,
     /// Later verdicts applied to indicators ThreatQ held, of which the
@@ -69,6 +72,7 @@ pub struct Tally {
     pub rejected_objects: u64,
     pub redelivered: u64,
     pub clicks_linked_to_earlier_messages: u64,
+    pub linked_to_late_campaigns: u64,
     pub verdicts_applied: u64,
     pub statuses_changed: u64,
     pub statuses_left_alone: u64,
@@ -114,6 +118,7 @@ impl RunSummary {
             rejected_objects,
             redelivered,
             clicks_linked_to_earlier_messages,
+            linked_to_late_campaigns,
             verdicts_applied,
             statuses_changed,
             statuses_left_alone,
@@ -125,6 +130,7 @@ impl RunSummary {
         self.rejected_objects += rejected_objects;
         self.redelivered += redelivered;
         self.clicks_linked_to_earlier_messages += clicks_linked_to_earlier_messages;
+        self.linked_to_late_campaigns += linked_to_late_campaigns;
         self.verdicts_applied += verdicts_applied;
         self.statuses_changed += statuses_changed;
         self.statuses_left_alone += statuses_left_alone;
@@ -229,6 +235,13 @@ impl fmt::Display for RunSummary {
                 f,
                 "; {} clicks related to earlier messages",
                 self.clicks_linked_to_earlier_messages
+            )?;
+        }
+        if self.linked_to_late_campaigns > 0 {
+            write!(
+                f,
+                "; {} earlier objects related to campaigns fetched late",
+                self.linked_to_late_campaigns
             )?;
         }
         if self.verdicts_applied + self.verdicts_pending > 0 {

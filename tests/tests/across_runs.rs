@@ -2,12 +2,13 @@
 //! runs"; docs/mapping.md, "Verdict changes"): a click days after its
 //! message, threats that recur all day, and verdicts TAP changes later.
 
-use e2e_tests::{World, completed, now};
+use e2e_tests::{World, completed, failed, now};
 use serde_json::{Value, json};
 use tap_runtime::RequestCounts;
 use tap_sim::{ClickKind, ForensicsScope, MessageKind, TapSimConfig, ThreatStatus};
 use threatq_sim::{StoredObject, ThreatqSimConfig};
 use time::{Duration, OffsetDateTime};
+use tq_conn::run::FailureKind;
 use tq_conn::state::Store;
 
 fn ts(t: OffsetDateTime) -> String {
@@ -175,6 +176,65 @@ async fn a_click_two_runs_after_its_message_is_related_to_it() {
     assert_eq!(message_event.attributes, message_before.attributes);
     assert_eq!(message_event.description, message_before.description);
     assert_eq!(message_event.happened_at, message_before.happened_at);
+}
+
+/// Issue #27 item 2: a message event ThreatQ refused in its window is kept
+/// as a dead letter; once a later run delivers it, it enters the message
+/// index, so a click on that message is related to it.
+#[tokio::test]
+async fn a_message_event_delivered_from_the_dead_letters_is_indexed_for_later_clicks() {
+    let world = World::start_with(
+        TapSimConfig::default(),
+        ThreatqSimConfig::default(),
+        "history_hours = 2\n",
+    )
+    .await;
+    let base = now() - Duration::hours(5);
+    let guid = "RefusedThenDeliveredGuid00000001";
+    world
+        .tap
+        .add_message(
+            MessageKind::Delivered,
+            message(
+                guid,
+                base + Duration::minutes(10),
+                "refused-first",
+                "active",
+            ),
+        )
+        .unwrap();
+    world.threatq.faults().refuse_bodies_containing(guid, 403);
+    let first = failed(world.run_at(base + Duration::hours(1)).await);
+    assert_eq!(first.kind, FailureKind::Undelivered, "{:#}", first.error);
+    assert!(event_titled(&world.threatq.snapshot().objects, "TAP Message").is_empty());
+
+    world.threatq.faults().clear();
+    let second = completed(world.run_at(base + Duration::hours(2)).await);
+    assert!(second.redelivered >= 1, "{second}");
+    world
+        .tap
+        .add_click(
+            ClickKind::Permitted,
+            click(
+                "click-on-redelivered",
+                guid,
+                base + Duration::minutes(150),
+                "refused-first",
+            ),
+        )
+        .unwrap();
+    let third = completed(world.run_at(base + Duration::hours(3)).await);
+    assert_eq!(third.clicks_linked_to_earlier_messages, 1, "{third}");
+
+    let snapshot = world.threatq.snapshot();
+    let messages = event_titled(&snapshot.objects, "TAP Message Delivered");
+    assert_eq!(messages.len(), 1);
+    let clicks = event_titled(&snapshot.objects, "TAP Click Permitted");
+    assert_eq!(clicks.len(), 1);
+    assert!(
+        related(clicks[0], messages[0]),
+        "the click relates to its message"
+    );
 }
 
 fn forensics_report(threat: &str) -> Value {
@@ -442,6 +502,92 @@ async fn a_threat_that_turns_false_positive_leaves_its_indicator_whitelisted_unl
         .count();
     assert_eq!(lookups, 0, "the verdict ledger knows it is applied");
     assert_eq!(world.threatq.updates().len(), updates_before);
+}
+
+/// Issue #27 item 2: objects naming a campaign TAP could not give when
+/// they were sent are related to it once a later run fetches it, through
+/// the campaign mentions the store keeps.
+#[tokio::test]
+async fn objects_naming_a_campaign_fetched_in_a_later_run_are_related_to_it() {
+    let world = World::start_with(
+        TapSimConfig::default(),
+        ThreatqSimConfig::default(),
+        "history_hours = 2\n",
+    )
+    .await;
+    let base = now() - Duration::hours(5);
+    let campaign_id = "5d1e8d4a-0000-4000-8000-00000000c1a7";
+    let naming = |guid: &str, at: OffsetDateTime, threat: &str| {
+        let mut record = message(guid, at, threat, "active");
+        record["threatsInfoMap"][0]["campaignID"] = json!(campaign_id);
+        record
+    };
+    world
+        .tap
+        .add_message(
+            MessageKind::Delivered,
+            naming(
+                "EarlyMentionGuid0000000000000001",
+                base + Duration::minutes(10),
+                "early",
+            ),
+        )
+        .unwrap();
+    // TAP does not know the campaign yet: the objects keep its id.
+    let first = completed(world.run_at(base + Duration::hours(1)).await);
+    assert_eq!(first.linked_to_late_campaigns, 0);
+    assert_eq!(world.threatq.snapshot().count("campaign"), 0);
+
+    world
+        .tap
+        .add_campaign(json!({
+            "id": campaign_id,
+            "name": "Late Campaign",
+            "description": "Known to TAP from now on.",
+            "startDate": ts(base),
+            "notable": false,
+            "actors": [], "malware": [], "techniques": [], "families": [], "brands": [],
+            "campaignMembers": []
+        }))
+        .unwrap();
+    world
+        .tap
+        .add_message(
+            MessageKind::Delivered,
+            naming(
+                "LateMentionGuid00000000000000001",
+                base + Duration::minutes(70),
+                "late",
+            ),
+        )
+        .unwrap();
+    let second = completed(world.run_at(base + Duration::hours(2)).await);
+    assert!(second.linked_to_late_campaigns >= 1, "{second}");
+
+    let snapshot = world.threatq.snapshot();
+    let campaign = snapshot
+        .objects
+        .iter()
+        .find(|o| o.collection == "campaign" && o.value == "Late Campaign")
+        .expect("the campaign is in ThreatQ");
+    let early = snapshot
+        .objects
+        .iter()
+        .find(|o| o.collection == "events" && o.value.contains("EarlyMentionGuid"))
+        .expect("the early message event");
+    assert!(related(early, campaign), "{early:?}");
+    let early_url = snapshot
+        .objects
+        .iter()
+        .find(|o| o.collection == "indicators" && o.value == url("early"))
+        .expect("the early URL");
+    assert!(related(early_url, campaign), "{early_url:?}");
+    // Related once, and nothing else changed on the early event.
+    assert_eq!(early.attribute_values("Campaign ID"), [campaign_id]);
+
+    // The mentions are settled: a third run relates nothing again.
+    let third = completed(world.run_at(base + Duration::hours(3)).await);
+    assert_eq!(third.linked_to_late_campaigns, 0, "{third}");
 }
 
 fn campaign_lookups(world: &World) -> Vec<String> {

@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use graph::{Graph, ObjectId};
 
-use crate::bindings::{MessageLink, Relation, ThreatqObject, Verdict, VerdictStatus};
+use crate::bindings::{CampaignLink, MessageLink, Relation, ThreatqObject, Verdict, VerdictStatus};
 
 /// What a mapping hands out: the graph, and what the host needs to relate
 /// it to earlier calls.
@@ -31,6 +31,8 @@ pub struct Mapped {
     pub message_events: Vec<MessageLink>,
     /// Click and incident events whose message has no event here.
     pub unresolved_messages: Vec<MessageLink>,
+    /// Objects naming a campaign that has no object here.
+    pub unresolved_campaigns: Vec<CampaignLink>,
     pub verdicts: Vec<Verdict>,
 }
 
@@ -234,11 +236,18 @@ impl Mapping {
                 None => unresolved_messages.push(link(&guid, click)),
             }
         }
+        let mut unresolved_campaigns = Vec::new();
         for (object, campaign_id) in std::mem::take(&mut self.campaign_mentions) {
-            if let Some(campaign) = self.campaign_objects.get(&campaign_id) {
-                self.graph.relate(object, *campaign);
+            match self.campaign_objects.get(&campaign_id) {
+                Some(campaign) => self.graph.relate(object, *campaign),
+                None => unresolved_campaigns.push(CampaignLink {
+                    campaign_id,
+                    object: u32::try_from(object.index()).unwrap_or(u32::MAX),
+                }),
             }
         }
+        unresolved_campaigns.sort();
+        unresolved_campaigns.dedup();
         let mut message_events: Vec<MessageLink> = self
             .message_events
             .iter()
@@ -269,6 +278,7 @@ impl Mapping {
             relations,
             message_events,
             unresolved_messages,
+            unresolved_campaigns,
             verdicts,
         }
     }

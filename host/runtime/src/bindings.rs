@@ -19,8 +19,8 @@ mod generated {
 
 pub use generated::TapConnectorPre;
 pub use generated::exports::proofpoint::tap::connector::{
-    Attribute, CampaignRef, Counters, Credentials, EnrichmentReport, MessageLink, ObjectKind,
-    QuarantinedRecord, RecordKey, Rejection, Relation, Settings, SyncError, SyncResult, TapFailure,
-    ThreatqObject, Verdict, VerdictStatus, Window,
+    Attribute, CampaignLink, CampaignRef, Counters, Credentials, EnrichmentReport, MessageLink,
+    ObjectKind, QuarantinedRecord, RecordKey, Rejection, Relation, Settings, SyncError, SyncResult,
+    TapFailure, ThreatqObject, Verdict, VerdictStatus, Window,
 };
 pub use generated::proofpoint::tap::host::{self as host_interface, LogField, LogLevel};

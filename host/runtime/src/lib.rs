@@ -27,9 +27,9 @@ use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Engine, Store, UpdateDeadline};
 
 pub use bindings::{
-    Attribute, CampaignRef, Counters, Credentials, EnrichmentReport, MessageLink, ObjectKind,
-    QuarantinedRecord, RecordKey, Rejection, Relation, Settings, SyncError, SyncResult, TapFailure,
-    ThreatqObject, Verdict, VerdictStatus, Window,
+    Attribute, CampaignLink, CampaignRef, Counters, Credentials, EnrichmentReport, MessageLink,
+    ObjectKind, QuarantinedRecord, RecordKey, Rejection, Relation, Settings, SyncError, SyncResult,
+    TapFailure, ThreatqObject, Verdict, VerdictStatus, Window,
 };
 pub use error::{RuntimeError, SandboxLimit};
 pub use limits::Limits;

@@ -149,6 +149,8 @@ pub(super) fn dead_letters(report: &ForwardReport, batch: &Batch, window: &str) 
             reason: rejected.reason.clone(),
             batch: batch::letter_for(batch, rejected.index),
             window: window.to_owned(),
+            // Known to the path that mapped the batch: `settle` names it.
+            message_guid: None,
         });
     }
     delivery

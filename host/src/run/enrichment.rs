@@ -5,9 +5,13 @@
 //! first), and what a forwarded result adds to the ledger and the queue.
 //! The tables themselves are the state store's.
 
-use tap_runtime::{CampaignRef, SyncResult};
+use std::collections::{BTreeSet, HashMap};
 
-use crate::state::{Enriched, EnrichmentPlan};
+use tap_runtime::{CampaignRef, SyncResult};
+use threatq_client::{Batch, Collection, ObjectKey, TqObject};
+use tracing::debug;
+
+use crate::state::{Enriched, EnrichmentPlan, Store};
 
 /// What the ledger and queue add to the component's settings.
 pub(super) struct EnrichmentSettings {
@@ -120,4 +124,85 @@ pub(super) fn ledger_entries(result: &SyncResult) -> LedgerEntries {
         )
         .collect();
     LedgerEntries { enriched, deferred }
+}
+
+/// The campaigns `result` fetched whose campaign object is in `batch`, by
+/// id, with that object's index: those an earlier object's mention can be
+/// related to now.
+fn fetched_campaign_objects(result: &SyncResult, batch: &Batch) -> Vec<(String, usize)> {
+    result
+        .campaigns_fetched
+        .iter()
+        .filter_map(|campaign| {
+            let index = batch
+                .objects
+                .iter()
+                .position(|o| o.collection == Collection::Campaign && o.value == campaign.name)?;
+            Some((campaign.id.clone(), index))
+        })
+        .collect()
+}
+
+/// Relates the objects of earlier windows and runs that named a campaign
+/// this call fetched (it was deferred, or its look-up failed, back then)
+/// to it: each goes into the batch again as its bare identity, which
+/// ThreatQ's upsert matches to the object it holds, with the relation.
+/// Returns how many were related.
+pub(super) fn link_late_campaigns(
+    store: &Store,
+    result: &SyncResult,
+    batch: &mut Batch,
+) -> anyhow::Result<u64> {
+    let fetched = fetched_campaign_objects(result, batch);
+    if fetched.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<&str> = fetched.iter().map(|(id, _)| id.as_str()).collect();
+    let mentions = store.campaign_mentions(&ids)?;
+    if mentions.is_empty() {
+        return Ok(0);
+    }
+    let mut index: HashMap<ObjectKey, usize> = batch
+        .objects
+        .iter()
+        .enumerate()
+        .map(|(i, o)| (o.key(), i))
+        .collect();
+    let mut linked = 0;
+    for (id, campaign) in &fetched {
+        for object in mentions.get(id).into_iter().flatten() {
+            let at = *index.entry(object.key()).or_insert_with(|| {
+                batch.objects.push(object.bare());
+                batch.objects.len() - 1
+            });
+            batch.relations.push((at, *campaign));
+            linked += 1;
+        }
+    }
+    debug!(linked, "earlier objects related to campaigns fetched late");
+    Ok(linked)
+}
+
+/// What a forwarded result adds to the campaign mentions: the objects
+/// ThreatQ accepted that name a campaign the call could not fetch (as
+/// their bare identity), and the campaigns it fetched, whose mentions
+/// [`link_late_campaigns`] related in this batch.
+pub(super) fn campaign_mentions(
+    result: &SyncResult,
+    batch: &Batch,
+    refused: &BTreeSet<ObjectKey>,
+) -> (Vec<(String, TqObject)>, Vec<String>) {
+    let mentions = result
+        .unresolved_campaigns
+        .iter()
+        .filter_map(|link| {
+            let object = batch.objects.get(link.object as usize)?;
+            (!refused.contains(&object.key())).then(|| (link.campaign_id.clone(), object.bare()))
+        })
+        .collect();
+    let related = fetched_campaign_objects(result, batch)
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    (mentions, related)
 }

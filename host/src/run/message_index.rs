@@ -9,7 +9,7 @@ use tap_runtime::SyncResult;
 use threatq_client::{Batch, Collection, ObjectKey, TqObject};
 use tracing::{debug, warn};
 
-use crate::state::{IndexedMessage, Store};
+use crate::state::{DeadLetter, IndexedMessage, NewDeadLetter, Store};
 
 /// Relates the click and incident events the component could not resolve
 /// to the message events the index holds for their GUID: each such message
@@ -103,6 +103,54 @@ pub(super) fn accepted_messages(
                 title: object.value.clone(),
                 type_name: object.type_name.clone()?,
                 happened_at: object.happened_at.clone()?,
+            })
+        })
+        .collect()
+}
+
+/// Names the message GUID of each refused message event among `letters`,
+/// so the event enters the index once its letter is delivered
+/// ([`delivered_messages`]).
+pub(super) fn name_refused_messages(
+    result: &SyncResult,
+    batch: &Batch,
+    letters: &mut [NewDeadLetter],
+) {
+    let guid_of: HashMap<ObjectKey, &str> = result
+        .message_events
+        .iter()
+        .filter_map(|link| {
+            let object = batch.objects.get(link.object as usize)?;
+            Some((object.key(), link.guid.as_str()))
+        })
+        .collect();
+    for letter in letters.iter_mut().filter(|letter| !letter.relations_only) {
+        if let Some(guid) = letter
+            .batch
+            .objects
+            .first()
+            .and_then(|o| guid_of.get(&o.key()))
+        {
+            letter.message_guid = Some((*guid).to_owned());
+        }
+    }
+}
+
+/// The message events among the dead letters ThreatQ has now accepted, for
+/// the index: a message event refused in its window is indexed once it is
+/// delivered, so later clicks on it are related to it.
+pub(super) fn delivered_messages(letters: &[DeadLetter], delivered: &[i64]) -> Vec<IndexedMessage> {
+    letters
+        .iter()
+        .filter(|letter| delivered.contains(&letter.id))
+        .filter_map(|letter| {
+            let guid = letter.message_guid.clone()?;
+            let event = letter.batch.objects.first()?;
+            Some(IndexedMessage {
+                guid,
+                title: event.value.clone(),
+                type_name: event.type_name.clone()?,
+                happened_at: event.happened_at.clone()?,
             })
         })
         .collect()

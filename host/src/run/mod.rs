@@ -7,7 +7,8 @@
 //!    [`deliver::redeliver`], verdicts not yet applied [`verdicts::apply`],
 //!    quarantined records a newer version may map [`fetch::map_records`]);
 //! 3. per window: [`fetch::fetch`] (the sandboxed TAP component) ->
-//!    [`message_index::link_earlier_messages`] -> [`deliver::forward`]
+//!    [`message_index::link_earlier_messages`] and
+//!    [`enrichment::link_late_campaigns`] -> [`deliver::forward`]
 //!    (ThreatQ) -> [`verdicts::apply`] -> [`settle::settle`] -> one store
 //!    transaction.
 //!
@@ -370,9 +371,11 @@ impl Pipeline<'_> {
                 redelivered: redelivered.delivered.len() as u64,
                 ..Tally::default()
             });
+            let messages = message_index::delivered_messages(chunk, &redelivered.delivered);
             self.commit(
                 Settled::Redelivered {
                     delivered: redelivered.delivered,
+                    messages,
                 },
                 redelivered.delivery,
                 Vec::new(),
@@ -491,7 +494,7 @@ impl Pipeline<'_> {
             }
         };
         let mut batch = take_batch(&mut result);
-        self.link_earlier_messages(&result, &mut batch)?;
+        self.link_earlier_objects(&result, &mut batch)?;
         let prepared = &self.prepared;
         let report = deliver::send_again(
             &prepared.threatq,
@@ -539,17 +542,23 @@ impl Pipeline<'_> {
         Ok(())
     }
 
-    /// Relates the result's clicks to message events of earlier windows,
-    /// through the message index.
-    fn link_earlier_messages(
+    /// Relates the result's objects to what earlier windows and runs sent:
+    /// its clicks to their message events (through the message index), and
+    /// its campaigns fetched late to the objects that named them (through
+    /// the campaign mentions).
+    fn link_earlier_objects(
         &mut self,
         result: &SyncResult,
         batch: &mut threatq_client::Batch,
     ) -> Result<(), Stop> {
-        let linked = message_index::link_earlier_messages(&self.prepared.store, result, batch)
+        let store = &self.prepared.store;
+        let clicks = message_index::link_earlier_messages(store, result, batch)
+            .map_err(Stop::from(FailureKind::Local))?;
+        let mentions = enrichment::link_late_campaigns(store, result, batch)
             .map_err(Stop::from(FailureKind::Local))?;
         self.summary.add(&Tally {
-            clicks_linked_to_earlier_messages: linked,
+            clicks_linked_to_earlier_messages: clicks,
+            linked_to_late_campaigns: mentions,
             ..Tally::default()
         });
         Ok(())
@@ -561,10 +570,11 @@ impl Pipeline<'_> {
         let mut result = self.fetch(window).await?;
         self.summary.add(&fetched(&result));
         let mut batch = take_batch(&mut result);
-        // The window's own objects; what follows are earlier message
-        // events, sent again only to carry a click's relation.
+        // The window's own objects; what follows are earlier objects
+        // (message events, objects naming a campaign fetched late), sent
+        // again only to carry a relation.
         let own = batch.objects.len();
-        self.link_earlier_messages(&result, &mut batch)?;
+        self.link_earlier_objects(&result, &mut batch)?;
         let delivery = if self.options.dry_run {
             Delivery::default()
         } else {

@@ -12,7 +12,7 @@ use super::enrichment;
 use super::message_index;
 use super::outcome::describe;
 use crate::plan::Window;
-use crate::state::{Commit, NewQuarantined, VerdictRow};
+use crate::state::{Commit, IndexedMessage, NewQuarantined, VerdictRow};
 
 /// A component result and the batch forwarded from it; what ThreatQ made
 /// of the batch is the [`Delivery`] given beside it.
@@ -40,8 +40,12 @@ pub(super) enum Settled<'a> {
         remapped: Vec<i64>,
         still_quarantined: Vec<(i64, String)>,
     },
-    /// Dead letters sent again: the ids ThreatQ has now accepted.
-    Redelivered { delivered: Vec<i64> },
+    /// Dead letters sent again: the ids ThreatQ has now accepted, and the
+    /// message events among them, for the index.
+    Redelivered {
+        delivered: Vec<i64>,
+        messages: Vec<IndexedMessage>,
+    },
     /// Verdicts of earlier runs tried again.
     PendingVerdicts,
 }
@@ -81,8 +85,12 @@ pub(super) fn settle(
             commit.still_quarantined = still_quarantined;
             mapped
         }
-        Settled::Redelivered { delivered } => {
+        Settled::Redelivered {
+            delivered,
+            messages,
+        } => {
             commit.delivered = delivered;
+            commit.messages = messages;
             commit.dead_letters = delivery.dead_letters;
             return commit;
         }
@@ -108,7 +116,10 @@ pub(super) fn settle(
     let ledger = enrichment::ledger_entries(mapped.result);
     commit.enriched = ledger.enriched;
     commit.deferred = ledger.deferred;
+    (commit.campaign_mentions, commit.campaigns_related) =
+        enrichment::campaign_mentions(mapped.result, mapped.batch, delivery.refused_identities());
     commit.dead_letters = delivery.dead_letters;
+    message_index::name_refused_messages(mapped.result, mapped.batch, &mut commit.dead_letters);
     commit
 }
 

@@ -25,11 +25,12 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, anyhow, bail};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 use tap_runtime::RequestCounts;
+use threatq_client::TqObject;
 use time::OffsetDateTime;
 
 use super::tables::{
-    self, Commit, Entry, dead_letters, enrichment, message_index, meta, quarantine, sent_keys,
-    tap_requests, verdicts,
+    self, Commit, Entry, campaign_mentions, dead_letters, enrichment, message_index, meta,
+    quarantine, sent_keys, tap_requests, verdicts,
 };
 use super::{
     BUDGET_PERIOD, DeadLetter, EnrichmentPlan, IndexedMessage, LEGACY_STATE_FILE_NAME, Quarantined,
@@ -185,6 +186,15 @@ impl Store {
         verdicts::latest(&self.conn, indicators).with_context(|| self.cannot_read("the verdicts"))
     }
 
+    /// The objects kept as naming each of these campaigns, by campaign id.
+    pub fn campaign_mentions(
+        &self,
+        campaign_ids: &[&str],
+    ) -> Result<HashMap<String, Vec<TqObject>>> {
+        campaign_mentions::read(&self.conn, campaign_ids)
+            .with_context(|| self.cannot_read("the campaign mentions"))
+    }
+
     /// Verdicts not applied yet, to be tried again.
     pub fn pending_verdicts(&self) -> Result<Vec<VerdictRow>> {
         verdicts::pending(&self.conn).with_context(|| self.cannot_read("the verdicts"))
@@ -300,7 +310,7 @@ pub(super) fn damaged(path: &Path, error: &rusqlite::Error) -> anyhow::Error {
 /// index, which on a big tenant holds millions of rows (its pages would make
 /// every start-up read the whole file). A damaged index still shows, as an
 /// error of the lookup that reads it.
-const CHECKED_TABLES: [&str; 8] = [
+const CHECKED_TABLES: [&str; 9] = [
     "meta",
     "sent_keys",
     "tap_requests",
@@ -309,6 +319,7 @@ const CHECKED_TABLES: [&str; 8] = [
     "enrichment",
     "enrichment_queue",
     "verdicts",
+    "campaign_mentions",
 ];
 
 fn check_integrity(conn: &Connection, path: &Path) -> Result<()> {
@@ -428,6 +439,12 @@ fn write_commit(
     message_index::write(tx, &commit.messages, commit.message_horizon, at_ms)?;
     enrichment::write(tx, &commit.enriched, &commit.deferred, at_ms)?;
     verdicts::write(tx, &commit.verdicts, at_ms)?;
+    campaign_mentions::write(
+        tx,
+        &commit.campaign_mentions,
+        &commit.campaigns_related,
+        at_ms,
+    )?;
     Ok(())
 }
 

@@ -90,6 +90,17 @@ impl TqObject {
         }
     }
 
+    /// The object as its identity alone (no description, no attributes):
+    /// what ThreatQ's upsert matches to the object it already holds, so
+    /// sending it changes nothing but what comes with it, a relation.
+    pub fn bare(&self) -> TqObject {
+        TqObject {
+            description: None,
+            attributes: Vec::new(),
+            ..self.clone()
+        }
+    }
+
     /// The object's [`ObjectKey`]: its collection and [`TqObject::identity`].
     pub fn key(&self) -> ObjectKey {
         ObjectKey {

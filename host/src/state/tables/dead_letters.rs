@@ -30,6 +30,12 @@ CREATE TABLE dead_letters (
 );
 ";
 
+/// What schema version 3 adds: the message GUID of a refused message
+/// event, so the event enters the message index once it is delivered.
+pub(in crate::state) const SCHEMA_V3: &str = "
+ALTER TABLE dead_letters ADD COLUMN message_guid TEXT;
+";
+
 /// An object (or an object's relations) ThreatQ refused, kept to be sent
 /// again: the object with its direct neighbours and the relations between
 /// them, so sending the letter also restores its links.
@@ -51,6 +57,9 @@ pub struct DeadLetter {
     pub first_refused: OffsetDateTime,
     pub last_tried: OffsetDateTime,
     pub attempts: u32,
+    /// For a refused message event, its message GUID: once delivered, the
+    /// event enters the message index (docs/sync.md, "The message index").
+    pub message_guid: Option<String>,
 }
 
 /// A refusal to keep, as a window or replay found it.
@@ -63,6 +72,8 @@ pub struct NewDeadLetter {
     pub reason: String,
     pub batch: Batch,
     pub window: String,
+    /// See [`DeadLetter::message_guid`].
+    pub message_guid: Option<String>,
 }
 
 /// A row as SQLite holds it: the collection and the batch still text.
@@ -78,6 +89,7 @@ struct StoredLetter {
     first_refused_ms: i64,
     last_tried_ms: i64,
     attempts: u32,
+    message_guid: Option<String>,
 }
 
 /// Reads the columns of [`read_all`]'s `SELECT`, in its order.
@@ -94,6 +106,7 @@ fn stored_letter(row: &Row<'_>) -> rusqlite::Result<StoredLetter> {
         first_refused_ms: row.get(8)?,
         last_tried_ms: row.get(9)?,
         attempts: row.get(10)?,
+        message_guid: row.get(11)?,
     })
 }
 
@@ -122,6 +135,7 @@ impl StoredLetter {
             first_refused: from_unix_ms(self.first_refused_ms),
             last_tried: from_unix_ms(self.last_tried_ms),
             attempts: self.attempts,
+            message_guid: self.message_guid,
         })
     }
 }
@@ -137,7 +151,7 @@ pub(in crate::state) fn read_all(conn: &Connection, path: &Path) -> Result<Vec<D
     let mut statement = conn
         .prepare(
             "SELECT id, collection, identity, relations_only, status, reason, batch, window,
-                    first_refused_ms, last_tried_ms, attempts
+                    first_refused_ms, last_tried_ms, attempts, message_guid
              FROM dead_letters ORDER BY id",
         )
         .map_err(|e| damaged(path, &e))?;
@@ -203,7 +217,8 @@ fn add(tx: &Transaction<'_>, letter: &NewDeadLetter, at_ms: i64) -> Result<()> {
             batch::merge(&mut merged, &letter.batch);
             tx.prepare_cached(
                 "UPDATE dead_letters SET batch = ?2, status = ?3, reason = ?4,
-                        last_tried_ms = ?5, attempts = attempts + 1
+                        last_tried_ms = ?5, attempts = attempts + 1,
+                        message_guid = COALESCE(?6, message_guid)
                  WHERE id = ?1",
             )?
             .execute(params![
@@ -211,15 +226,16 @@ fn add(tx: &Transaction<'_>, letter: &NewDeadLetter, at_ms: i64) -> Result<()> {
                 serde_json::to_string(&merged)?,
                 letter.status,
                 letter.reason,
-                at_ms
+                at_ms,
+                letter.message_guid,
             ])?;
         }
         None => {
             tx.prepare_cached(
                 "INSERT INTO dead_letters (collection, identity, relations_only, status, reason,
                                            batch, window, first_refused_ms, last_tried_ms,
-                                           attempts)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, 1)",
+                                           attempts, message_guid)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, 1, ?9)",
             )?
             .execute(params![
                 letter.collection.api_name(),
@@ -229,7 +245,8 @@ fn add(tx: &Transaction<'_>, letter: &NewDeadLetter, at_ms: i64) -> Result<()> {
                 letter.reason,
                 serde_json::to_string(&letter.batch)?,
                 letter.window,
-                at_ms
+                at_ms,
+                letter.message_guid,
             ])?;
         }
     }
@@ -266,6 +283,7 @@ mod tests {
                 relations: vec![(0, 1)],
             },
             window: "w".to_owned(),
+            message_guid: None,
         }
     }
 

@@ -17,6 +17,8 @@
 //! - [`enrichment`]: when each campaign and threat was last enriched (the
 //!   ledger), and what an allowance could not cover (the queue) ("The
 //!   enrichment ledger and queue");
+//! - [`campaign_mentions`]: objects naming a campaign not yet fetched, to
+//!   relate to it once it is (same section);
 //! - [`verdicts`]: TAP's latest verdict on each indicator, applied or
 //!   waiting, and the status applying it set (docs/mapping.md, "Verdict
 //!   changes").
@@ -24,10 +26,11 @@
 //! The per-row statements of a commit are `prepare_cached`: a first run's
 //! window writes thousands of sent keys and message-index rows, and
 //! `execute` would parse and plan the same SQL again for each of them.
-//! rusqlite's cache keeps 16 statements; a commit uses 13 and a spend one
+//! rusqlite's cache keeps 16 statements; a commit uses 14 and a spend one
 //! more, so a new per-row statement past that evicts one the next window
 //! needs.
 
+pub(super) mod campaign_mentions;
 pub(super) mod dead_letters;
 pub(super) mod enrichment;
 pub(super) mod message_index;
@@ -38,6 +41,7 @@ pub(super) mod tap_requests;
 pub(super) mod verdicts;
 
 use rusqlite::Connection;
+use threatq_client::TqObject;
 use time::{Duration, OffsetDateTime};
 
 use super::State;
@@ -60,8 +64,14 @@ pub(super) const SCHEMA_V1: [&str; 5] = [
 /// What schema version 2 adds: the tables that span windows and runs.
 pub(super) const SCHEMA_V2: [&str; 3] =
     [message_index::SCHEMA, enrichment::SCHEMA, verdicts::SCHEMA];
-/// What schema version 3 adds: the verdicts' time and the status they set.
-pub(super) const SCHEMA_V3: [&str; 1] = [verdicts::SCHEMA_V3];
+/// What schema version 3 adds: the verdicts' time, the status they set and
+/// their retry counts, a dead letter's message GUID, and the campaign
+/// mentions.
+pub(super) const SCHEMA_V3: [&str; 3] = [
+    verdicts::SCHEMA_V3,
+    dead_letters::SCHEMA_V3,
+    campaign_mentions::SCHEMA,
+];
 
 /// Everything one window or one replay settles, written in one transaction.
 #[derive(Debug, Clone, Default)]
@@ -95,6 +105,11 @@ pub struct Commit {
     pub deferred: Vec<(Enriched, String)>,
     /// Verdicts applied, or waiting with the reason.
     pub verdicts: Vec<VerdictRow>,
+    /// Objects ThreatQ accepted that name a campaign not fetched yet:
+    /// (campaign id, the object's bare identity).
+    pub campaign_mentions: Vec<(String, TqObject)>,
+    /// Campaigns fetched now, whose kept mentions the batch related.
+    pub campaigns_related: Vec<String>,
 }
 
 /// One entry an operator names: `d12` for dead letter 12, `q3` for

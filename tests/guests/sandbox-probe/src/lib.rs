@@ -267,6 +267,7 @@ mod probe {
             campaigns_fetched: Vec::new(),
             message_events: Vec::new(),
             unresolved_messages: Vec::new(),
+            unresolved_campaigns: Vec::new(),
             enrichment: EnrichmentReport {
                 threats_enriched: Vec::new(),
                 campaigns_deferred: Vec::new(),
