@@ -52,6 +52,7 @@
 //    "campaignsFetched": [{"id": string, "name": string}],
 //    "messageEvents": [{"guid": string, "object": number}],
 //    "unresolvedMessages": [{"guid": string, "object": number}],
+//    "unresolvedCampaigns": [{"campaignId": string, "object": number}],
 //    "enrichment": {"threatsEnriched": [string], "campaignsDeferred": [string],
 //                   "threatsDeferred": [string]},
 //    "verdicts": [{"threatId": string,

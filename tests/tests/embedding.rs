@@ -343,6 +343,8 @@ fn result_as_jco_json(r: &SyncResult) -> Value {
             .map(|l| json!({"guid": l.guid, "object": l.object})).collect::<Vec<_>>(),
         "unresolvedMessages": r.unresolved_messages.iter()
             .map(|l| json!({"guid": l.guid, "object": l.object})).collect::<Vec<_>>(),
+        "unresolvedCampaigns": r.unresolved_campaigns.iter()
+            .map(|l| json!({"campaignId": l.campaign_id, "object": l.object})).collect::<Vec<_>>(),
         "enrichment": {
             "threatsEnriched": r.enrichment.threats_enriched,
             "campaignsDeferred": r.enrichment.campaigns_deferred,
