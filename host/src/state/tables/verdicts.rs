@@ -236,7 +236,10 @@ mod tests {
             ..row("http://b/", "cleared", 20, Some("HTTP 422: no"))
         };
         assert_eq!(latest[&key("http://b/")], waiting);
-        assert_eq!(store.pending_verdicts().unwrap(), [waiting.clone()]);
+        assert_eq!(
+            store.pending_verdicts().unwrap(),
+            std::slice::from_ref(&waiting)
+        );
 
         // Tried again and still waiting: one more attempt, the same start.
         let again = VerdictRow {
