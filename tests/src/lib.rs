@@ -2,6 +2,8 @@
 //! simulator and a config directory, wired to the real host library and
 //! the real (embedded) sandboxed component.
 
+pub mod records;
+
 use std::path::Path;
 use std::time::Duration as StdDuration;
 

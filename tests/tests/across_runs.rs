@@ -2,6 +2,7 @@
 //! runs"; docs/mapping.md, "Verdict changes"): a click days after its
 //! message, threats that recur all day, and verdicts TAP changes later.
 
+use e2e_tests::records::{message, threat_id, ts, url};
 use e2e_tests::{World, completed, failed, now};
 use serde_json::{Value, json};
 use tap_runtime::RequestCounts;
@@ -10,47 +11,6 @@ use threatq_sim::{StoredObject, ThreatqSimConfig};
 use time::{Duration, OffsetDateTime};
 use tq_conn::run::FailureKind;
 use tq_conn::state::Store;
-
-fn ts(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap()
-}
-
-fn threat_id(name: &str) -> String {
-    format!("{name:0>64}")
-}
-
-fn url(name: &str) -> String {
-    format!("https://evil.zz/{name}")
-}
-
-/// A delivered message with one campaign-less URL threat `threat`.
-fn message(guid: &str, at: OffsetDateTime, threat: &str, status: &str) -> Value {
-    json!({
-        "GUID": guid,
-        "id": format!("{guid}-1"),
-        "QID": "r2FNwRHF004109",
-        "messageTime": ts(at),
-        "messageID": format!("<{guid}@mail.example.com>"),
-        "recipient": ["victim@example.com"],
-        "sender": "e99d7ed5580193f36a51f597bc2c0210@evil.zz",
-        "senderIP": "192.0.2.10",
-        "fromAddress": ["billing@evil.zz"],
-        "subject": format!("Invoice {guid}"),
-        "spamScore": 10, "phishScore": 90, "malwareScore": 0, "impostorScore": 0.0,
-        "messageParts": [],
-        "threatsInfoMap": [{
-            "threatID": threat_id(threat),
-            "threat": url(threat),
-            "threatType": "url",
-            "threatStatus": status,
-            "classification": "phish",
-            "threatTime": ts(at),
-            "threatUrl": "https://threatinsight.proofpoint.com/x/threat/email/1",
-            "campaignID": null
-        }]
-    })
-}
 
 /// A permitted click on message `guid`'s threat at `at`.
 fn click(id: &str, guid: &str, at: OffsetDateTime, threat: &str) -> Value {

@@ -6,55 +6,15 @@
 
 use std::time::Duration as StdDuration;
 
+use e2e_tests::records::{message, threat_id, url};
 use e2e_tests::{World, completed, failed, now};
-use serde_json::{Value, json};
+use serde_json::json;
 use tap_sim::{MessageKind, TapSimConfig, ThreatStatus};
 use threatq_sim::{Snapshot, ThreatqSimConfig};
 use time::{Duration, OffsetDateTime};
 use tq_conn::run::FailureKind;
 
 const OTHER_FEED: &str = "Other Feed";
-
-fn ts(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap()
-}
-
-fn threat_id(name: &str) -> String {
-    format!("{name:0>64}")
-}
-
-fn url(name: &str) -> String {
-    format!("https://evil.zz/{name}")
-}
-
-/// A delivered message with one campaign-less URL threat `threat`.
-fn message(guid: &str, at: OffsetDateTime, threat: &str, status: &str) -> Value {
-    json!({
-        "GUID": guid,
-        "id": format!("{guid}-1"),
-        "QID": "r2FNwRHF004109",
-        "messageTime": ts(at),
-        "messageID": format!("<{guid}@mail.example.com>"),
-        "recipient": ["victim@example.com"],
-        "sender": "e99d7ed5580193f36a51f597bc2c0210@evil.zz",
-        "senderIP": "192.0.2.10",
-        "fromAddress": ["billing@evil.zz"],
-        "subject": format!("Invoice {guid}"),
-        "spamScore": 10, "phishScore": 90, "malwareScore": 0, "impostorScore": 0.0,
-        "messageParts": [],
-        "threatsInfoMap": [{
-            "threatID": threat_id(threat),
-            "threat": url(threat),
-            "threatType": "url",
-            "threatStatus": status,
-            "classification": "phish",
-            "threatTime": ts(at),
-            "threatUrl": "https://threatinsight.proofpoint.com/x/threat/email/1",
-            "campaignID": null
-        }]
-    })
-}
 
 /// A world whose first run covers two hours, with active messages for
 /// `threats` ten minutes after `base`.
@@ -349,4 +309,73 @@ async fn a_deadline_hit_while_applying_verdicts_commits_the_window_and_the_next_
     );
     assert_eq!(snapshot.count("events"), events);
     assert_eq!(world.state().pending_verdicts, 0);
+}
+
+/// Issue item 3: a verdict that waited as often as `[run]
+/// retry_max_attempts` allows is no longer tried by scheduled runs (no
+/// lookup for it); it stays waiting, listed as past the limits, and
+/// `replay` applies it.
+#[tokio::test]
+async fn a_verdict_past_its_retry_limit_waits_for_replay_and_is_listed() {
+    let base = now() - Duration::hours(5);
+    let world = world_with(base, &["stuck"]).await;
+    world.write_config(
+        true,
+        "history_hours = 2\ncreate_incidents = false\n[run]\nretry_max_attempts = 3\n",
+    );
+    completed(world.run_at(base + Duration::hours(1)).await);
+    // A false positive ThreatQ refused three times, as earlier runs left it.
+    let waiting = tq_conn::state::VerdictRow {
+        indicator_type: "URL".to_owned(),
+        indicator_value: url("stuck"),
+        threat_id: threat_id("stuck"),
+        status: "falsePositive".to_owned(),
+        verdict_ms: (base + Duration::minutes(20)).unix_timestamp() * 1000,
+        status_set: None,
+        error: Some("HTTP 422: refused".to_owned()),
+        attempts: 3,
+        waiting_since: None,
+    };
+    tq_conn::state::Store::open(world.config_dir())
+        .unwrap()
+        .commit(
+            &tq_conn::state::Commit {
+                verdicts: vec![waiting],
+                ..tq_conn::state::Commit::default()
+            },
+            base + Duration::hours(1),
+        )
+        .unwrap();
+    let lookups = |world: &World| {
+        world
+            .threatq
+            .requests()
+            .iter()
+            .filter(|r| r.method == "GET" && r.path == "/api/indicators")
+            .count()
+    };
+
+    world.threatq.clear_requests();
+    completed(world.run_at(base + Duration::hours(2)).await);
+    assert_eq!(lookups(&world), 0, "a parked verdict was tried");
+    assert_eq!(world.state().pending_verdicts, 1, "kept, waiting");
+    assert_eq!(
+        held(&world.threatq.snapshot(), "stuck"),
+        status("Review", &["active"])
+    );
+    let listing = tq_conn::replay::list(world.config_dir()).unwrap();
+    assert!(
+        listing.contains("verdict  URL") && listing.contains("PAST THE RETRY LIMITS"),
+        "{listing}"
+    );
+
+    let mut replay = world.options(base + Duration::hours(2));
+    replay.mode = tq_conn::run::RunMode::Replay;
+    completed(tq_conn::run::run(&replay).await);
+    assert!(lookups(&world) > 0);
+    assert_eq!(world.state().pending_verdicts, 0);
+    assert_eq!(
+        held(&world.threatq.snapshot(), "stuck"),
+        status("Whitelisted", &["falsePositive"])
+    );
 }

@@ -34,13 +34,13 @@ use std::time::Instant;
 
 use anyhow::anyhow;
 use tap_runtime::{QuarantinedRecord, RequestCounts, Settings, SyncResult};
-use time::Duration;
+use time::{Duration, OffsetDateTime};
 use tracing::{info, warn};
 
 use crate::batch::take_batch;
 use crate::plan::Window;
 use crate::report::{Progress, RunSummary, Tally, rfc3339};
-use crate::state::{DeadLetter, Quarantined, VerdictRow};
+use crate::state::{Quarantined, VerdictRow};
 
 use deliver::Delivery;
 use enrichment::{EnrichedThisRun, EnrichmentSettings, Queue};
@@ -331,23 +331,9 @@ impl Pipeline<'_> {
         if letters.is_empty() {
             return Ok(());
         }
-        let now = self.options.clock();
-        let limits = self.prepared.retry_limits;
-        let (due, parked): (Vec<DeadLetter>, Vec<DeadLetter>) =
-            letters.into_iter().partition(|letter| {
-                self.options.mode == RunMode::Replay
-                    || !limits.passed(letter.attempts, letter.first_refused, now)
-            });
-        if !parked.is_empty() {
-            warn!(
-                count = parked.len(),
-                max_attempts = limits.max_attempts,
-                max_age_days = limits.max_age.whole_days(),
-                "dead letters passed their retry limits: scheduled runs no longer send them; they \
-                 stay in the state store, undelivered. `tq-conn-proofpoint-tap replay --list` \
-                 shows them with ThreatQ's answer, `replay` sends them once the cause is fixed"
-            );
-        }
+        let due = self.due_now(letters, "dead letters", |letter| {
+            (letter.attempts, Some(letter.first_refused))
+        });
         if due.is_empty() {
             return Ok(());
         }
@@ -393,23 +379,9 @@ impl Pipeline<'_> {
             .store
             .pending_verdicts()
             .map_err(Stop::from(FailureKind::Local))?;
-        let now = self.options.clock();
-        let limits = self.prepared.retry_limits;
-        let (due, parked): (Vec<VerdictRow>, Vec<VerdictRow>) =
-            pending.into_iter().partition(|row| {
-                self.options.mode == RunMode::Replay
-                    || !limits.passed(row.attempts, row.waiting_since.unwrap_or(now), now)
-            });
-        if !parked.is_empty() {
-            warn!(
-                count = parked.len(),
-                max_attempts = limits.max_attempts,
-                max_age_days = limits.max_age.whole_days(),
-                "verdicts passed their retry limits: scheduled runs no longer apply them; they \
-                 stay in the state store, waiting. `tq-conn-proofpoint-tap replay --list` shows \
-                 them with the reason, `replay` applies them once the cause is fixed"
-            );
-        }
+        let due = self.due_now(pending, "waiting verdicts", |row| {
+            (row.attempts, row.waiting_since)
+        });
         if due.is_empty() {
             return Ok(());
         }
@@ -432,6 +404,39 @@ impl Pipeline<'_> {
             }
         }
         Ok(())
+    }
+
+    /// What of `entries`, left by earlier runs, this run tries: `replay`
+    /// all of them, a scheduled run those within the retry limits
+    /// (`tried` gives an entry's attempts and since when it waits; none is
+    /// now). The others stay in the store, and the run says so loudly.
+    fn due_now<T>(
+        &self,
+        entries: Vec<T>,
+        what: &str,
+        tried: impl Fn(&T) -> (u32, Option<OffsetDateTime>),
+    ) -> Vec<T> {
+        if self.options.mode == RunMode::Replay {
+            return entries;
+        }
+        let now = self.options.clock();
+        let limits = self.prepared.retry_limits;
+        let (due, parked): (Vec<T>, Vec<T>) = entries.into_iter().partition(|entry| {
+            let (attempts, since) = tried(entry);
+            !limits.passed(attempts, since.unwrap_or(now), now)
+        });
+        if !parked.is_empty() {
+            warn!(
+                count = parked.len(),
+                max_attempts = limits.max_attempts,
+                max_age_days = limits.max_age.whole_days(),
+                "{what} passed their retry limits (`[run] retry_max_attempts`, \
+                 `retry_max_age_days`): scheduled runs no longer try them; they stay in the state \
+                 store. `tq-conn-proofpoint-tap replay --list` shows them with the reason, \
+                 `replay` tries them once the cause is fixed"
+            );
+        }
+        due
     }
 
     /// Whether a scheduled run has spent the share of its deadline that
