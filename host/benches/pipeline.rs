@@ -25,6 +25,13 @@
 //!    so `CARGO_BIN_EXE_*` would carry the simulators. `BENCH_CLEAN_BUILD=1`
 //!    also times a clean build of it in an empty target directory (about
 //!    eight minutes on two cores, so off by default).
+//! 7. A Python floor: CPython 3, standard library only, parses the TAP
+//!    bodies figure 3 fetched (`json.loads`) and serialises the ThreatQ
+//!    bodies it sent (`json.dumps`), nothing else: the least any Python
+//!    connector spends on the same data (`benches/python_floor.py`). The
+//!    connector's own CPU in figure 3 is given over it. Figures 3 and 5
+//!    give the connector's CPU (its rusage) and the simulators' (this
+//!    process's) besides wall time, since both share the two cores.
 //!
 //! These machines are shared and noisy: timings are medians of several
 //! runs, and ratios are taken pair by pair within one run. Set
@@ -320,6 +327,7 @@ async fn sandbox_cost_and_parse_limit(report: &mut Report) {
     let native = median(&mut native_times);
     let sandboxed = median(&mut sandbox_times);
     report.section(
+        "figure_1_sandbox_cost",
         "1. sandbox cost (one busy hour over loopback HTTP)",
         json!({
             "siem_records": records,
@@ -367,6 +375,7 @@ async fn sandbox_cost_and_parse_limit(report: &mut Report) {
     let ours = median(&mut decode_map);
     let bare = median(&mut parse);
     report.section(
+        "figure_2_decode_map_vs_parse",
         "2. decode+map vs a bare serde_json::Value parse (same bodies, in memory)",
         json!({
             "decode_map_ms": ms(ours),
@@ -444,6 +453,10 @@ struct RunFigures {
     threatq_requests: usize,
     largest_tap_body_mib: f64,
     exit: i32,
+    /// The connector's own CPU (user + system), from its rusage.
+    connector_cpu_s: f64,
+    /// This process's CPU meanwhile: the two simulators, the RSS poller.
+    simulators_cpu_s: f64,
 }
 
 impl RunFigures {
@@ -460,6 +473,13 @@ impl RunFigures {
             "tap_requests": self.tap_requests,
             "threatq_requests": self.threatq_requests,
             "largest_tap_body_mib": round2(self.largest_tap_body_mib),
+            "connector_cpu_s": round2(self.connector_cpu_s),
+            "simulators_cpu_s": round2(self.simulators_cpu_s),
+            "connector_records_per_cpu_s": if ok && self.connector_cpu_s > 0.0 {
+                (self.records as f64 / self.connector_cpu_s).round()
+            } else {
+                0.0
+            },
             "connector_peak_rss_mib": round2(self.peak_rss_mib),
             "rss_target_mib": round2(3.0 * self.largest_tap_body_mib + 64.0),
             "exit_status": self.exit,
@@ -530,10 +550,12 @@ impl Bench {
         let before = self.threatq.snapshot().objects.len();
         let dir = self.dir.path().to_path_buf();
         let binary = binary.to_path_buf();
+        let before_cpu = cpu_seconds();
         let (wall, exit, peak_rss_mib) =
             tokio::task::spawn_blocking(move || run_binary(&binary, &dir))
                 .await
                 .expect("runner thread");
+        let after_cpu = cpu_seconds();
         if verbosity() != "1" {
             static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
             let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
@@ -557,6 +579,8 @@ impl Bench {
             threatq_requests: self.threatq.requests().len(),
             largest_tap_body_mib: largest as f64 / (1024.0 * 1024.0),
             exit,
+            connector_cpu_s: after_cpu.children - before_cpu.children,
+            simulators_cpu_s: after_cpu.own - before_cpu.own,
         }
     }
 }
@@ -611,6 +635,41 @@ fn run_binary(binary: &Path, dir: &Path) -> (StdDuration, i32, f64) {
     (wall, exit, peak_kib as f64 / 1024.0)
 }
 
+/// CPU seconds (user + system) of this process, and of its children that
+/// have been waited for, from `/proc/self/stat` (fields 14 to 17, in
+/// USER_HZ ticks, which are 100 a second on every Linux ABI). A run's
+/// connector is the one child waited for while it runs, so the change in
+/// `children` across a run is that connector's own rusage; zero where
+/// there is no `/proc`.
+#[derive(Debug, Clone, Copy, Default)]
+struct CpuSeconds {
+    own: f64,
+    children: f64,
+}
+
+fn cpu_seconds() -> CpuSeconds {
+    const USER_HZ: f64 = 100.0;
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return CpuSeconds::default();
+    };
+    // The command name (field 2) may hold spaces; the fields after it start
+    // past its closing parenthesis, with the state (field 3).
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return CpuSeconds::default();
+    };
+    let field = |n: usize| -> f64 {
+        rest.split_whitespace()
+            .nth(n - 3)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0) as f64
+            / USER_HZ
+    };
+    CpuSeconds {
+        own: field(14) + field(15),
+        children: field(16) + field(17),
+    }
+}
+
 /// The connector's `-v` in every run: 1 (warnings) unless
 /// `BENCH_VERBOSITY` says 2 or 3, to read where a run's time goes from the
 /// timestamps of its log (each run's log is then kept, see `Bench::run`).
@@ -640,8 +699,29 @@ async fn end_to_end(report: &mut Report, binary: &Path, choices: &Choices) {
     let bench = Bench::start(10_000, e2e_hours).await;
     let first = bench.run(binary).await;
     report.section(
+        "figure_3_end_to_end",
         &format!("3. end to end: {e2e_hours}-hour first run, 10,000 records an hour, real binary"),
-        json!({ "run": first.json(), "target_wall_s_under": 60 }),
+        json!({
+            "run": first.json(),
+            "target_wall_s_under": 60,
+            "target_connector_cpu_s_under": 20,
+        }),
+    );
+    let floor = python_floor(&bench).await;
+    let connector_over_floor = floor
+        .get("floor_cpu_s")
+        .and_then(Value::as_f64)
+        .filter(|floor| *floor > 0.0)
+        .map(|floor| round2(first.connector_cpu_s / floor));
+    report.section(
+        "figure_7_python_floor",
+        "7. Python floor: the same TAP bodies through json.loads, the same ThreatQ bodies through json.dumps",
+        json!({
+            "floor": floor,
+            "connector_cpu_s": round2(first.connector_cpu_s),
+            "ratio_connector_over_floor": connector_over_floor,
+            "target_ratio_at_most": 1.0,
+        }),
     );
 
     // Nothing new: no overlap re-read, so the window left is shorter than
@@ -664,6 +744,7 @@ async fn end_to_end(report: &mut Report, binary: &Path, choices: &Choices) {
     let _ = std::fs::remove_dir_all(&cache);
     let cold = bench.run(binary).await;
     report.section(
+        "figure_4_start_up",
         "4. start-up: a run with nothing new to fetch",
         json!({
             "cached_component_wall_ms": ms(median(&mut warm)),
@@ -692,7 +773,91 @@ async fn end_to_end(report: &mut Report, binary: &Path, choices: &Choices) {
         };
         rows.push(json!({ "records_per_hour": per_hour, "hours": hours, "run": figures }));
     }
-    report.section("5. scaling", json!({ "runs": rows }));
+    report.section("figure_5_scaling", "5. scaling", json!({ "runs": rows }));
+}
+
+/// Figure 7: writes every TAP body figure 3's run fetched (fetched again
+/// from the simulator, which answers a query the same way each time) and
+/// every ThreatQ request body it sent to files, and has CPython parse the
+/// TAP ones and serialise the ThreatQ ones (`python_floor.py`, standard
+/// library only). Its CPU is the least a Python connector spends on the
+/// same data. Without `python3` the figure says so instead.
+async fn python_floor(bench: &Bench) -> Value {
+    let folder = match tempfile::tempdir_in(target_dir()) {
+        Ok(folder) => folder,
+        Err(err) => return json!({ "skipped": format!("no folder for the bodies: {err}") }),
+    };
+    let client = reqwest::Client::new();
+    let mut written = 0_usize;
+    for (n, request) in bench
+        .tap
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET" && r.status == 200)
+        .enumerate()
+    {
+        let query = if request.query.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", request.query)
+        };
+        let body = client
+            .get(format!("{}{}{query}", bench.tap.base_url(), request.path))
+            .basic_auth(PRINCIPAL, Some(SECRET))
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status);
+        let body = match body {
+            Ok(response) => response.bytes().await,
+            Err(err) => Err(err),
+        };
+        match body {
+            Ok(body) => {
+                let path = folder.path().join(format!("tap-{n:05}.json"));
+                std::fs::write(path, &body).expect("a TAP body written");
+                written += body.len();
+            }
+            Err(err) => {
+                return json!({ "skipped": format!("TAP body {} again: {err}", request.path) });
+            }
+        }
+    }
+    for (n, request) in bench
+        .threatq
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/consume"))
+        .enumerate()
+    {
+        let path = folder.path().join(format!("threatq-{n:05}.json"));
+        std::fs::write(path, &request.body).expect("a ThreatQ body written");
+        written += request.body.len();
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/python_floor.py");
+    let output = Command::new("python3")
+        .arg(&script)
+        .arg(folder.path())
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output();
+    let output = match output {
+        Ok(output) if output.status.success() => output,
+        Ok(output) => return json!({ "skipped": format!("python3 failed ({})", output.status) }),
+        Err(err) => {
+            return json!({ "skipped": format!("python3 could not be started ({err}): install CPython 3 for figure 7") });
+        }
+    };
+    let mut figures: Value = match serde_json::from_slice(&output.stdout) {
+        Ok(figures) => figures,
+        Err(err) => {
+            return json!({ "skipped": format!("python_floor.py printed no figures: {err}") });
+        }
+    };
+    let cpu = |key: &str| figures.get(key).and_then(Value::as_f64).unwrap_or(0.0);
+    let floor = cpu("tap_loads_cpu_s") + cpu("threatq_dumps_cpu_s");
+    figures["floor_cpu_s"] = json!(round2(floor));
+    figures["bodies_mib"] = json!(round2(written as f64 / (1024.0 * 1024.0)));
+    figures
 }
 
 /// Set in a child of this benchmark: "<records an hour> <hours> <connector
@@ -838,6 +1003,7 @@ fn binary_and_build(report: &mut Report, product: &Product) {
         json!("not measured (BENCH_CLEAN_BUILD=1 measures it)")
     };
     report.section(
+        "figure_6_release_binary",
         "6. release binary (cargo build --release -p tq-conn-proofpoint-tap, no simulators)",
         json!({
             "path": product.binary.display().to_string(),
@@ -878,10 +1044,16 @@ impl Report {
         self.sections.push((name.to_owned(), value));
     }
 
-    fn section(&mut self, title: &str, figures: Value) {
+    /// One figure: printed under `title`, kept in `bench.json` under
+    /// `key`, which stays the same from commit to commit (docs/
+    /// performance.md lists them) while the title may say more.
+    fn section(&mut self, key: &str, title: &str, mut figures: Value) {
         println!("\n{title}");
         print_table(&figures, 1);
-        self.sections.push((title.to_owned(), figures));
+        if let Value::Object(map) = &mut figures {
+            map.insert("title".to_owned(), json!(title));
+        }
+        self.sections.push((key.to_owned(), figures));
     }
 
     fn finish(self) {
