@@ -93,6 +93,9 @@ pub enum RouteSource {
     /// `-ep`, but neither ThreatQ's UI nor `[threatq] proxy` names one: the
     /// environment, with a warning.
     ExternalProxyNamedNone,
+    /// TAP over plain `http://` to this machine, without `allow_plain_http`:
+    /// no proxy, whatever is configured ([`direct_for_plain_http`]).
+    PlainHttpToThisMachine,
 }
 
 impl std::fmt::Display for RouteSource {
@@ -104,6 +107,9 @@ impl std::fmt::Display for RouteSource {
             RouteSource::ThreatqSection => "-ep: [threatq] proxy",
             RouteSource::Environment => "the environment (HTTPS_PROXY, NO_PROXY)",
             RouteSource::ExternalProxyNamedNone => "-ep, but no proxy named: the environment",
+            RouteSource::PlainHttpToThisMachine => {
+                "plain http to this machine: no proxy, so the credentials stay on it"
+            }
         })
     }
 }
@@ -176,6 +182,20 @@ pub fn tap_route(
         ),
         (None, None) => Route::new(ProxyChoice::System, RouteSource::ExternalProxyNamedNone),
     })
+}
+
+/// The TAP route for an origin `plain_http` to this machine (the only
+/// plain `http://` the credentials check lets through without `[tap]
+/// allow_plain_http`, docs/sync.md, "Where the TAP credentials go"): direct.
+/// Through a proxy the Basic header would cross the network in clear text,
+/// and the proxy would take `127.0.0.1` for its own address. Any other
+/// origin keeps `route`.
+pub fn direct_for_plain_http(route: Route, plain_http: bool) -> Route {
+    if plain_http && route.proxy != ProxyChoice::Direct {
+        Route::new(ProxyChoice::Direct, RouteSource::PlainHttpToThisMachine)
+    } else {
+        route
+    }
 }
 
 /// The operator's network choices for one client.
@@ -333,6 +353,19 @@ mod tests {
 
     fn proxy(text: &str) -> ProxyUrl {
         ProxyUrl::parse(text).expect("a proxy URL")
+    }
+
+    #[test]
+    fn plain_http_to_this_machine_goes_direct_whatever_proxy_is_configured() {
+        let proxy = ProxyUrl::parse("http://proxy.example:3128").unwrap();
+        let proxied = Route::new(ProxyChoice::Explicit(proxy), RouteSource::OwnSection);
+        let direct = Route::new(ProxyChoice::Direct, RouteSource::PlainHttpToThisMachine);
+        assert_eq!(direct_for_plain_http(proxied.clone(), true), direct);
+        let environment = Route::new(ProxyChoice::System, RouteSource::Environment);
+        assert_eq!(direct_for_plain_http(environment, true), direct);
+        assert_eq!(direct_for_plain_http(proxied.clone(), false), proxied);
+        let dp = Route::new(ProxyChoice::Direct, RouteSource::DisableProxy);
+        assert_eq!(direct_for_plain_http(dp.clone(), true), dp);
     }
 
     #[test]

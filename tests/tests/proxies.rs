@@ -133,12 +133,18 @@ async fn relay(mut client: TcpStream, record: Arc<Mutex<Vec<Vec<u8>>>>) {
 }
 
 /// Writes the world's config (a complete [tap], one hour of history) with
-/// `threatq_proxy` under [threatq] and `tap_proxy` under [tap].
+/// `threatq_proxy` under [threatq] and `tap_proxy` under [tap]. The TAP
+/// simulator speaks plain http on this machine, which takes no proxy
+/// unless `allow_plain_http` says the proxy's connection is protected
+/// otherwise: these tests say so, to see where each side's traffic goes.
 fn configure(world: &World, threatq_proxy: Option<&str>, tap_proxy: Option<&str>) {
     let tap_line = tap_proxy
         .map(|url| format!("proxy = \"{url}\"\n"))
         .unwrap_or_default();
-    world.write_config(true, &format!("history_hours = 1\n{tap_line}"));
+    world.write_config(
+        true,
+        &format!("history_hours = 1\nallow_plain_http = true\n{tap_line}"),
+    );
     if let Some(url) = threatq_proxy {
         let path = world.config_dir().join(tq_conn::config::CONFIG_FILE_NAME);
         let text = std::fs::read_to_string(&path).unwrap();
@@ -271,4 +277,23 @@ async fn dp_bypasses_every_configured_proxy() {
     assert!(!world.tap.requests().is_empty());
     assert!(threatq_proxy.requests().is_empty());
     assert!(tap_proxy.requests().is_empty());
+}
+
+/// Review finding: `http://` is allowed for this machine only, but a proxy
+/// would still have carried that request, Basic header in clear text, to
+/// wherever the proxy is (with `-ep`, wherever ThreatQ's UI says).
+#[tokio::test]
+async fn plain_http_to_this_machine_takes_no_proxy_without_allow_plain_http() {
+    let world = World::start().await;
+    let proxy = ProxyStub::start().await;
+    world.threatq.set_proxy(Some(proxy.url()));
+    world.write_config(true, "history_hours = 1\n");
+
+    completed(tq_conn::run::run(&with_flags(&world, true, false)).await);
+
+    assert!(!world.tap.requests().is_empty());
+    assert!(
+        proxy.requests_to(&world.tap.base_url()).is_empty(),
+        "TAP's plain http went through the proxy ThreatQ names"
+    );
 }

@@ -577,6 +577,67 @@ async fn a_dead_letter_past_its_retry_limit_is_kept_listed_and_left_to_replay() 
     assert_eq!(spearphish_titles_containing(&world, "always-blocked"), 1);
 }
 
+/// Review finding: a dead letter whose body ThreatQ (or a firewall) now
+/// answers with a 5xx made the replay, and so every run, stop before its
+/// windows. Now the chunk is kept with one more attempt and the windows go
+/// on.
+#[tokio::test]
+async fn a_dead_letter_answered_with_a_server_error_does_not_stop_the_windows() {
+    let world = World::start().await;
+    let t = now();
+    world
+        .tap
+        .add_message(
+            MessageKind::Delivered,
+            message("now-a-502", t - Duration::hours(3), t - Duration::hours(3)),
+        )
+        .unwrap();
+    world
+        .threatq
+        .faults()
+        .refuse_bodies_containing("now-a-502", 403);
+    let first = failed(world.run_at(t - Duration::hours(2)).await);
+    assert_eq!(first.kind, FailureKind::Undelivered, "{:#}", first.error);
+    let attempts = |world: &World| {
+        tq_conn::state::Store::open(world.config_dir())
+            .unwrap()
+            .dead_letters()
+            .unwrap()
+            .iter()
+            .map(|letter| (letter.attempts, letter.reason.clone()))
+            .collect::<Vec<_>>()
+    };
+    let before = attempts(&world);
+    assert!(!before.is_empty());
+
+    world.threatq.faults().clear();
+    world
+        .threatq
+        .faults()
+        .refuse_bodies_containing("now-a-502", 502);
+    world
+        .tap
+        .add_message(
+            MessageKind::Delivered,
+            message(
+                "fresh-after-502",
+                t - Duration::minutes(40),
+                t - Duration::minutes(40),
+            ),
+        )
+        .unwrap();
+    let second = failed(world.run_at(t).await);
+    assert_eq!(second.kind, FailureKind::Undelivered, "{:#}", second.error);
+    assert_eq!(second.summary.windows_done, second.summary.windows_planned);
+    assert_eq!(spearphish_titles_containing(&world, "fresh-after-502"), 1);
+    let after = attempts(&world);
+    assert_eq!(after.len(), before.len(), "kept, not dropped");
+    for ((was, _), (now, reason)) in before.iter().zip(&after) {
+        assert_eq!(*now, was + 1, "one more attempt");
+        assert!(reason.contains("502"), "{reason}");
+    }
+}
+
 #[tokio::test]
 async fn wrong_tap_secret_stops_with_a_credentials_error_and_no_checkpoint() {
     let mut world = World::start().await;

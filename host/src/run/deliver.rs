@@ -164,31 +164,28 @@ pub(super) struct Redelivered {
     pub delivery: Delivery,
 }
 
-/// Sends dead letters of earlier runs again, as one batch. Their refusals
-/// are never taken as systemic: each was refused alone before, and what is
-/// refused again stays a dead letter with ThreatQ's new answer, so a body
-/// a firewall refuses on every run cannot stop the feed. Only a ThreatQ
-/// that cannot be used at all (login, outage) fails.
+/// Sends dead letters of earlier runs again, as one batch, within
+/// `deadline` (a scheduled run's share for what earlier runs left). Their
+/// refusals are never taken as systemic: each was refused alone before, and
+/// what is refused again stays a dead letter with ThreatQ's new answer, so a
+/// body a firewall refuses on every run cannot stop the feed. An error
+/// (ThreatQ could not be used for the batch, or did not answer in time)
+/// leaves every letter of the batch as it was: the caller keeps them with
+/// one more attempt ([`tried_again`]) and goes on to the windows.
 pub(super) async fn redeliver(
     threatq: &Client,
     options: &ForwardOptions,
     deadline: &Deadline,
     letters: &[DeadLetter],
-) -> Result<Redelivered, Stop> {
+) -> anyhow::Result<Redelivered> {
     let mut merged = Batch::default();
     for letter in letters {
         batch::merge(&mut merged, &letter.batch);
     }
     let report = deadline
-        .bound_preparation(threatq.forward_under(&merged, options, SystemicRule::OFF))
-        .await?
-        .map_err(|e| {
-            forward_failure(e).context(
-                "ThreatQ could not be used to send the dead letters again; they are kept and \
-                 the checkpoint is unchanged"
-                    .to_owned(),
-            )
-        })?;
+        .within(threatq.forward_under(&merged, options, SystemicRule::OFF))
+        .await
+        .ok_or_else(|| anyhow!("ThreatQ did not answer within the time the replay may take"))??;
     let still: BTreeSet<ObjectKey> = report.rejected.iter().map(RejectedObject::key).collect();
     let delivered: Vec<i64> = letters
         .iter()
@@ -205,6 +202,28 @@ pub(super) async fn redeliver(
         delivered,
         delivery,
     })
+}
+
+/// The letters of a batch [`redeliver`] could not send, kept as they were
+/// with one more attempt and `why` as their latest answer, so the retry
+/// limits see them tried.
+pub(super) fn tried_again(letters: &[DeadLetter], why: &str) -> Delivery {
+    Delivery {
+        dead_letters: letters
+            .iter()
+            .map(|letter| NewDeadLetter {
+                collection: letter.collection,
+                identity: letter.identity.clone(),
+                relations_only: letter.relations_only,
+                status: letter.status,
+                reason: why.to_owned(),
+                batch: letter.batch.clone(),
+                window: letter.window.clone(),
+                message_guid: letter.message_guid.clone(),
+            })
+            .collect(),
+        ..Delivery::default()
+    }
 }
 
 /// Forwards what an earlier run left (dead letters, re-mapped records),

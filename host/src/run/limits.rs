@@ -109,6 +109,7 @@ impl Bounds {
 /// The whole-run time bound: checked before each window, and bounding each
 /// window's TAP call and ThreatQ forward, so a stalled side ends the run at
 /// a window boundary with the checkpoint of the last accepted window.
+#[derive(Debug, Clone)]
 pub(super) struct Deadline {
     at: Instant,
     limit: StdDuration,
@@ -158,12 +159,15 @@ impl Deadline {
             })
     }
 
-    /// Whether more than `share` (0 to 1) of the run's time is spent: the
-    /// replay of earlier runs' leftovers stops there, so the windows,
-    /// the new data, always get the rest.
-    pub fn past_share(&self, share: f64) -> bool {
-        let left = self.at.saturating_duration_since(Instant::now());
-        left.as_secs_f64() < self.limit.as_secs_f64() * (1.0 - share)
+    /// The deadline of a step that may take only the first `share` of the
+    /// run's time (a fraction from 0 to 1): the replay of what earlier runs
+    /// left ends there, so the windows, the new data, always get the rest.
+    pub fn share(&self, share: f64) -> Deadline {
+        let rest = self.limit.mul_f64((1.0 - share).clamp(0.0, 1.0));
+        Deadline {
+            at: self.at.checked_sub(rest).unwrap_or(self.at),
+            limit: self.limit,
+        }
     }
 
     pub fn check(&self, at: &Position<'_>) -> Result<(), Stop> {

@@ -45,6 +45,7 @@ use crate::state::{Quarantined, VerdictRow};
 use deliver::Delivery;
 use enrichment::{EnrichedThisRun, EnrichmentSettings, Queue};
 use fetch::Attempt;
+use limits::Deadline;
 pub use limits::RetryLimits;
 pub use options::{DEFAULT_RUN_DEADLINE, NetworkFlags, RunMode, RunOptions};
 pub use outcome::{FailureKind, RunFailure, RunOutcome};
@@ -245,15 +246,19 @@ impl Pipeline<'_> {
         ))
     }
 
-    /// Applies the verdicts that need ThreatQ, within the run's deadline,
-    /// and counts what they did. `delivery` is what ThreatQ made of the
-    /// objects just sent: a verdict for an indicator it refused waits for
-    /// the dead letter. Returns the rows to record and whether the deadline
-    /// came (the rows then include those left waiting).
+    /// Applies the verdicts that need ThreatQ, within `deadline`, and
+    /// counts what they did. `delivery` is what ThreatQ made of the objects
+    /// just sent: a verdict for an indicator it refused waits for the dead
+    /// letter. Returns the rows to record and whether the deadline came
+    /// (the rows then include those left waiting). When ThreatQ cannot be
+    /// used part-way, the verdicts already applied are committed before
+    /// the stop: ThreatQ holds what they did, and the store must know the
+    /// status this connector set, to set it back when TAP changes its mind.
     async fn apply_verdicts(
         &mut self,
         verdicts: Verdicts<'_>,
         delivery: &Delivery,
+        deadline: &Deadline,
     ) -> Result<(Vec<VerdictRow>, bool), Stop> {
         let store = &self.prepared.store;
         let jobs = match verdicts {
@@ -284,7 +289,7 @@ impl Pipeline<'_> {
         let answer = verdicts::apply(
             &prepared.threatq,
             &prepared.verdicts,
-            &prepared.deadline,
+            deadline,
             &dead_lettered,
             jobs,
         )
@@ -294,8 +299,9 @@ impl Pipeline<'_> {
                 self.summary.add(&applied.tally);
                 Ok((applied.rows, applied.deadline_reached))
             }
-            Err((stop, tally)) => {
-                self.summary.add(&tally);
+            Err((stop, applied)) => {
+                self.summary.add(&applied.tally);
+                self.commit(Settled::PendingVerdicts, Delivery::default(), applied.rows)?;
                 Err(stop)
             }
         }
@@ -308,21 +314,29 @@ impl Pipeline<'_> {
         self.prepared.deadline.verdicts_stop(settled, waiting)
     }
 
-    /// Step 2: what earlier runs left undelivered goes first.
+    /// Step 2: what earlier runs left undelivered goes first. A scheduled
+    /// run gives it a share of its deadline (`REPLAY_SHARE`), `replay` the
+    /// whole; whatever happens to it, the windows, the new data, come next.
     async fn replay(&mut self) -> Result<(), Stop> {
         if self.options.dry_run {
             return Ok(());
         }
-        self.replay_dead_letters().await?;
-        self.replay_verdicts().await?;
+        let share = match self.options.mode {
+            RunMode::Sync => self.prepared.deadline.share(REPLAY_SHARE),
+            RunMode::Replay => self.prepared.deadline.clone(),
+        };
+        self.replay_dead_letters(&share).await?;
+        self.replay_verdicts(&share).await?;
         self.replay_quarantine().await
     }
 
     /// Dead letters of earlier runs, sent again in chunks, each chunk
     /// committed at once. Scheduled runs leave out the letters past their
-    /// limits (`replay` sends them all), and stop at their share of the
-    /// deadline: the windows, the new data, always get the rest.
-    async fn replay_dead_letters(&mut self) -> Result<(), Stop> {
+    /// limits (`replay` sends them all). A chunk ThreatQ cannot take now
+    /// (it did not answer within `share`, or could not be used for it) is
+    /// kept with one more attempt, and the replay ends there: it never
+    /// stops the windows (a ThreatQ that cannot be used stops them itself).
+    async fn replay_dead_letters(&mut self, share: &Deadline) -> Result<(), Stop> {
         let letters = self
             .prepared
             .store
@@ -342,17 +356,35 @@ impl Pipeline<'_> {
             "sending the dead letters of earlier runs again"
         );
         for (sent, chunk) in due.chunks(REPLAY_CHUNK).enumerate() {
-            if self.replay_share_spent(due.len() - sent * REPLAY_CHUNK, "dead letters") {
+            let left = due.len() - sent * REPLAY_CHUNK;
+            if share_spent(share, left, "dead letters") {
                 break;
             }
             let prepared = &self.prepared;
-            let redelivered = deliver::redeliver(
-                &prepared.threatq,
-                &prepared.forward_options,
-                &prepared.deadline,
-                chunk,
-            )
-            .await?;
+            let answer =
+                deliver::redeliver(&prepared.threatq, &prepared.forward_options, share, chunk)
+                    .await;
+            let redelivered = match answer {
+                Ok(redelivered) => redelivered,
+                Err(why) => {
+                    let why = format!("{why:#}");
+                    warn!(
+                        error = %why,
+                        letters = left,
+                        "the dead letters could not be sent again now; they are kept, this \
+                         chunk with one more attempt, and the run goes on with its windows"
+                    );
+                    self.commit(
+                        Settled::Redelivered {
+                            delivered: Vec::new(),
+                            messages: Vec::new(),
+                        },
+                        deliver::tried_again(chunk, &why),
+                        Vec::new(),
+                    )?;
+                    break;
+                }
+            };
             self.summary.add(&Tally {
                 redelivered: redelivered.delivered.len() as u64,
                 ..Tally::default()
@@ -371,9 +403,10 @@ impl Pipeline<'_> {
     }
 
     /// Verdicts earlier runs left waiting, tried again in chunks, each
-    /// chunk committed at once, under the same limits and the same share
-    /// of the deadline as the dead letters.
-    async fn replay_verdicts(&mut self) -> Result<(), Stop> {
+    /// chunk committed at once, under the same limits and within the same
+    /// `share` as the dead letters: what `share` cuts off waits for the
+    /// next run; only the run's own deadline stops the run.
+    async fn replay_verdicts(&mut self, share: &Deadline) -> Result<(), Stop> {
         let pending = self
             .prepared
             .store
@@ -390,17 +423,25 @@ impl Pipeline<'_> {
             "applying TAP's verdicts earlier runs could not apply"
         );
         for (done, chunk) in due.chunks(REPLAY_CHUNK).enumerate() {
-            if self.replay_share_spent(due.len() - done * REPLAY_CHUNK, "verdicts") {
+            if share_spent(share, due.len() - done * REPLAY_CHUNK, "verdicts") {
                 break;
             }
             let (settled, deadline_reached) = self
-                .apply_verdicts(Verdicts::Waiting(chunk.to_vec()), &Delivery::default())
+                .apply_verdicts(
+                    Verdicts::Waiting(chunk.to_vec()),
+                    &Delivery::default(),
+                    share,
+                )
                 .await?;
             self.commit(Settled::PendingVerdicts, Delivery::default(), settled)?;
             if deadline_reached {
-                return Err(
-                    self.verdicts_stop("no window was fetched and the checkpoint is unchanged")
-                );
+                if self.prepared.deadline.passed() {
+                    return Err(
+                        self.verdicts_stop("no window was fetched and the checkpoint is unchanged")
+                    );
+                }
+                share_spent(share, due.len() - done * REPLAY_CHUNK, "verdicts");
+                break;
             }
         }
         Ok(())
@@ -437,22 +478,6 @@ impl Pipeline<'_> {
             );
         }
         due
-    }
-
-    /// Whether a scheduled run has spent the share of its deadline that
-    /// what earlier runs left may take; `left` of `what` then wait for the
-    /// next run. `replay` has no windows to leave time for.
-    fn replay_share_spent(&self, left: usize, what: &str) -> bool {
-        let spent =
-            self.options.mode == RunMode::Sync && self.prepared.deadline.past_share(REPLAY_SHARE);
-        if spent {
-            warn!(
-                left,
-                "the share of the run deadline for what earlier runs left is spent; the other \
-                 {what} are tried by the next run"
-            );
-        }
-        spent
     }
 
     /// Quarantined records a newer version (or `replay`) may now map.
@@ -518,6 +543,7 @@ impl Pipeline<'_> {
         });
         // What spans runs is kept as for a window; later verdicts in
         // re-mapped records are applied as well.
+        let deadline = self.prepared.deadline.clone();
         let (verdicts, deadline_reached) = self
             .apply_verdicts(
                 Verdicts::Of {
@@ -525,6 +551,7 @@ impl Pipeline<'_> {
                     batch: &batch,
                 },
                 &delivery,
+                &deadline,
             )
             .await?;
         self.commit(
@@ -610,6 +637,7 @@ impl Pipeline<'_> {
         let refused = delivery.refused;
         let mut verdicts_cut_off = false;
         if !self.options.dry_run {
+            let deadline = self.prepared.deadline.clone();
             let (verdicts, deadline_reached) = self
                 .apply_verdicts(
                     Verdicts::Of {
@@ -617,6 +645,7 @@ impl Pipeline<'_> {
                         batch: &batch,
                     },
                     &delivery,
+                    &deadline,
                 )
                 .await?;
             // The window's objects are in ThreatQ: its commit must happen
@@ -797,6 +826,20 @@ fn fetched(result: &SyncResult) -> Tally {
         already_sent_skipped: u64::from(counters.already_sent_skipped),
         ..Tally::default()
     }
+}
+
+/// Whether the replay's share of the run deadline is spent; `left` of
+/// `what` then wait for the next run, which the log says.
+fn share_spent(share: &Deadline, left: usize, what: &str) -> bool {
+    let spent = share.passed();
+    if spent {
+        warn!(
+            left,
+            "the share of the run deadline for what earlier runs left is spent; the other \
+             {what} are tried by the next run"
+        );
+    }
+    spent
 }
 
 fn plural(count: u64, noun: &str) -> String {

@@ -382,6 +382,18 @@ async fn tap_http_client(
         threatq_setting.as_ref(),
     )
     .map_err(|problem| Stop::Failed(FailureKind::Config, anyhow!(problem)))?;
+    let plain_http = tap.origin.scheme() == "http" && !config.tap.allow_plain_http;
+    let proxied = route.proxy != ProxyChoice::Direct;
+    let route = http::direct_for_plain_http(route, plain_http);
+    if proxied && route.source == RouteSource::PlainHttpToThisMachine {
+        warn!(
+            tap = %tap.origin,
+            "TAP is reached over plain http on this machine, so its traffic takes no proxy: \
+             through one the TAP credentials would cross the network in clear text. Set \
+             `allow_plain_http = true` under [tap] if the proxy's connection is protected \
+             otherwise"
+        );
+    }
     if route.source == RouteSource::ExternalProxyNamedNone {
         warn!(
             "-ep was given but neither ThreatQ nor [threatq] proxy names a proxy; TAP traffic \

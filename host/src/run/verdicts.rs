@@ -184,14 +184,15 @@ pub(super) struct Applied {
 /// is applied). A verdict ThreatQ refuses, or whose answer cannot be read,
 /// waits with the reason; so does every verdict the run's deadline cuts off
 /// (the rest are not started). A ThreatQ that cannot be used fails the
-/// window; the failure still says what was done before it, for the summary.
+/// window; the failure still gives what was done before it (the rows
+/// applied so far, which the caller commits, and their counts).
 pub(super) async fn apply(
     threatq: &Client,
     policy: &VerdictPolicy,
     deadline: &Deadline,
     dead_lettered: &HashSet<String>,
     jobs: Vec<Job>,
-) -> Result<Applied, (Stop, Tally)> {
+) -> Result<Applied, (Stop, Applied)> {
     let mut applied = Applied::default();
     for job in jobs {
         // Checked before each verdict, not only while one is under way, so
@@ -202,7 +203,11 @@ pub(super) async fn apply(
                 if !applied.deadline_reached {
                     match deadline.within(reassert(threatq, &row)).await {
                         None => applied.deadline_reached = true,
-                        Some(result) => refused_or_stop(result, &row, &applied.tally)?,
+                        Some(result) => {
+                            if let Err(stop) = refused_or_stop(result, &row) {
+                                return Err((stop, applied));
+                            }
+                        }
                     }
                 }
                 continue;
@@ -273,7 +278,9 @@ pub(super) async fn apply(
             }
             Some(Err(error)) => {
                 let why = error.to_string();
-                refused_or_stop(Err(error), &row, &applied.tally)?;
+                if let Err(stop) = refused_or_stop(Err(error), &row) {
+                    return Err((stop, applied));
+                }
                 row.error = Some(why);
             }
         }
@@ -293,11 +300,7 @@ pub(super) async fn apply(
 
 /// One indicator's refusal (or an answer we cannot read) lets the feed go
 /// on, logged; a ThreatQ that cannot be used fails the window.
-fn refused_or_stop(
-    result: Result<(), ThreatqError>,
-    row: &VerdictRow,
-    tally: &Tally,
-) -> Result<(), (Stop, Tally)> {
+fn refused_or_stop(result: Result<(), ThreatqError>, row: &VerdictRow) -> Result<(), Stop> {
     match result {
         Ok(()) => Ok(()),
         Err(
@@ -322,7 +325,7 @@ fn refused_or_stop(
                     row.status, row.indicator_value
                 )),
             );
-            Err((stop, *tally))
+            Err(stop)
         }
     }
 }

@@ -250,6 +250,16 @@ fn create_private(path: &Path) -> Result<()> {
     match options.open(path) {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            // SQLite would open a link's target, wherever it points, and
+            // make one that points nowhere with the umask's mode.
+            if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+                bail!(
+                    "the run state {} is a symbolic link; it is not followed, so nobody who can \
+                     write the config directory can redirect it. Replace the link with the \
+                     database itself (or remove it to start afresh)",
+                    path.display()
+                );
+            }
             tighten(path);
             Ok(())
         }
@@ -471,6 +481,17 @@ mod tests {
     }
 
     #[cfg(unix)]
+    #[cfg(unix)]
+    #[test]
+    fn a_state_database_that_is_a_symbolic_link_is_refused_and_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = dir.path().join("elsewhere.db");
+        std::os::unix::fs::symlink(&elsewhere, dir.path().join(STATE_DB_NAME)).unwrap();
+        let error = format!("{:#}", Store::open(dir.path()).err().expect("refused"));
+        assert!(error.contains("symbolic link"), "{error}");
+        assert!(!elsewhere.exists(), "the link was followed");
+    }
+
     #[test]
     fn an_existing_store_open_to_others_is_made_owner_only_with_a_warning() {
         use std::os::unix::fs::PermissionsExt;
