@@ -382,6 +382,14 @@ impl Pipeline<'_> {
                         deliver::tried_again(chunk, &why),
                         Vec::new(),
                     )?;
+                    if self.options.mode == RunMode::Replay {
+                        // `replay` is the operator asking for this very
+                        // step: its failure is the answer.
+                        return Err(Stop::Failed(
+                            FailureKind::Threatq,
+                            anyhow!("{why}; the dead letters are kept"),
+                        ));
+                    }
                     break;
                 }
             };
