@@ -157,7 +157,14 @@ impl World {
             &self.threatq.base_url(),
             &ThreatqSimConfig::default(),
             Some((&self.tap.base_url(), &TapSimConfig::default())),
-            &format!("history_hours = 1\n{}", line(tap_proxy)),
+            // The TAP simulator speaks plain http on this machine, which
+            // takes no proxy unless `allow_plain_http` says the proxy's
+            // connection is protected otherwise: said here, to see where
+            // each side's traffic goes.
+            &format!(
+                "history_hours = 1\nallow_plain_http = true\n{}",
+                line(tap_proxy)
+            ),
         )
         .replacen(
             "[threatq]\n",
