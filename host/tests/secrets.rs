@@ -213,7 +213,9 @@ async fn world() -> World {
 
 impl World {
     /// A config directory and a log directory for one run, with TAP's
-    /// proxy at `proxy_port` and `tap_secret` under [tap].
+    /// proxy at `proxy_port` and `tap_secret` under [tap] (and
+    /// `allow_plain_http`: the simulator's plain http on this machine takes
+    /// no proxy without it).
     fn dirs(&self, name: &str, proxy_port: u16, tap_secret: &str) -> (PathBuf, PathBuf) {
         let config_dir = self.root.path().join(name).join("config");
         let log_dir = self.root.path().join(name).join("log");
@@ -234,7 +236,8 @@ impl World {
              principal = \"{TAP_PRINCIPAL}\"\n\
              secret = \"{tap_secret}\"\n\
              history_hours = 2\n\
-             create_incidents = true\n",
+             create_incidents = true\n\
+             allow_plain_http = true\n",
             threatq = self.threatq.base_url(),
             client_id = defaults.client_id,
             email = defaults.email,
