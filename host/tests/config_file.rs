@@ -176,7 +176,13 @@ fn a_config_directory_others_can_write_is_warned_about_on_load() {
         let subscriber = tracing_subscriber::fmt()
             .with_writer(move || sink.clone())
             .finish();
-        let loaded = tracing::subscriber::with_default(subscriber, || config::load(dir.path()));
+        let loaded = tracing::subscriber::with_default(subscriber, || {
+            // Other tests of this binary log on other threads with no
+            // subscriber; a callsite first hit there may be cached as of no
+            // interest, and would then miss this thread's subscriber.
+            tracing::callsite::rebuild_interest_cache();
+            config::load(dir.path())
+        });
         assert!(loaded.expect("still loads").is_some());
         let log = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
         let shown = format!("mode {mode:04o}");

@@ -509,7 +509,12 @@ mod tests {
         let subscriber = tracing_subscriber::fmt()
             .with_writer(move || SharedBuffer(Arc::clone(&sink)))
             .finish();
-        tracing::subscriber::with_default(subscriber, || Store::open(dir.path()).unwrap());
+        tracing::subscriber::with_default(subscriber, || {
+            // A callsite first hit on another test's thread, with no
+            // subscriber, may be cached as of no interest.
+            tracing::callsite::rebuild_interest_cache();
+            Store::open(dir.path()).unwrap()
+        });
 
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
