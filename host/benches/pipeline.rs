@@ -789,6 +789,10 @@ async fn python_floor(bench: &Bench) -> Value {
     };
     let client = reqwest::Client::new();
     let mut written = 0_usize;
+    // The SIEM bodies are the data (all but a few MiB of it); campaign and
+    // forensics answers come from pools the first run may have used up, so
+    // one TAP will not give again is left out and counted.
+    let mut not_given_again = 0_usize;
     for (n, request) in bench
         .tap
         .requests()
@@ -801,14 +805,17 @@ async fn python_floor(bench: &Bench) -> Value {
         } else {
             format!("?{}", request.query)
         };
-        let body = client
+        let answer = client
             .get(format!("{}{}{query}", bench.tap.base_url(), request.path))
             .basic_auth(PRINCIPAL, Some(SECRET))
             .send()
-            .await
-            .and_then(reqwest::Response::error_for_status);
-        let body = match body {
-            Ok(response) => response.bytes().await,
+            .await;
+        let body = match answer {
+            Ok(response) if response.status().is_success() => response.bytes().await,
+            Ok(_) => {
+                not_given_again += 1;
+                continue;
+            }
             Err(err) => Err(err),
         };
         match body {
@@ -857,6 +864,7 @@ async fn python_floor(bench: &Bench) -> Value {
     let floor = cpu("tap_loads_cpu_s") + cpu("threatq_dumps_cpu_s");
     figures["floor_cpu_s"] = json!(round2(floor));
     figures["bodies_mib"] = json!(round2(written as f64 / (1024.0 * 1024.0)));
+    figures["tap_bodies_not_given_again"] = json!(not_given_again);
     figures
 }
 
