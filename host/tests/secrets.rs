@@ -6,15 +6,12 @@
 //! in the `--export` file, in the `--dry-run` output, or in the message of
 //! a failing run (an unreachable proxy, TAP refusing the credentials).
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
 
+use proxy_stub::ProxyStub;
 use tap_sim::{TapSim, TapSimConfig, TenantSpec};
 use threatq_sim::{ThreatqSim, ThreatqSimConfig};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::{TcpListener, TcpStream};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tq-conn-proofpoint-tap");
 
@@ -116,71 +113,12 @@ fn assert_no_secret_in_output(what: &str, output: &Output) {
     );
 }
 
-/// A plain TCP relay standing in for an HTTP proxy: it forwards every
-/// connection to `upstream` (the TAP simulator, which serves absolute-form
-/// requests by their path) and keeps what clients sent, so the test can
-/// see that TAP traffic went through the proxy, with its credentials.
-struct Relay {
-    addr: SocketAddr,
-    sent: Arc<Mutex<Vec<u8>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Relay {
-    async fn to(upstream: SocketAddr) -> Relay {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let sent = Arc::new(Mutex::new(Vec::new()));
-        let record = sent.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                let record = record.clone();
-                tokio::spawn(async move {
-                    let Ok(server) = TcpStream::connect(upstream).await else {
-                        return;
-                    };
-                    let (mut client_read, mut client_write) = client.into_split();
-                    let (mut server_read, mut server_write) = server.into_split();
-                    let up = async {
-                        let mut buffer = [0u8; 8192];
-                        loop {
-                            let n = match client_read.read(&mut buffer).await {
-                                Ok(0) | Err(_) => break,
-                                Ok(n) => n,
-                            };
-                            record.lock().unwrap().extend_from_slice(&buffer[..n]);
-                            if server_write.write_all(&buffer[..n]).await.is_err() {
-                                break;
-                            }
-                        }
-                        let _ = server_write.shutdown().await;
-                    };
-                    let down = async {
-                        let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
-                        let _ = client_write.shutdown().await;
-                    };
-                    tokio::join!(up, down);
-                });
-            }
-        });
-        Relay { addr, sent, task }
-    }
-
-    fn sent(&self) -> String {
-        String::from_utf8_lossy(&self.sent.lock().unwrap()).into_owned()
-    }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
 struct World {
     tap: TapSim,
     threatq: ThreatqSim,
-    relay: Relay,
+    /// TAP's proxy: the test sees TAP traffic went through it, with the
+    /// proxy's credentials.
+    relay: ProxyStub,
     root: tempfile::TempDir,
 }
 
@@ -202,7 +140,7 @@ async fn world() -> World {
     })
     .await
     .unwrap();
-    let relay = Relay::to(tap.addr()).await;
+    let relay = ProxyStub::start().await;
     World {
         tap,
         threatq,
@@ -284,7 +222,7 @@ fn the_basic_credentials_are_standard_base64() {
 #[tokio::test(flavor = "multi_thread")]
 async fn no_secret_leaves_the_config_file_in_a_full_sync_a_dry_run_or_a_failing_run() {
     let world = world().await;
-    let proxy_port = world.relay.addr.port();
+    let proxy_port = world.relay.port();
 
     // --dry-run: the JSON lines on stdout, the log in the log file.
     let (dry_dir, dry_log) = world.dirs("dry-run", proxy_port, TAP_SECRET);
