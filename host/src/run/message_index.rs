@@ -116,6 +116,9 @@ pub(super) fn name_refused_messages(
     batch: &Batch,
     letters: &mut [NewDeadLetter],
 ) {
+    if letters.is_empty() {
+        return;
+    }
     let guid_of: HashMap<ObjectKey, &str> = result
         .message_events
         .iter()

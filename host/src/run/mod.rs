@@ -307,6 +307,19 @@ impl Pipeline<'_> {
         }
     }
 
+    /// [`Self::apply_verdicts`] for the verdicts of a result just
+    /// forwarded in `batch`, within the run's deadline.
+    async fn apply_verdicts_of(
+        &mut self,
+        result: &SyncResult,
+        batch: &threatq_client::Batch,
+        delivery: &Delivery,
+    ) -> Result<(Vec<VerdictRow>, bool), Stop> {
+        let deadline = self.prepared.deadline.clone();
+        self.apply_verdicts(Verdicts::Of { result, batch }, delivery, &deadline)
+            .await
+    }
+
     /// The deadline came while verdicts were applied: what `settled` says
     /// was committed, and how many verdicts now wait.
     fn verdicts_stop(&self, settled: &str) -> Stop {
@@ -551,17 +564,8 @@ impl Pipeline<'_> {
         });
         // What spans runs is kept as for a window; later verdicts in
         // re-mapped records are applied as well.
-        let deadline = self.prepared.deadline.clone();
-        let (verdicts, deadline_reached) = self
-            .apply_verdicts(
-                Verdicts::Of {
-                    result: &result,
-                    batch: &batch,
-                },
-                &delivery,
-                &deadline,
-            )
-            .await?;
+        let (verdicts, deadline_reached) =
+            self.apply_verdicts_of(&result, &batch, &delivery).await?;
         self.commit(
             Settled::Remapped {
                 mapped: Mapped {
@@ -645,17 +649,8 @@ impl Pipeline<'_> {
         let refused = delivery.refused;
         let mut verdicts_cut_off = false;
         if !self.options.dry_run {
-            let deadline = self.prepared.deadline.clone();
-            let (verdicts, deadline_reached) = self
-                .apply_verdicts(
-                    Verdicts::Of {
-                        result: &result,
-                        batch: &batch,
-                    },
-                    &delivery,
-                    &deadline,
-                )
-                .await?;
+            let (verdicts, deadline_reached) =
+                self.apply_verdicts_of(&result, &batch, &delivery).await?;
             // The window's objects are in ThreatQ: its commit must happen
             // even when the deadline cut the verdicts off (they wait in it).
             verdicts_cut_off = deadline_reached;
