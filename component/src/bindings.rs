@@ -23,15 +23,16 @@ wit_bindgen::generate!({
     // for the plain ones, come by default; Debug is generated.)
     additional_derives: [PartialEq, Eq, Hash, PartialOrd, Ord],
     additional_type_attributes: {
-        "proofpoint:tap/connector@0.5.0/counters": [#[derive(Default)]],
-        "proofpoint:tap/connector@0.5.0/enrichment-report": [#[derive(Default)]],
+        "proofpoint:tap/connector@0.6.0/counters": [#[derive(Default)]],
+        "proofpoint:tap/connector@0.6.0/enrichment-report": [#[derive(Default)]],
     },
 });
 
 pub use exports::proofpoint::tap::connector::{
     Attribute, CampaignLink, CampaignRef, Counters, Credentials, EnrichmentReport, MessageLink,
-    ObjectKind, QuarantinedRecord, RecordKey, Rejection, Relation, Settings, SyncError, SyncResult,
-    TapFailure, ThreatqObject, Verdict, VerdictStatus, Window,
+    ObjectKind, PeopleAnswer, PeopleList, PeopleRequest, Person, PersonMark, QuarantinedRecord,
+    RecordKey, Rejection, Relation, Settings, SyncError, SyncResult, TapAccess, TapFailure,
+    ThreatRef, ThreatqObject, Verdict, VerdictStatus, Window,
 };
 pub use proofpoint::tap::host::LogLevel;
 
@@ -49,7 +50,10 @@ impl From<Rejection> for QuarantinedRecord {
 mod guest {
     use super::exports::proofpoint::tap::connector::Guest;
     use super::proofpoint::tap::host;
-    use super::{LogLevel, QuarantinedRecord, Settings, SyncError, SyncResult, Window};
+    use super::{
+        LogLevel, PeopleAnswer, PeopleRequest, QuarantinedRecord, Settings, SyncError, SyncResult,
+        TapAccess, Window,
+    };
     use crate::transport::{HostServices, basic_authorization};
     use crate::wasi_http::WasiHttpTransport;
 
@@ -57,7 +61,7 @@ mod guest {
 
     impl Guest for Component {
         fn sync(settings: Settings, window: Window) -> Result<SyncResult, SyncError> {
-            let authorization = authorization(&settings)?;
+            let authorization = authorization(settings.credentials.as_ref())?;
             let connect = |base| WasiHttpTransport::new(base, authorization);
             crate::sync::sync(&settings, &window, connect, &mut WitHost)
         }
@@ -66,16 +70,31 @@ mod guest {
             settings: Settings,
             records: Vec<QuarantinedRecord>,
         ) -> Result<SyncResult, SyncError> {
-            let authorization = authorization(&settings)?;
+            let authorization = authorization(settings.credentials.as_ref())?;
             let connect = |base| WasiHttpTransport::new(base, authorization);
             crate::sync::map_records(&settings, &records, connect, &mut WitHost)
+        }
+
+        fn read_people(access: TapAccess, request: PeopleRequest) -> PeopleAnswer {
+            match authorization(access.credentials.as_ref()) {
+                Ok(authorization) => {
+                    let connect = |base| WasiHttpTransport::new(base, authorization);
+                    crate::people::read_people(&access, &request, connect, &mut WitHost)
+                }
+                Err(e) => PeopleAnswer {
+                    very_attacked: Err(e.clone()),
+                    top_clickers: Err(e),
+                },
+            }
         }
     }
 
     /// The `Authorization` value to send when the host handed over
     /// credentials.
-    fn authorization(settings: &Settings) -> Result<Option<String>, SyncError> {
-        match &settings.credentials {
+    fn authorization(
+        credentials: Option<&super::Credentials>,
+    ) -> Result<Option<String>, SyncError> {
+        match credentials {
             Some(c) => basic_authorization(&c.principal, &c.secret)
                 .map(Some)
                 .map_err(SyncError::InvalidInput),

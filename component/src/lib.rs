@@ -1,6 +1,7 @@
 //! Proofpoint TAP knowledge as a WASI 0.2 component: fetch one SIEM window
-//! (plus the campaigns and forensics it names) and map it to ThreatQ
-//! objects, or map SIEM records the host kept from an earlier call. No policy lives here: windows, budgets, credentials and
+//! (plus the threat summaries, campaigns and forensics it names) and map it
+//! to ThreatQ objects, map SIEM records the host kept from an earlier call,
+//! or read TAP's people lists. No policy lives here: windows, budgets, credentials and
 //! checkpoints belong to the host.
 //!
 //! The TAP logic works on the types generated from the WIT file
@@ -10,6 +11,7 @@
 
 pub mod dates;
 pub mod map;
+pub mod people;
 pub mod sync;
 pub mod tap;
 pub mod transport;
@@ -20,8 +22,10 @@ mod wasi_http;
 
 pub use bindings::{
     Attribute, CampaignRef, Counters, Credentials, EnrichmentReport, MessageLink, ObjectKind,
-    QuarantinedRecord, RecordKey, Rejection, Relation, Settings, SyncError, SyncResult, TapFailure,
+    PeopleAnswer, PeopleList, PeopleRequest, Person, PersonMark, QuarantinedRecord, RecordKey,
+    Rejection, Relation, Settings, SyncError, SyncResult, TapAccess, TapFailure, ThreatRef,
     ThreatqObject, Verdict, VerdictStatus, Window,
 };
+pub use people::read_people;
 pub use sync::{map_records, sync};
 pub use transport::{HostServices, LogLevel, Scheme, TapBaseUrl, TapResponse, Transport};

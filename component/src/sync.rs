@@ -1,6 +1,7 @@
 //! One `sync(settings, window)` call, top to bottom: check the input, read
 //! the SIEM window, decode each record, skip what was already sent, map,
-//! enrich with campaigns and forensics within the allowances, and count.
+//! enrich with threat summaries, campaigns and forensics within the
+//! allowances, mark the events of listed people, and count.
 //!
 //! `map_records(settings, records)` is the same call without the SIEM
 //! request: the records the host kept (rejections of an earlier call) go
@@ -13,14 +14,18 @@ use serde_json::value::RawValue;
 
 use crate::bindings::{
     CampaignRef, Counters, EnrichmentReport, QuarantinedRecord, RecordKey, Rejection, Settings,
-    SyncError, SyncResult, Window,
+    SyncError, SyncResult, ThreatRef, Window,
 };
 use crate::dates::{parse_rfc3339, rfc3339_utc};
 use crate::map::Mapping;
 use crate::map::campaigns::{map_campaign, map_known_campaign};
 use crate::map::clicks::{ClickDisposition, map_clicks};
 use crate::map::forensics::{EvidenceTally, Origin, map_forensics};
+use crate::map::graph::ObjectId;
 use crate::map::messages::{MessageDisposition, map_messages};
+use crate::map::names::types;
+use crate::map::people::mark_people;
+use crate::map::summaries::map_summary;
 use crate::map::threats::{Threat, false_positives, note_verdicts};
 use crate::tap::campaign::parse_campaign;
 use crate::tap::endpoints::{self, SIEM_ALL};
@@ -29,6 +34,7 @@ use crate::tap::forensics::parse_forensics;
 use crate::tap::siem::{
     Click, Message, Section, SiemEnvelope, decode_click_text, decode_message_text, parse_envelope,
 };
+use crate::tap::summary::parse_summary;
 use crate::transport::{HostServices, LogLevel, TapBaseUrl, TapResponse, Transport};
 
 /// Rejections are each returned to the host; only this many are also
@@ -153,6 +159,34 @@ fn queued_first<'a>(queued: &[String], own: impl Iterator<Item = &'a str>) -> Ve
             .map(str::to_string),
     );
     wanted
+}
+
+/// The indicator a threat's summary is mapped onto, and the reference a
+/// deferral hands back: the indicator this call made for the threat, else
+/// the one the queue names (made here as its bare identity, which
+/// ThreatQ's upsert matches). `None` when there is none to make.
+fn summary_target(
+    m: &mut Mapping,
+    threat_id: &str,
+    queued: Option<&ThreatRef>,
+) -> Option<(ObjectId, ThreatRef)> {
+    let indicator = match m.threat_indicator(threat_id) {
+        Some(indicator) => indicator,
+        None => {
+            let queued = queued?;
+            let type_name = [types::URL, types::SHA256, types::EMAIL_ADDRESS]
+                .into_iter()
+                .find(|t| *t == queued.indicator_type.trim())?;
+            m.indicator(type_name, queued.indicator_value.trim())?
+        }
+    };
+    let object = m.graph.get(indicator)?;
+    let threat_ref = ThreatRef {
+        threat_id: threat_id.to_string(),
+        indicator_type: object.type_name.clone().unwrap_or_default(),
+        indicator_value: object.value.clone(),
+    };
+    Some((indicator, threat_ref))
 }
 
 fn count(n: usize) -> u32 {
@@ -399,8 +433,12 @@ impl<'h, T: Transport, H: HostServices> Call<'h, T, H> {
         );
 
         let mut enrichment = EnrichmentReport::default();
+        // Summaries first: TAP throttles none of them, so a 429 of a
+        // scarce forensics pool stopping enrichment must not cost them.
+        self.enrich_summaries(&mut m, settings, &mut enrichment);
         let campaigns_fetched = self.enrich_campaigns(&mut m, settings, &mut enrichment);
         self.enrich_threats(&mut m, settings, &mut enrichment);
+        self.counters.people_marked_events = mark_people(&mut m, &settings.people);
 
         let mapped = m.finish();
         SyncResult {
@@ -618,6 +656,91 @@ impl<'h, T: Transport, H: HostServices> Call<'h, T, H> {
         }
     }
 
+    /// Threat summaries: the queued ones first (in the host's order), then
+    /// this call's SIEM threats that became indicators (sorted), each
+    /// once, skipping those the host holds as fresh, while the allowance
+    /// lasts. A summary TAP answered (or a 404: it has nothing to add) is
+    /// reported summarised; the rest deferred, with the indicator each
+    /// belongs to so a later call can map it there.
+    fn enrich_summaries(
+        &mut self,
+        m: &mut Mapping,
+        settings: &Settings,
+        report: &mut EnrichmentReport,
+    ) {
+        let fresh: HashSet<&str> = settings
+            .summarised_threats
+            .iter()
+            .map(|t| t.trim())
+            .collect();
+        let queued: Vec<String> = settings
+            .queued_summaries
+            .iter()
+            .map(|q| q.threat_id.clone())
+            .collect();
+        let own: Vec<String> = m.threats_with_indicator().map(str::to_string).collect();
+        let wanted = queued_first(&queued, own.iter().map(String::as_str));
+        let mut allowance = settings.threat_summary_allowance;
+        for threat_id in wanted.iter().filter(|id| !fresh.contains(id.as_str())) {
+            let queued_ref = settings
+                .queued_summaries
+                .iter()
+                .find(|q| q.threat_id.trim() == threat_id);
+            let Some((indicator, threat_ref)) = summary_target(m, threat_id, queued_ref) else {
+                // Its indicator cannot be made (a false positive now, or a
+                // type we do not know): nothing to map a summary onto, and
+                // nothing owed.
+                report.threats_summarised.push(threat_id.clone());
+                continue;
+            };
+            if self.enrichment_stopped.is_some() || allowance == 0 {
+                self.counters.threat_summaries_deferred += 1;
+                report.summaries_deferred.push(threat_ref);
+                continue;
+            }
+            allowance -= 1;
+            self.counters.threat_summary_requests += 1;
+            let events = m.threat_events(threat_id);
+            if self.summary(m, threat_id, indicator, &events) {
+                report.threats_summarised.push(threat_id.clone());
+            } else {
+                self.counters.threat_summaries_deferred += 1;
+                report.summaries_deferred.push(threat_ref);
+            }
+        }
+    }
+
+    /// Fetches and maps one summary. `true` when TAP gave its answer: a
+    /// summary that parses, or a 404 (TAP knows nothing more). A failure
+    /// or an unreadable body is not an answer.
+    fn summary(
+        &mut self,
+        m: &mut Mapping,
+        threat_id: &str,
+        indicator: ObjectId,
+        events: &[ObjectId],
+    ) -> bool {
+        let path = endpoints::threat_summary(threat_id);
+        let body = match self.enrichment_get(&path) {
+            Ok(body) => body,
+            Err(status) => return status == Some(404),
+        };
+        match parse_summary(&body) {
+            Ok(summary) => {
+                map_summary(m, indicator, events, &summary);
+                true
+            }
+            Err(e) => {
+                self.log(
+                    LogLevel::Warn,
+                    "TAP threat summary is not the JSON TAP documents; asked again later",
+                    &[("threat_id", threat_id.to_string()), ("error", e)],
+                );
+                false
+            }
+        }
+    }
+
     /// Fetches and maps one forensics answer. `true` when TAP gave its
     /// answer: reports that parse, or a 404 (no reports for this id). A
     /// failure or a body we cannot read is not an answer: the host asks
@@ -704,6 +827,15 @@ impl<'h, T: Transport, H: HostServices> Call<'h, T, H> {
             ),
             ("evidence_used", c.evidence_used.to_string()),
             ("evidence_dropped", c.evidence_dropped.to_string()),
+            (
+                "threat_summary_requests",
+                c.threat_summary_requests.to_string(),
+            ),
+            (
+                "threat_summaries_deferred",
+                c.threat_summaries_deferred.to_string(),
+            ),
+            ("people_marked_events", c.people_marked_events.to_string()),
             ("elapsed_ms", elapsed_ms.to_string()),
         ];
         let fields: Vec<(&str, String)> = scope.iter().cloned().chain(counts).collect();

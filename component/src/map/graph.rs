@@ -226,6 +226,11 @@ impl Graph {
         self.objects.get(id.index())
     }
 
+    /// Every object's id, in insertion order.
+    pub fn ids(&self) -> impl Iterator<Item = ObjectId> + use<> {
+        (0..u32::try_from(self.objects.len()).unwrap_or(u32::MAX)).map(ObjectId)
+    }
+
     pub fn len(&self) -> usize {
         self.objects.len()
     }

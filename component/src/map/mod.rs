@@ -12,6 +12,8 @@ pub mod forensics;
 pub mod graph;
 pub mod messages;
 pub mod names;
+pub mod people;
+pub mod summaries;
 pub mod threats;
 pub mod values;
 
@@ -56,6 +58,9 @@ pub struct Mapping {
     threats_without_campaign: BTreeSet<String>,
     /// Message GUID -> its message events (delivered and/or blocked).
     message_events: HashMap<String, Vec<ObjectId>>,
+    /// SIEM threat id -> the events carrying it, for threats that became
+    /// an indicator: the threats whose summary is asked for.
+    threat_events: BTreeMap<String, Vec<ObjectId>>,
     /// Click (or incident) events and the GUID of the message clicked.
     click_events: Vec<(ObjectId, String)>,
     /// (indicator type, value) -> threat (its lower-cased id, empty for
@@ -152,6 +157,32 @@ impl Mapping {
                 .entry(id.to_string())
                 .or_insert(indicator);
         }
+    }
+
+    /// Notes that `event` carries the SIEM threat `threat_id`, which became
+    /// an indicator.
+    pub fn note_threat_event(&mut self, threat_id: &str, event: ObjectId) {
+        let id = threat_id.trim();
+        if id.is_empty() {
+            return;
+        }
+        let events = self.threat_events.entry(id.to_string()).or_default();
+        if !events.contains(&event) {
+            events.push(event);
+        }
+    }
+
+    /// The SIEM threats that became indicators, sorted by id.
+    pub fn threats_with_indicator(&self) -> impl Iterator<Item = &str> {
+        self.threat_events.keys().map(String::as_str)
+    }
+
+    /// The events of this call that carry `threat_id`.
+    pub fn threat_events(&self, threat_id: &str) -> Vec<ObjectId> {
+        self.threat_events
+            .get(threat_id.trim())
+            .cloned()
+            .unwrap_or_default()
     }
 
     pub fn threat_indicator(&self, threat_id: &str) -> Option<ObjectId> {

@@ -65,6 +65,16 @@ pub mod attributes {
     pub const TARGETED_BRAND: &str = "Targeted Brand";
     pub const SUB_TYPE: &str = "Sub Type";
 
+    pub const TAP_SEVERITY: &str = "TAP Severity";
+    pub const ATTACK_SPREAD: &str = "Attack Spread";
+    pub const THREAT_CATEGORY: &str = "Threat Category";
+    pub const IDENTIFIED_AT: &str = "Identified At";
+
+    pub const VERY_ATTACKED_PERSON: &str = "Very Attacked Person";
+    pub const ATTACK_INDEX: &str = "Attack Index";
+    pub const TOP_CLICKER: &str = "Top Clicker";
+    pub const VIP: &str = "VIP";
+
     pub const PORT: &str = "Port";
     pub const PROTOCOL: &str = "Protocol";
     pub const IDS_SIGNATURE: &str = "IDS Signature";

@@ -205,6 +205,7 @@ pub fn map_threat(m: &mut Mapping, event: ObjectId, threat: &Threat<'_>) -> Opti
     }
     if let Some(id) = threat.threat_id {
         m.register_threat(id, indicator);
+        m.note_threat_event(id, event);
     }
     Some(indicator)
 }

@@ -13,6 +13,8 @@ const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
 
 pub const SIEM_ALL: &str = "/v2/siem/all";
 pub const FORENSICS: &str = "/v2/forensics";
+pub const PEOPLE_VAP: &str = "/v2/people/vap";
+pub const PEOPLE_TOP_CLICKERS: &str = "/v2/people/top-clickers";
 
 fn encode(value: &str) -> String {
     utf8_percent_encode(value, COMPONENT).to_string()
@@ -48,6 +50,17 @@ pub fn threat_forensics(threat_id: &str) -> String {
     format!("{FORENSICS}?threatId={}", encode(threat_id))
 }
 
+/// `/v2/threat/summary/{id}` (no throttle documented).
+pub fn threat_summary(threat_id: &str) -> String {
+    format!("/v2/threat/summary/{}", encode(threat_id))
+}
+
+/// One page of a people list: `{list}?window={days}&size={size}&page={page}`
+/// (`list` is [`PEOPLE_VAP`] or [`PEOPLE_TOP_CLICKERS`]; pages count from 1).
+pub fn people(list: &str, window_days: u32, size: u32, page: u32) -> String {
+    format!("{list}?window={window_days}&size={size}&page={page}")
+}
+
 /// The path of a request without its query, as reported in `tap-failure`.
 pub fn endpoint_of(path_and_query: &str) -> &str {
     path_and_query
@@ -78,6 +91,14 @@ mod tests {
         assert_eq!(
             campaign_forensics("46e01b8a-c899"),
             "/v2/forensics?campaignId=46e01b8a-c899"
+        );
+        assert_eq!(
+            threat_summary("../people/vap?window=90"),
+            "/v2/threat/summary/..%2Fpeople%2Fvap%3Fwindow%3D90"
+        );
+        assert_eq!(
+            people(PEOPLE_TOP_CLICKERS, 30, 200, 2),
+            "/v2/people/top-clickers?window=30&size=200&page=2"
         );
     }
 

@@ -6,4 +6,6 @@ pub mod endpoints;
 pub mod errors;
 pub mod forensics;
 pub mod lenient;
+pub mod people;
 pub mod siem;
+pub mod summary;

@@ -149,6 +149,12 @@ pub fn settings() -> Settings {
         campaign_allowance: 10,
         threat_forensics_allowance: 10,
         credentials: None,
+        summarised_threats: Vec::new(),
+        queued_summaries: Vec::new(),
+        // Off unless a test is about summaries: the others count their
+        // TAP requests and compare whole enrichment reports.
+        threat_summary_allowance: 0,
+        people: Vec::new(),
     }
 }
 
