@@ -32,6 +32,7 @@ pub mod records;
 mod reply;
 mod server;
 mod siem;
+mod stable;
 mod store;
 pub mod times;
 
