@@ -40,6 +40,6 @@ pub use config::{Credentials, PoolLimits, TapSimConfig};
 pub use faults::{Drift, FaultsHandle, SiemFault};
 pub use generator::{Tenant, TenantSpec, TenantSummary};
 pub use pools::{Pool, THROTTLED_TEXT};
-pub use records::{ClickKind, ForensicsScope, MessageKind, ThreatStatus, ThreatType};
+pub use records::{ClickKind, ForensicsScope, MessageKind, Person, ThreatStatus, ThreatType};
 pub use server::{RecordedRequest, TapSim};
 pub use siem::{STILL_CURRENT, TOO_FAR_IN_THE_PAST, TOO_LONG, TOO_SHORT};

@@ -1,8 +1,13 @@
 //! Values derived from a name rather than drawn from the generator's dice,
-//! so the same name gives the same value in every tenant and every run.
+//! so the same name gives the same value in every tenant and every run:
+//! an actor's id, a person's location.
 
 /// FNV-1a, 64 bits: tiny, stable across Rust versions (unlike std's
 /// hasher), and enough to spread a few hundred names.
+pub fn hash(text: &str) -> u64 {
+    fnv1a(0xcbf2_9ce4_8422_2325, text.as_bytes())
+}
+
 fn fnv1a(basis: u64, bytes: &[u8]) -> u64 {
     bytes.iter().fold(basis, |h, &b| {
         (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
@@ -25,6 +30,14 @@ pub fn uuid_of(kind: &str, name: &str) -> String {
         .into_uuid()
         .hyphenated()
         .to_string()
+}
+
+/// One of `items`, chosen by `key`; `None` only for an empty list.
+pub fn pick<'a, T>(items: &'a [T], key: &str) -> Option<&'a T> {
+    if items.is_empty() {
+        return None;
+    }
+    items.get((hash(key) % items.len() as u64) as usize)
 }
 
 #[cfg(test)]
