@@ -10,8 +10,8 @@ pub struct Credentials {
 }
 
 /// Requests allowed per credential in any rolling 24 hours, per TAP pool
-/// (docs/tap-api.md, "Rate limits"). `/v2/campaign/{id}` is not throttled
-/// by TAP.
+/// (docs/tap-api.md, "Rate limits" and "People API"). `/v2/campaign/{id}`
+/// and `/v2/threat/summary/{id}` are not throttled by TAP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolLimits {
     /// `/v2/siem/all`, `/issues`, `/clicks/blocked`, `/messages/blocked`, `/messages/delivered`.
@@ -24,6 +24,10 @@ pub struct PoolLimits {
     pub forensics_threat: u32,
     /// `/v2/forensics?campaignId=`.
     pub forensics_campaign: u32,
+    /// `/v2/people/vap`.
+    pub people_vap: u32,
+    /// `/v2/people/top-clickers`, counted apart from `/vap`.
+    pub people_top_clickers: u32,
 }
 
 impl Default for PoolLimits {
@@ -34,6 +38,8 @@ impl Default for PoolLimits {
             campaign_ids: 50,
             forensics_threat: 50,
             forensics_campaign: 1800,
+            people_vap: 50,
+            people_top_clickers: 50,
         }
     }
 }
@@ -47,6 +53,8 @@ impl PoolLimits {
             campaign_ids: u32::MAX,
             forensics_threat: u32::MAX,
             forensics_campaign: u32::MAX,
+            people_vap: u32::MAX,
+            people_top_clickers: u32::MAX,
         }
     }
 }
@@ -73,6 +81,12 @@ pub struct TapSimConfig {
     /// TAP does. Off by default: compression is slow in debug builds and
     /// most tests want to read bodies as sent.
     pub gzip: bool,
+    /// Whether the tenant's licence includes the People API. When false,
+    /// `/v2/people/vap` and `/v2/people/top-clickers` answer 403 (after the
+    /// 401 check, and without charging their pools), as TAP does for a
+    /// customer without it. [`crate::FaultsHandle::set_people_api`]
+    /// overrides it at run time.
+    pub people_api: bool,
 }
 
 impl Default for TapSimConfig {
@@ -85,6 +99,7 @@ impl Default for TapSimConfig {
             indexing_lag: Duration::ZERO,
             port: 0,
             gzip: false,
+            people_api: true,
         }
     }
 }

@@ -1,4 +1,5 @@
-//! Rewrites a SIEM record into the spellings a [`Drift`] asks for.
+//! Rewrites a SIEM record, or a threat summary, into the spellings a
+//! [`Drift`] asks for.
 
 use serde_json::{Map, Value};
 
@@ -71,6 +72,25 @@ fn apply_to_object(drift: Drift, fields: &mut Map<String, Value>) {
     }
 }
 
+/// The numbers of a threat summary that drift to strings.
+const SUMMARY_NUMBER_KEYS: [&str; 3] = ["attackSpread", "severity", "severityScore"];
+
+/// Applies `drift` to one `/v2/threat/summary/{id}` answer.
+pub fn apply_to_summary(drift: Drift, summary: &mut Value) {
+    let Value::Object(fields) = summary else {
+        return;
+    };
+    if drift.summary_numbers_as_strings {
+        for key in SUMMARY_NUMBER_KEYS {
+            if let Some(value) = fields.get_mut(key)
+                && let Value::Number(n) = value
+            {
+                *value = Value::String(n.to_string());
+            }
+        }
+    }
+}
+
 /// Renames whichever of the two keys is present to the other one.
 fn swap_key(fields: &mut Map<String, Value>, (a, b): (&str, &str)) {
     if let Some(value) = fields.remove(a) {
@@ -109,6 +129,22 @@ mod tests {
                 "messageParts": [{"sandboxStatus": "CLEAN"}]
             })
         );
+    }
+
+    #[test]
+    fn summary_numbers_drift_to_strings_and_nothing_else_changes() {
+        let mut summary = json!({"attackSpread": 62, "severityScore": 740, "notable": false,
+                                 "actors": [{"id": "a", "name": "TA505"}]});
+        apply_to_summary(Drift::all(), &mut summary);
+        assert_eq!(
+            summary,
+            json!({"attackSpread": "62", "severityScore": "740", "notable": false,
+                   "actors": [{"id": "a", "name": "TA505"}]})
+        );
+        let original = json!({"severity": 20, "attackSpread": 3});
+        let mut summary = original.clone();
+        apply_to_summary(Drift::default(), &mut summary);
+        assert_eq!(summary, original);
     }
 
     #[test]

@@ -8,7 +8,8 @@ use std::time::Duration as StdDuration;
 /// drift we tolerate"). Each flag swaps one spelling for its other form in
 /// SIEM records as they are served: records stored as `threatID` go out as
 /// `threatId` and the other way round, so drift exercises whichever
-/// spelling the data does not use.
+/// spelling the data does not use. `summary_numbers_as_strings` applies
+/// to `/v2/threat/summary/{id}` answers instead.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Drift {
     /// `threatID` <-> `threatId`, `campaignID` <-> `campaignId`.
@@ -25,6 +26,10 @@ pub struct Drift {
     /// `classification`, `threatType`, `threatStatus` and `sandboxStatus`
     /// values in upper case (`MALWARE`, `URL`).
     pub upper_case_enums: bool,
+    /// In threat summaries, `attackSpread`, `severity` and `severityScore`
+    /// numbers become numeric strings (`"62"`), as loosely typed APIs
+    /// drift; a reader must take both.
+    pub summary_numbers_as_strings: bool,
 }
 
 impl Drift {
@@ -37,6 +42,7 @@ impl Drift {
             scalar_addresses: true,
             rewritten_as_string: true,
             upper_case_enums: true,
+            summary_numbers_as_strings: true,
         }
     }
 
@@ -70,6 +76,10 @@ struct FaultState {
     queued: VecDeque<SiemFault>,
     persistent: Option<SiemFault>,
     clock_offset: time::Duration,
+    /// Statuses the next threat-summary requests answer, one each.
+    summary_failures: VecDeque<u16>,
+    /// Overrides [`crate::TapSimConfig::people_api`] when set.
+    people_api: Option<bool>,
 }
 
 /// Switches faults on a running simulator. Clones share the same state.
@@ -121,7 +131,25 @@ impl FaultsHandle {
         self.lock().clock_offset = offset;
     }
 
-    /// Back to a well-behaved TAP: no drift, no faults, no clock offset.
+    /// The next `count` `/v2/threat/summary/{id}` requests answer `status`
+    /// (say 500 or 503) with a short text body, after any already queued.
+    /// They are recorded like any request; the summaries stay loaded.
+    pub fn fail_next_threat_summaries(&self, count: u32, status: u16) {
+        let mut state = self.lock();
+        state
+            .summary_failures
+            .extend(std::iter::repeat_n(status, count as usize));
+    }
+
+    /// Switch the tenant's People API licence on or off from now on,
+    /// whatever [`crate::TapSimConfig::people_api`] said. Off, both people
+    /// endpoints answer 403 and charge nothing to their pools.
+    pub fn set_people_api(&self, on: bool) {
+        self.lock().people_api = Some(on);
+    }
+
+    /// Back to a well-behaved TAP: no drift, no faults, no clock offset,
+    /// and the People API as the config set it.
     pub fn clear(&self) {
         *self.lock() = FaultState::default();
     }
@@ -136,6 +164,17 @@ impl FaultsHandle {
 
     pub(crate) fn clock_offset(&self) -> time::Duration {
         self.lock().clock_offset
+    }
+
+    /// The run-time People API switch, if a test set one.
+    pub(crate) fn people_api(&self) -> Option<bool> {
+        self.lock().people_api
+    }
+
+    /// The status the current threat-summary request must answer, if a
+    /// failure is queued; used up one per request.
+    pub(crate) fn take_summary_failure(&self) -> Option<u16> {
+        self.lock().summary_failures.pop_front()
     }
 
     /// The fault the current SIEM request shows, if any; queued faults are

@@ -1,7 +1,7 @@
 //! A strict Proofpoint TAP API simulator and a seeded tenant generator.
 //!
-//! [`TapSim`] serves the SIEM, Campaign and Forensics endpoints on
-//! 127.0.0.1 the way real TAP does (docs/tap-api.md, "What the TAP
+//! [`TapSim`] serves the SIEM, Campaign, Forensics, Threat (summary) and
+//! People endpoints on 127.0.0.1 the way real TAP does (docs/tap-api.md, "What the TAP
 //! simulator reproduces"): Basic auth, TAP's window rules and their exact
 //! 400 texts, records selected by creation time, rolling 24-hour pools, and
 //! faults switched at run time through [`FaultsHandle`].
@@ -27,18 +27,23 @@ pub mod fixtures;
 mod forensics;
 pub mod generator;
 mod params;
+mod people;
 mod pools;
 pub mod records;
 mod reply;
 mod server;
 mod siem;
+mod stable;
 mod store;
+mod threat;
 pub mod times;
 
 pub use config::{Credentials, PoolLimits, TapSimConfig};
 pub use faults::{Drift, FaultsHandle, SiemFault};
 pub use generator::{Tenant, TenantSpec, TenantSummary};
+pub use people::PEOPLE_BAD_REQUEST;
 pub use pools::{Pool, THROTTLED_TEXT};
-pub use records::{ClickKind, ForensicsScope, MessageKind, ThreatStatus, ThreatType};
+pub use records::{ClickKind, ForensicsScope, MessageKind, Person, ThreatStatus, ThreatType};
 pub use server::{RecordedRequest, TapSim};
 pub use siem::{STILL_CURRENT, TOO_FAR_IN_THE_PAST, TOO_LONG, TOO_SHORT};
+pub use threat::THREAT_NOT_FOUND;

@@ -21,6 +21,10 @@ pub enum Pool {
     CampaignIds,
     ForensicsThreat,
     ForensicsCampaign,
+    /// `/v2/people/vap`.
+    PeopleVap,
+    /// `/v2/people/top-clickers`.
+    PeopleTopClickers,
 }
 
 impl Pool {
@@ -31,6 +35,8 @@ impl Pool {
             Pool::CampaignIds => limits.campaign_ids,
             Pool::ForensicsThreat => limits.forensics_threat,
             Pool::ForensicsCampaign => limits.forensics_campaign,
+            Pool::PeopleVap => limits.people_vap,
+            Pool::PeopleTopClickers => limits.people_top_clickers,
         }
     }
 }

@@ -267,3 +267,22 @@ pub enum ForensicsScope {
     /// Returned for `/v2/forensics?campaignId=<id>`.
     Campaign(String),
 }
+
+/// One person of the People API (docs/tap-api.md, "People API"): a Very
+/// Attacked Person of `/v2/people/vap` or a top clicker of
+/// `/v2/people/top-clickers`. `attack_index` orders the first list,
+/// `click_count` the second. The simulator derives what TAP sends beyond
+/// these fields (`location`, the per-family split of the index or the
+/// clicks) from them, so the same person always looks the same.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Person {
+    pub guid: String,
+    /// The person's addresses, primary first; TAP lists aliases too.
+    pub emails: Vec<String>,
+    pub name: String,
+    pub department: String,
+    pub title: String,
+    pub vip: bool,
+    pub attack_index: u32,
+    pub click_count: u32,
+}

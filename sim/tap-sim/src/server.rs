@@ -31,12 +31,12 @@ use crate::params::Params;
 use crate::pools::{Pool, Pools, THROTTLED_TEXT};
 use crate::records::{
     Campaign, ClickEvent, ClickKind, ForensicsReport, ForensicsScope, MessageEvent, MessageKind,
-    ThreatStatus,
+    Person, ThreatStatus,
 };
 use crate::reply::Reply;
 use crate::siem::{self, Format};
 use crate::store::{self, SiemArray, Store};
-use crate::{campaigns, fixtures, forensics};
+use crate::{campaigns, fixtures, forensics, people, threat};
 
 /// TAP's 403 text (docs/tap-api.md, "Status codes and error texts").
 const NOT_ENTITLED_TEXT: &str = "The user is authenticated for the service but is not authorized to access data for the given customer.";
@@ -94,6 +94,11 @@ impl Shared {
 
     fn lag_ms(&self) -> i64 {
         i64::try_from(self.config.indexing_lag.whole_milliseconds()).unwrap_or(i64::MAX)
+    }
+
+    /// Whether the tenant is licensed for the People API right now.
+    fn people_api(&self) -> bool {
+        self.faults.people_api().unwrap_or(self.config.people_api)
     }
 }
 
@@ -162,7 +167,9 @@ impl TapSim {
         self.shared.now()
     }
 
-    /// Adds every record, campaign and forensics report of a generated tenant.
+    /// Adds every record, campaign, forensics report and threat summary of
+    /// a generated tenant, and serves its Very Attacked People and top
+    /// clickers in place of any earlier lists.
     pub fn load_tenant(&self, tenant: &Tenant) {
         let lag = self.shared.lag_ms();
         let mut store = self.shared.write();
@@ -190,6 +197,11 @@ impl TapSim {
         for (scope, report) in &tenant.forensics {
             store.insert_report(scope.clone(), store::report_json(report));
         }
+        for (threat_id, summary) in &tenant.threat_summaries {
+            store.insert_summary(threat_id.clone(), summary.clone());
+        }
+        store.set_very_attacked_people(tenant.very_attacked_people.clone());
+        store.set_top_clickers(tenant.top_clickers.clone());
     }
 
     /// Adds a hand-written message record, served exactly as given. It is
@@ -265,6 +277,38 @@ impl TapSim {
             .insert_report(scope, store::report_json(report));
     }
 
+    /// Serves exactly `summary` for `/v2/threat/summary/{threat_id}`
+    /// (replacing any summary of that id). It must be a JSON object.
+    pub fn add_threat_summary(&self, threat_id: &str, summary: Value) -> anyhow::Result<()> {
+        if !summary.is_object() {
+            anyhow::bail!(
+                "a threat summary must be a JSON object (id, identifiedAt, name, type, category, status, ...); found {summary}"
+            );
+        }
+        self.shared
+            .write()
+            .insert_summary(threat_id.to_owned(), summary);
+        Ok(())
+    }
+
+    /// Forgets the summary of `threat_id`: its summary requests get 404
+    /// `threatId not found` from now on. Nothing else of the threat changes.
+    pub fn remove_threat_summary(&self, threat_id: &str) {
+        self.shared.write().remove_summary(threat_id);
+    }
+
+    /// Replaces the Very Attacked People `/v2/people/vap` serves. They are
+    /// served highest `attack_index` first, whatever the order given.
+    pub fn set_very_attacked_people(&self, people: Vec<Person>) {
+        self.shared.write().set_very_attacked_people(people);
+    }
+
+    /// Replaces the people `/v2/people/top-clickers` serves, highest
+    /// `click_count` first.
+    pub fn set_top_clickers(&self, people: Vec<Person>) {
+        self.shared.write().set_top_clickers(people);
+    }
+
     /// Changes a threat's verdict at `at`, as TAP does when Proofpoint or
     /// the customer re-classifies it (say, `falsePositive` after a
     /// dispute). Every SIEM record carrying the threat, hand-written or
@@ -273,8 +317,9 @@ impl TapSim {
     /// `at` (plus the indexing lag), so it is served in the window holding
     /// `at`. Earlier copies stay in their own windows, as TAP's history
     /// does. The threat's forensics reports (its own, and its entries in
-    /// campaign forensics) take the new status. Returns how many SIEM
-    /// records re-surfaced (0 when no record carries the threat).
+    /// campaign forensics) and its summary's `status` take the new status.
+    /// Returns how many SIEM records re-surfaced (0 when no record carries
+    /// the threat).
     pub fn change_verdict(
         &self,
         threat_id: &str,
@@ -540,6 +585,27 @@ fn route(
             return throttled();
         }
         return forensics::answer(&shared.read(), &query, now).into();
+    } else if let Some(id) = path.strip_prefix("/v2/threat/summary/") {
+        if !id.is_empty() && !id.contains('/') {
+            if let Some(status) = shared.faults.take_summary_failure() {
+                return threat::failure(status).into();
+            }
+            return threat::summary(&shared.read(), id, shared.faults.drift()).into();
+        }
+    } else if let Some(list) = people::List::of(path) {
+        // Unlicensed is a 403 before anything else is looked at, and
+        // costs nothing.
+        if !shared.people_api() {
+            return Reply::text(StatusCode::FORBIDDEN, NOT_ENTITLED_TEXT).into();
+        }
+        let query = match people::parse(list, &params) {
+            Ok(query) => query,
+            Err(text) => return Reply::bad_request(text).into(),
+        };
+        if !lock(&shared.pools).try_take(principal, list.pool(), now) {
+            return throttled();
+        }
+        return people::answer(&shared.read(), &query, now).into();
     }
     Reply::empty(StatusCode::NOT_FOUND).into()
 }
@@ -625,7 +691,10 @@ fn streamed(body: SimBody) -> Answer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::faults::Drift;
     use crate::generator::{TenantSpec, generate};
+    use crate::people::PEOPLE_BAD_REQUEST;
+    use crate::threat::THREAT_NOT_FOUND;
     use crate::times::format_event_time;
     use serde_json::json;
     use time::Duration;
@@ -792,5 +861,310 @@ mod tests {
             body["clicksBlocked"].as_array().unwrap().len(),
             clicks_blocked
         );
+    }
+
+    /// Status and body text of a GET with the accepted credential.
+    async fn get_text(sim: &TapSim, path_and_query: &str) -> (u16, String) {
+        let response = reqwest::Client::new()
+            .get(format!("{}{path_and_query}", sim.base_url()))
+            .basic_auth(sim.principal(), Some(sim.secret()))
+            .send()
+            .await
+            .expect("the simulator answers");
+        let status = response.status().as_u16();
+        (status, response.text().await.expect("a body"))
+    }
+
+    fn person(name: &str, attack_index: u32, click_count: u32) -> Person {
+        Person {
+            guid: format!("guid-{name}"),
+            emails: vec![format!("{name}@example.com")],
+            name: name.to_owned(),
+            department: "Finance".to_owned(),
+            title: "Clerk".to_owned(),
+            vip: false,
+            attack_index,
+            click_count,
+        }
+    }
+
+    fn small_tenant() -> Tenant {
+        let end = minute_floor(OffsetDateTime::now_utc()) - Duration::hours(1);
+        generate(&TenantSpec::new(5, end - Duration::hours(3), end))
+    }
+
+    #[tokio::test]
+    async fn a_loaded_threat_has_its_summary_unthrottled_and_an_unknown_one_is_404() {
+        let sim = TapSim::start(TapSimConfig::default()).await.unwrap();
+        let tenant = small_tenant();
+        sim.load_tenant(&tenant);
+        let (id, summary) = &tenant.threat_summaries[0];
+        let served = get(&sim, &format!("/v2/threat/summary/{id}")).await;
+        assert_eq!(&served, summary);
+        assert_eq!(served["id"], json!(id));
+
+        let (status, body) =
+            get_text(&sim, &format!("/v2/threat/summary/{}", "0".repeat(64))).await;
+        assert_eq!((status, body.as_str()), (404, "threatId not found"));
+        sim.remove_threat_summary(id);
+        let (status, body) = get_text(&sim, &format!("/v2/threat/summary/{id}")).await;
+        assert_eq!((status, body.as_str()), (404, THREAT_NOT_FOUND));
+
+        // Recorded like any request, and charged to no pool.
+        let paths: Vec<_> = sim
+            .requests()
+            .into_iter()
+            .map(|r| (r.path, r.status))
+            .collect();
+        assert_eq!(paths.len(), 3);
+        assert_eq!(paths[0], (format!("/v2/threat/summary/{id}"), 200));
+        for pool in [Pool::Siem, Pool::ForensicsThreat, Pool::PeopleVap] {
+            assert_eq!(sim.pool_used(pool), 0, "{pool:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_hand_written_summary_is_served_as_given_and_must_be_an_object() {
+        let sim = TapSim::start(TapSimConfig::default()).await.unwrap();
+        let summary = json!({"id": "t1", "severityScore": 740, "attackSpread": 62,
+                             "actors": null, "status": "active"});
+        sim.add_threat_summary("t1", summary.clone()).unwrap();
+        assert_eq!(get(&sim, "/v2/threat/summary/t1").await, summary);
+        let err = sim.add_threat_summary("t2", json!([1, 2])).unwrap_err();
+        assert!(err.to_string().contains("JSON object"), "{err}");
+
+        sim.faults().set_drift(Drift {
+            summary_numbers_as_strings: true,
+            ..Drift::default()
+        });
+        let drifted = get(&sim, "/v2/threat/summary/t1").await;
+        assert_eq!(
+            (&drifted["severityScore"], &drifted["attackSpread"]),
+            (&json!("740"), &json!("62"))
+        );
+        sim.faults().clear();
+
+        // A verdict change reaches the summary too.
+        sim.change_verdict("t1", ThreatStatus::FalsePositive, sim.now());
+        let changed = get(&sim, "/v2/threat/summary/t1").await;
+        assert_eq!(changed["status"], "falsePositive");
+    }
+
+    #[tokio::test]
+    async fn queued_summary_failures_answer_their_status_then_the_summary_returns() {
+        let sim = TapSim::start(TapSimConfig::default()).await.unwrap();
+        sim.add_threat_summary("t1", json!({"id": "t1"})).unwrap();
+        sim.faults().fail_next_threat_summaries(2, 500);
+        for _ in 0..2 {
+            let (status, body) = get_text(&sim, "/v2/threat/summary/t1").await;
+            assert_eq!(status, 500);
+            assert!(!body.is_empty() && body.len() < 100, "{body}");
+        }
+        assert_eq!(get(&sim, "/v2/threat/summary/t1").await["id"], "t1");
+        // The SIEM endpoints are not touched by summary faults.
+        sim.faults().fail_next_threat_summaries(1, 503);
+        let (status, _) = get_text(&sim, "/v2/siem/all?format=json&sinceSeconds=60").await;
+        assert_eq!(status, 200);
+        assert_eq!(get_text(&sim, "/v2/threat/summary/t1").await.0, 503);
+    }
+
+    #[tokio::test]
+    async fn very_attacked_people_come_in_pages_highest_index_first_with_constant_totals() {
+        let sim = TapSim::start(TapSimConfig::default()).await.unwrap();
+        sim.set_very_attacked_people(vec![
+            person("low", 900, 0),
+            person("top", 2400, 1),
+            person("mid", 1500, 0),
+        ]);
+        let names = |body: &Value| -> Vec<String> {
+            body["users"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|u| u["identity"]["name"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let page1 = get(&sim, "/v2/people/vap?window=30&size=2").await;
+        let page2 = get(&sim, "/v2/people/vap?window=30&size=2&page=2").await;
+        let page3 = get(&sim, "/v2/people/vap?window=30&size=2&page=3").await;
+        assert_eq!(names(&page1), ["top", "mid"]);
+        assert_eq!(names(&page2), ["low"]);
+        assert_eq!(names(&page3), Vec::<String>::new());
+        for page in [&page1, &page2, &page3] {
+            assert_eq!(page["totalVapUsers"], 3);
+            assert_eq!(page["averageAttackIndex"], 1600.0);
+            assert_eq!(page["vapAttackIndexThreshold"], 900.0);
+        }
+        let user = &page1["users"][0];
+        assert_eq!(user["threatStatistics"]["attackIndex"], 2400);
+        let scores: u64 = user["threatStatistics"]["families"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["score"].as_u64().unwrap())
+            .sum();
+        assert_eq!(scores, 2400);
+        assert_eq!(user["identity"]["emails"], json!(["top@example.com"]));
+        assert_eq!(user["identity"]["customerUserId"], Value::Null);
+        // The interval is the last `window` days, ending now.
+        let interval = page1["interval"].as_str().unwrap();
+        let (start, end) = crate::times::parse_interval(interval).unwrap();
+        assert_eq!(end - start, Duration::days(30));
+        assert!((sim.now() - end).abs() < Duration::minutes(1), "{interval}");
+        assert!(
+            interval.ends_with('Z') && !interval.contains('.'),
+            "{interval}"
+        );
+        // The default page holds everyone.
+        assert_eq!(names(&get(&sim, "/v2/people/vap?window=90").await).len(), 3);
+    }
+
+    #[tokio::test]
+    async fn top_clickers_are_ordered_by_clicks_and_empty_lists_keep_their_shape() {
+        let sim = TapSim::start(TapSimConfig::default()).await.unwrap();
+        let empty = get(&sim, "/v2/people/top-clickers?window=14").await;
+        assert!(empty["interval"].is_string());
+        assert_eq!(
+            empty,
+            json!({"users": [], "totalTopClickers": 0, "interval": empty["interval"]})
+        );
+        let empty_vap = get(&sim, "/v2/people/vap?window=14").await;
+        assert_eq!(empty_vap["users"], json!([]));
+        assert_eq!(empty_vap["totalVapUsers"], 0);
+        sim.set_top_clickers(vec![person("one", 0, 1), person("seven", 0, 7)]);
+        let body = get(&sim, "/v2/people/top-clickers?window=14&size=200").await;
+        assert_eq!(body["totalTopClickers"], 2);
+        let stats = &body["users"][0]["clickStatistics"];
+        assert_eq!(stats["clickCount"], 7);
+        let clicks: u64 = stats["families"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["clicks"].as_u64().unwrap())
+            .sum();
+        assert_eq!(clicks, 7);
+        assert_eq!(body["users"][1]["clickStatistics"]["clickCount"], 1);
+    }
+
+    #[tokio::test]
+    async fn malformed_people_requests_get_taps_400_and_cost_nothing() {
+        let sim = TapSim::start(TapSimConfig::default()).await.unwrap();
+        for bad in [
+            "/v2/people/vap",
+            "/v2/people/vap?window=7",
+            "/v2/people/vap?window=thirty",
+            "/v2/people/vap?window=30&window=30",
+            "/v2/people/vap?window=30&size=0",
+            "/v2/people/vap?window=30&page=0",
+            "/v2/people/vap?window=30&page=-1",
+            "/v2/people/top-clickers?window=14&size=201",
+            "/v2/people/top-clickers?window=15",
+        ] {
+            let (status, body) = get_text(&sim, bad).await;
+            assert_eq!((status, body.as_str()), (400, PEOPLE_BAD_REQUEST), "{bad}");
+        }
+        assert_eq!(sim.pool_used(Pool::PeopleVap), 0);
+        assert_eq!(sim.pool_used(Pool::PeopleTopClickers), 0);
+        assert_eq!(
+            get_text(&sim, "/v2/people/vap?window=30&size=5000").await.0,
+            200
+        );
+        assert_eq!(sim.pool_used(Pool::PeopleVap), 1);
+    }
+
+    #[tokio::test]
+    async fn the_51st_vap_request_in_a_day_is_throttled_while_top_clickers_still_answer() {
+        let sim = TapSim::start(TapSimConfig::default()).await.unwrap();
+        sim.spend_pool(Pool::PeopleVap, 49);
+        assert_eq!(get_text(&sim, "/v2/people/vap?window=30").await.0, 200);
+        assert_eq!(sim.pool_used(Pool::PeopleVap), 50);
+        let (status, body) = get_text(&sim, "/v2/people/vap?window=30").await;
+        assert_eq!((status, body.as_str()), (429, THROTTLED_TEXT));
+        assert_eq!(
+            get_text(&sim, "/v2/people/top-clickers?window=30").await.0,
+            200
+        );
+        assert_eq!(sim.pool_used(Pool::PeopleTopClickers), 1);
+        // A day later the oldest requests have aged out.
+        sim.faults().set_clock_offset(Duration::hours(24));
+        assert_eq!(get_text(&sim, "/v2/people/vap?window=30").await.0, 200);
+    }
+
+    #[tokio::test]
+    async fn without_the_people_licence_both_lists_are_403_after_the_401_check() {
+        let sim = TapSim::start(TapSimConfig {
+            people_api: false,
+            ..TapSimConfig::default()
+        })
+        .await
+        .unwrap();
+        sim.set_very_attacked_people(vec![person("top", 2400, 0)]);
+        for path in [
+            "/v2/people/vap?window=30",
+            "/v2/people/top-clickers?window=30",
+            "/v2/people/vap",
+        ] {
+            let (status, body) = get_text(&sim, path).await;
+            assert_eq!((status, body.as_str()), (403, NOT_ENTITLED_TEXT), "{path}");
+        }
+        assert_eq!(sim.pool_used(Pool::PeopleVap), 0);
+        assert_eq!(sim.pool_used(Pool::PeopleTopClickers), 0);
+        let wrong = reqwest::Client::new()
+            .get(format!("{}/v2/people/vap?window=30", sim.base_url()))
+            .basic_auth(sim.principal(), Some("wrong"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(wrong.status(), 401);
+        // The rest of TAP is licensed as before.
+        assert_eq!(
+            get_text(&sim, "/v2/siem/all?format=json&sinceSeconds=60")
+                .await
+                .0,
+            200
+        );
+
+        // Switched on at run time, then back to the config by `clear`.
+        sim.faults().set_people_api(true);
+        assert_eq!(
+            get(&sim, "/v2/people/vap?window=30").await["totalVapUsers"],
+            1
+        );
+        sim.faults().clear();
+        assert_eq!(get_text(&sim, "/v2/people/vap?window=30").await.0, 403);
+    }
+
+    #[tokio::test]
+    async fn the_people_licence_can_be_withdrawn_between_runs() {
+        let sim = TapSim::start(TapSimConfig::default()).await.unwrap();
+        assert_eq!(
+            get_text(&sim, "/v2/people/top-clickers?window=90").await.0,
+            200
+        );
+        sim.faults().set_people_api(false);
+        assert_eq!(
+            get_text(&sim, "/v2/people/top-clickers?window=90").await.0,
+            403
+        );
+        assert_eq!(get_text(&sim, "/v2/people/vap?window=90").await.0, 403);
+        assert_eq!(sim.pool_used(Pool::PeopleTopClickers), 1);
+        assert_eq!(sim.pool_used(Pool::PeopleVap), 0);
+        sim.faults().set_people_api(true);
+        assert_eq!(get_text(&sim, "/v2/people/vap?window=90").await.0, 200);
+    }
+
+    #[tokio::test]
+    async fn a_loaded_tenant_serves_its_people() {
+        let sim = TapSim::start(TapSimConfig::default()).await.unwrap();
+        let tenant = small_tenant();
+        sim.load_tenant(&tenant);
+        let vap = get(&sim, "/v2/people/vap?window=14").await;
+        assert_eq!(vap["totalVapUsers"], tenant.very_attacked_people.len());
+        assert_eq!(
+            vap["users"][0]["identity"]["emails"],
+            json!(tenant.very_attacked_people[0].emails)
+        );
+        let clickers = get(&sim, "/v2/people/top-clickers?window=14").await;
+        assert_eq!(clickers["totalTopClickers"], tenant.top_clickers.len());
     }
 }

@@ -1,5 +1,6 @@
 //! What the simulator holds: SIEM records indexed by creation time,
-//! campaigns, and forensics reports.
+//! campaigns, forensics reports, threat summaries and the People API's
+//! two lists.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -10,7 +11,7 @@ use time::OffsetDateTime;
 
 use crate::records::{
     Campaign, ClickEvent, ClickKind, ForensicsReport, ForensicsScope, MessageEvent, MessageKind,
-    ThreatStatus, ThreatType,
+    Person, ThreatStatus, ThreatType,
 };
 use crate::times::{format_event_time, parse_instant, unix_ms};
 
@@ -168,6 +169,12 @@ pub struct Store {
     campaigns: BTreeMap<String, StoredCampaign>,
     threat_reports: BTreeMap<String, Vec<Value>>,
     campaign_reports: BTreeMap<String, Vec<Value>>,
+    /// `/v2/threat/summary/{id}` answers by threat id, each a JSON object.
+    threat_summaries: BTreeMap<String, Value>,
+    /// Kept in serving order: attack index, highest first.
+    very_attacked_people: Vec<Person>,
+    /// Kept in serving order: click count, highest first.
+    top_clickers: Vec<Person>,
 }
 
 impl Store {
@@ -267,7 +274,45 @@ impl Store {
             .flatten()
             .filter(|r| r.get("id").and_then(Value::as_str) == Some(threat_id))
             .for_each(set_status);
+        // A summary names the threat's status under `status`.
+        if let Some(Value::Object(fields)) = self.threat_summaries.get_mut(threat_id) {
+            fields.insert("status".to_owned(), status_json.clone());
+        }
         resurfaced
+    }
+
+    /// Serves `summary` (a JSON object) for `threat_id`, replacing any
+    /// summary loaded for it before.
+    pub fn insert_summary(&mut self, threat_id: String, summary: Value) {
+        self.threat_summaries.insert(threat_id, summary);
+    }
+
+    pub fn remove_summary(&mut self, threat_id: &str) {
+        self.threat_summaries.remove(threat_id);
+    }
+
+    pub fn summary(&self, threat_id: &str) -> Option<&Value> {
+        self.threat_summaries.get(threat_id)
+    }
+
+    /// Replaces the Very Attacked People.
+    pub fn set_very_attacked_people(&mut self, mut people: Vec<Person>) {
+        sort_people(&mut people, |p| p.attack_index);
+        self.very_attacked_people = people;
+    }
+
+    /// Replaces the top clickers.
+    pub fn set_top_clickers(&mut self, mut people: Vec<Person>) {
+        sort_people(&mut people, |p| p.click_count);
+        self.top_clickers = people;
+    }
+
+    pub fn very_attacked_people(&self) -> &[Person] {
+        &self.very_attacked_people
+    }
+
+    pub fn top_clickers(&self) -> &[Person] {
+        &self.top_clickers
     }
 
     pub fn insert_campaign(&mut self, id: String, campaign: StoredCampaign) {
@@ -350,6 +395,17 @@ impl Store {
             .cloned()
             .collect()
     }
+}
+
+/// Highest `key` first; ties by guid, then addresses, so the order (and
+/// so every page) does not depend on the order the people were given in.
+fn sort_people(people: &mut [Person], key: impl Fn(&Person) -> u32) {
+    people.sort_by(|a, b| {
+        key(b)
+            .cmp(&key(a))
+            .then_with(|| a.guid.cmp(&b.guid))
+            .then_with(|| a.emails.cmp(&b.emails))
+    });
 }
 
 /// Serialises a typed record; serde_json cannot fail on these structs

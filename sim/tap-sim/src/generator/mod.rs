@@ -1,12 +1,15 @@
 //! A deterministic, realistic TAP tenant: messages (with per-recipient
 //! copies, late verdicts and false positives), clicks on their URLs,
-//! campaigns and forensics with every evidence type. Same spec, same
-//! tenant, byte for byte.
+//! campaigns, forensics with every evidence type, a threat summary per
+//! threat, and the People API's lists. Same spec, same tenant, byte for
+//! byte.
 
 mod clicks;
 mod dice;
 mod evidence;
 mod messages;
+mod people;
+mod summaries;
 mod threats;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -15,7 +18,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::records::{
     Campaign, ClickEvent, ClickKind, ForensicsReport, ForensicsScope, MessageEvent, MessageKind,
-    ThreatType,
+    Person, ThreatType,
 };
 use crate::store::{ThreatFilter, ThreatTag};
 use dice::Dice;
@@ -107,6 +110,15 @@ pub struct Tenant {
     /// Every threat, campaign members first.
     pub threats: Vec<Threat>,
     pub forensics: Vec<(ForensicsScope, ForensicsReport)>,
+    /// `(threat id, /v2/threat/summary answer)`, one for every threat, in
+    /// the order of `threats`.
+    pub threat_summaries: Vec<(String, serde_json::Value)>,
+    /// The three recipients who received the most messages, most attacked
+    /// first (`/v2/people/vap`).
+    pub very_attacked_people: Vec<Person>,
+    /// The two recipients with the most permitted clicks, most clicks
+    /// first (`/v2/people/top-clickers`).
+    pub top_clickers: Vec<Person>,
 }
 
 /// Counts of SIEM records by array.
@@ -148,6 +160,9 @@ pub struct TenantSummary {
     pub late_verdict_records: usize,
     pub forensics_reports: usize,
     pub evidence: BTreeMap<String, EvidenceCount>,
+    pub threat_summaries: usize,
+    pub very_attacked_people: usize,
+    pub top_clickers: usize,
 }
 
 impl std::fmt::Display for TenantSummary {
@@ -162,7 +177,8 @@ impl std::fmt::Display for TenantSummary {
             "{} messages as {} records ({} delivered, {} blocked), {} clicks ({} permitted, {} blocked), \
              {} campaigns, {} threats ({} false positive), {} late verdicts, {} forensics reports \
              with {evidence} pieces of evidence; asked for every status TAP shows {} messages and {} clicks, \
-             by default (falsePositive hidden) {} messages and {} clicks",
+             by default (falsePositive hidden) {} messages and {} clicks; \
+             {} threat summaries, {} very attacked people, {} top clickers",
             all.distinct_message_guids,
             all.messages_delivered + all.messages_blocked,
             all.messages_delivered,
@@ -179,6 +195,9 @@ impl std::fmt::Display for TenantSummary {
             visible.clicks_permitted + visible.clicks_blocked,
             default.distinct_message_guids,
             default.clicks_permitted + default.clicks_blocked,
+            self.threat_summaries,
+            self.very_attacked_people,
+            self.top_clickers,
         )
     }
 }
@@ -260,6 +279,9 @@ impl Tenant {
             late_verdict_records,
             forensics_reports: self.forensics.len(),
             evidence,
+            threat_summaries: self.threat_summaries.len(),
+            very_attacked_people: self.very_attacked_people.len(),
+            top_clickers: self.top_clickers.len(),
         }
     }
 
@@ -473,6 +495,14 @@ pub fn generate(spec: &TenantSpec) -> Tenant {
         ));
     }
 
+    // Both come last and use no shared dice, so the records above are the
+    // same as before they existed.
+    let threat_summaries = summaries::summaries(spec.seed, &threats, &campaigns);
+    let (very_attacked_people, top_clickers) = people::people(
+        messages_delivered.iter().chain(&messages_blocked),
+        &clicks_permitted,
+    );
+
     Tenant {
         spec: spec.clone(),
         org_id,
@@ -483,6 +513,9 @@ pub fn generate(spec: &TenantSpec) -> Tenant {
         campaigns,
         threats,
         forensics,
+        threat_summaries,
+        very_attacked_people,
+        top_clickers,
     }
 }
 
@@ -561,5 +594,171 @@ mod tests {
             hidden.messages_delivered,
             summary.all.messages_delivered - only_false_positive
         );
+    }
+
+    #[test]
+    fn every_threat_has_one_summary_in_both_severity_spellings_deterministically() {
+        let spec = TenantSpec::default();
+        let tenant = generate(&spec);
+        assert_eq!(tenant.threat_summaries.len(), tenant.threats.len());
+        let ids: BTreeSet<&str> = tenant
+            .threat_summaries
+            .iter()
+            .map(|(id, _)| id.as_str())
+            .collect();
+        let threat_ids: BTreeSet<&str> = tenant.threats.iter().map(|t| t.id.as_str()).collect();
+        assert_eq!(ids, threat_ids, "one summary per threat, no other");
+        assert_eq!(generate(&spec).threat_summaries, tenant.threat_summaries);
+        let other = generate(&TenantSpec {
+            seed: spec.seed + 1,
+            ..spec.clone()
+        });
+        assert_ne!(other.threat_summaries, tenant.threat_summaries);
+
+        let has = |key: &str| {
+            tenant
+                .threat_summaries
+                .iter()
+                .filter(|(_, s)| s.get(key).is_some())
+                .count()
+        };
+        let (sample, documented) = (has("severity"), has("severityScore"));
+        assert!(sample > 0 && documented > 0, "{sample} / {documented}");
+        assert_eq!(sample + documented, tenant.threats.len());
+        assert!(has("verticals") > 0 && has("verticallyTargeted") > 0);
+        // Lenient readers meet lists that are null or missing.
+        let lists = ["actors", "families", "malware", "techniques", "brands"];
+        let shapes: BTreeSet<&str> = tenant
+            .threat_summaries
+            .iter()
+            .flat_map(|(_, s)| {
+                lists.map(|key| match s.get(key) {
+                    None => "absent",
+                    Some(serde_json::Value::Null) => "null",
+                    Some(_) => "array",
+                })
+            })
+            .collect();
+        assert_eq!(shapes, BTreeSet::from(["absent", "null", "array"]));
+
+        for (threat, (_, summary)) in tenant.threats.iter().zip(&tenant.threat_summaries) {
+            assert_eq!(summary["id"], threat.id.as_str());
+            assert_eq!(summary["status"], serde_json::json!(threat.status));
+            let identified = crate::times::format_event_time(threat.identified_at);
+            assert!(identified.ends_with(".000Z"));
+            assert_eq!(summary["identifiedAt"], identified.as_str());
+            let kind = summary["type"].as_str().unwrap();
+            assert!(
+                ["url", "attachment", "message text"].contains(&kind),
+                "{kind}"
+            );
+            let category = summary["category"].as_str().unwrap();
+            assert!(["impostor", "malware", "phish", "spam"].contains(&category));
+            assert!(summary["attackSpread"].is_u64() && summary["notable"].is_boolean());
+            // A campaign member names its campaign's actors and malware, same ids.
+            if let Some(campaign_id) = &threat.campaign_id {
+                let campaign = tenant
+                    .campaigns
+                    .iter()
+                    .find(|c| &c.id == campaign_id)
+                    .unwrap();
+                for (key, refs) in [("actors", &campaign.actors), ("malware", &campaign.malware)] {
+                    let named: Vec<(String, String)> = refs
+                        .iter()
+                        .map(|r| (r.id.clone(), r.name.clone()))
+                        .collect();
+                    let served: Vec<(String, String)> = summary
+                        .get(key)
+                        .and_then(|v| v.as_array())
+                        .into_iter()
+                        .flatten()
+                        .map(|r| {
+                            (
+                                r["id"].as_str().unwrap().to_owned(),
+                                r["name"].as_str().unwrap().to_owned(),
+                            )
+                        })
+                        .collect();
+                    assert_eq!(served, named, "{key} of {}", threat.id);
+                }
+            }
+        }
+        // One actor name, one id, across campaigns and summaries.
+        let mut ids_of: HashMap<String, BTreeSet<String>> = HashMap::new();
+        for (_, summary) in &tenant.threat_summaries {
+            for actor in summary
+                .get("actors")
+                .and_then(|v| v.as_array())
+                .into_iter()
+                .flatten()
+            {
+                ids_of
+                    .entry(actor["name"].as_str().unwrap().to_owned())
+                    .or_default()
+                    .insert(actor["id"].as_str().unwrap().to_owned());
+            }
+        }
+        assert!(!ids_of.is_empty());
+        assert!(ids_of.values().all(|ids| ids.len() == 1), "{ids_of:?}");
+    }
+
+    #[test]
+    fn the_people_lists_are_the_tenants_own_recipients_and_clickers() {
+        let tenant = generate(&TenantSpec::new(13, START, START + Duration::hours(12)));
+        let messages: Vec<&MessageEvent> = tenant
+            .messages_delivered
+            .iter()
+            .chain(&tenant.messages_blocked)
+            .collect();
+        let received = |address: &str| {
+            messages
+                .iter()
+                .filter(|m| m.recipient.iter().any(|r| r == address))
+                .map(|m| m.guid.as_str())
+                .collect::<BTreeSet<_>>()
+                .len()
+        };
+        let vaps = &tenant.very_attacked_people;
+        assert_eq!(vaps.len(), 3);
+        let most = messages
+            .iter()
+            .flat_map(|m| &m.recipient)
+            .map(|r| received(r))
+            .max()
+            .unwrap();
+        assert_eq!(received(&vaps[0].emails[0]), most);
+        for pair in vaps.windows(2) {
+            assert!(pair[0].attack_index > pair[1].attack_index);
+            assert!(received(&pair[0].emails[0]) >= received(&pair[1].emails[0]));
+        }
+        assert!(vaps[0].vip && !vaps[1].vip && !vaps[2].vip);
+        assert_eq!(
+            vaps[0].emails,
+            [vaps[0].emails[0].clone(), vaps[0].emails[0].to_uppercase()]
+        );
+        assert!(vaps[1..].iter().all(|p| p.emails.len() == 1));
+
+        let clickers = &tenant.top_clickers;
+        assert_eq!(clickers.len(), 2);
+        for clicker in clickers {
+            let clicks = tenant
+                .clicks_permitted
+                .iter()
+                .filter(|c| c.recipient == clicker.emails[0])
+                .count();
+            assert_eq!(clicker.click_count as usize, clicks);
+            assert!(received(&clicker.emails[0]) > 0);
+        }
+        assert!(clickers[0].click_count >= clickers[1].click_count);
+        let summary = tenant.summary();
+        assert_eq!(
+            (
+                summary.threat_summaries,
+                summary.very_attacked_people,
+                summary.top_clickers
+            ),
+            (tenant.threats.len(), 3, 2)
+        );
+        assert!(summary.to_string().contains("3 very attacked people"));
     }
 }

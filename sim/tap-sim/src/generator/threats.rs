@@ -4,6 +4,7 @@ use time::{Duration, OffsetDateTime};
 
 use super::dice::{self, Dice};
 use crate::records::{Campaign, CampaignMember, NamedRef, ThreatStatus, ThreatType};
+use crate::stable;
 
 /// A threat Proofpoint condemned, as messages, clicks, campaigns and
 /// forensics of the tenant refer to it.
@@ -105,13 +106,21 @@ pub fn threat(dice: &mut Dice, shape: ThreatShape, p: &ThreatParams) -> Threat {
     }
 }
 
-fn named(dice: &mut Dice, names: &[&str], low: u64, high: u64) -> Vec<NamedRef> {
+/// `low` to `high` distinct names of a pool. Their ids follow from the
+/// name (TAP has one id per actor, malware... whatever the campaign), so
+/// threat summaries can name the same ones; a uuid is still drawn per
+/// name, so every later draw, and the tenant of a seed, stay as they were
+/// before ids were derived.
+fn named(dice: &mut Dice, kind: &str, names: &[&str], low: u64, high: u64) -> Vec<NamedRef> {
     let n = dice.between(low, high) as usize;
     dice.pick_distinct(names, n)
         .into_iter()
-        .map(|name| NamedRef {
-            id: dice.uuid(),
-            name: name.to_owned(),
+        .map(|name| {
+            let _kept_for_the_stream = dice.uuid();
+            NamedRef {
+                id: stable::uuid_of(kind, name),
+                name: name.to_owned(),
+            }
         })
         .collect()
 }
@@ -120,7 +129,7 @@ fn named(dice: &mut Dice, names: &[&str], low: u64, high: u64) -> Vec<NamedRef> 
 /// so messages can carry them.
 pub fn campaign(dice: &mut Dice, p: &ThreatParams) -> (Campaign, Vec<Threat>) {
     let id = dice.uuid();
-    let malware = named(dice, dice::MALWARE, 1, 2);
+    let malware = named(dice, "malware", dice::MALWARE, 1, 2);
     let uses_urls = dice.chance(0.5);
     let member_count = dice.between(2, 6);
     let mut members = Vec::new();
@@ -181,11 +190,11 @@ pub fn campaign(dice: &mut Dice, p: &ThreatParams) -> (Campaign, Vec<Threat>) {
         description,
         start_date: first_seen - Duration::minutes(dice.between(1, 600) as i64),
         notable: dice.chance(0.3),
-        actors: named(dice, dice::ACTORS, 0, 2),
+        actors: named(dice, "actor", dice::ACTORS, 0, 2),
         malware,
-        techniques: named(dice, dice::TECHNIQUES, 1, 3),
-        families: named(dice, dice::FAMILIES, 1, 2),
-        brands: named(dice, dice::BRANDS, 0, 2),
+        techniques: named(dice, "technique", dice::TECHNIQUES, 1, 3),
+        families: named(dice, "family", dice::FAMILIES, 1, 2),
+        brands: named(dice, "brand", dice::BRANDS, 0, 2),
         last_updated_at,
     };
     (campaign, members)
