@@ -30,9 +30,9 @@ wit_bindgen::generate!({
 
 pub use exports::proofpoint::tap::connector::{
     Attribute, CampaignLink, CampaignRef, Counters, Credentials, EnrichmentReport, MessageLink,
-    ObjectKind, PeopleAnswer, PeopleList, PeopleRequest, Person, PersonMark, QuarantinedRecord,
-    RecordKey, Rejection, Relation, Settings, SyncError, SyncResult, TapAccess, TapFailure,
-    ThreatRef, ThreatqObject, Verdict, VerdictStatus, Window,
+    NamedRef, ObjectKind, PeopleAnswer, PeopleList, PeopleRequest, Person, PersonMark,
+    QuarantinedRecord, RecordKey, Rejection, Relation, Settings, SummaryRef, SyncError, SyncResult,
+    TapAccess, TapFailure, ThreatRef, ThreatqObject, Verdict, VerdictStatus, Window,
 };
 pub use proofpoint::tap::host::LogLevel;
 

@@ -21,10 +21,10 @@ mod bindings;
 mod wasi_http;
 
 pub use bindings::{
-    Attribute, CampaignRef, Counters, Credentials, EnrichmentReport, MessageLink, ObjectKind,
-    PeopleAnswer, PeopleList, PeopleRequest, Person, PersonMark, QuarantinedRecord, RecordKey,
-    Rejection, Relation, Settings, SyncError, SyncResult, TapAccess, TapFailure, ThreatRef,
-    ThreatqObject, Verdict, VerdictStatus, Window,
+    Attribute, CampaignRef, Counters, Credentials, EnrichmentReport, MessageLink, NamedRef,
+    ObjectKind, PeopleAnswer, PeopleList, PeopleRequest, Person, PersonMark, QuarantinedRecord,
+    RecordKey, Rejection, Relation, Settings, SummaryRef, SyncError, SyncResult, TapAccess,
+    TapFailure, ThreatRef, ThreatqObject, Verdict, VerdictStatus, Window,
 };
 pub use people::read_people;
 pub use sync::{map_records, sync};

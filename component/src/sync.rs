@@ -7,14 +7,14 @@
 //! request: the records the host kept (rejections of an earlier call) go
 //! through the very same decode, map and enrichment steps (`Call::map`).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
 use serde_json::value::RawValue;
 
 use crate::bindings::{
-    CampaignRef, Counters, EnrichmentReport, QuarantinedRecord, RecordKey, Rejection, Settings,
-    SyncError, SyncResult, ThreatRef, Window,
+    CampaignRef, Counters, EnrichmentReport, NamedRef, QuarantinedRecord, RecordKey, Rejection,
+    Settings, SummaryRef, SyncError, SyncResult, ThreatRef, Window,
 };
 use crate::dates::{parse_rfc3339, rfc3339_utc};
 use crate::map::Mapping;
@@ -25,7 +25,7 @@ use crate::map::graph::ObjectId;
 use crate::map::messages::{MessageDisposition, map_messages};
 use crate::map::names::types;
 use crate::map::people::mark_people;
-use crate::map::summaries::map_summary;
+use crate::map::summaries::{map_summary, relate_named};
 use crate::map::threats::{Threat, false_positives, note_verdicts};
 use crate::tap::campaign::parse_campaign;
 use crate::tap::endpoints::{self, SIEM_ALL};
@@ -143,6 +143,9 @@ struct Call<'h, T, H> {
     /// Set once an enrichment request shows that further requests would
     /// fail the same way (401/403/429, or no answer at all).
     enrichment_stopped: Option<String>,
+    /// Set when the Threat API answered 403 or 429: a licence or a pool of
+    /// its own, so the other enrichment goes on.
+    summaries_stopped: bool,
 }
 
 /// The ids to enrich, in order: the host's queue in the host's order
@@ -260,6 +263,7 @@ impl<'h, T: Transport, H: HostServices> Call<'h, T, H> {
             host,
             counters: Counters::default(),
             enrichment_stopped: None,
+            summaries_stopped: false,
         }
     }
 
@@ -660,18 +664,21 @@ impl<'h, T: Transport, H: HostServices> Call<'h, T, H> {
     /// this call's SIEM threats that became indicators (sorted), each
     /// once, skipping those the host holds as fresh, while the allowance
     /// lasts. A summary TAP answered (or a 404: it has nothing to add) is
-    /// reported summarised; the rest deferred, with the indicator each
-    /// belongs to so a later call can map it there.
+    /// reported summarised, with what it named; the rest deferred, with the
+    /// indicator each belongs to so a later call can map it there. The
+    /// events of a threat the host holds as fresh are related to what its
+    /// summary named, so what ThreatQ holds does not depend on which call
+    /// fetched the summary.
     fn enrich_summaries(
         &mut self,
         m: &mut Mapping,
         settings: &Settings,
         report: &mut EnrichmentReport,
     ) {
-        let fresh: HashSet<&str> = settings
+        let fresh: HashMap<&str, &SummaryRef> = settings
             .summarised_threats
             .iter()
-            .map(|t| t.trim())
+            .map(|t| (t.threat_id.trim(), t))
             .collect();
         let queued: Vec<String> = settings
             .queued_summaries
@@ -679,9 +686,16 @@ impl<'h, T: Transport, H: HostServices> Call<'h, T, H> {
             .map(|q| q.threat_id.clone())
             .collect();
         let own: Vec<String> = m.threats_with_indicator().map(str::to_string).collect();
+        for threat_id in &own {
+            if let Some(known) = fresh.get(threat_id.as_str()) {
+                let indicator = m.threat_indicator(threat_id);
+                let events = m.threat_events(threat_id);
+                relate_named(m, indicator, &events, &known.named);
+            }
+        }
         let wanted = queued_first(&queued, own.iter().map(String::as_str));
         let mut allowance = settings.threat_summary_allowance;
-        for threat_id in wanted.iter().filter(|id| !fresh.contains(id.as_str())) {
+        for threat_id in wanted.iter().filter(|id| !fresh.contains_key(id.as_str())) {
             let queued_ref = settings
                 .queued_summaries
                 .iter()
@@ -690,10 +704,13 @@ impl<'h, T: Transport, H: HostServices> Call<'h, T, H> {
                 // Its indicator cannot be made (a false positive now, or a
                 // type we do not know): nothing to map a summary onto, and
                 // nothing owed.
-                report.threats_summarised.push(threat_id.clone());
+                report.threats_summarised.push(SummaryRef {
+                    threat_id: threat_id.clone(),
+                    named: Vec::new(),
+                });
                 continue;
             };
-            if self.enrichment_stopped.is_some() || allowance == 0 {
+            if self.enrichment_stopped.is_some() || self.summaries_stopped || allowance == 0 {
                 self.counters.threat_summaries_deferred += 1;
                 report.summaries_deferred.push(threat_ref);
                 continue;
@@ -701,8 +718,11 @@ impl<'h, T: Transport, H: HostServices> Call<'h, T, H> {
             allowance -= 1;
             self.counters.threat_summary_requests += 1;
             let events = m.threat_events(threat_id);
-            if self.summary(m, threat_id, indicator, &events) {
-                report.threats_summarised.push(threat_id.clone());
+            if let Some(named) = self.summary(m, threat_id, indicator, &events) {
+                report.threats_summarised.push(SummaryRef {
+                    threat_id: threat_id.clone(),
+                    named,
+                });
             } else {
                 self.counters.threat_summaries_deferred += 1;
                 report.summaries_deferred.push(threat_ref);
@@ -710,33 +730,73 @@ impl<'h, T: Transport, H: HostServices> Call<'h, T, H> {
         }
     }
 
-    /// Fetches and maps one summary. `true` when TAP gave its answer: a
-    /// summary that parses, or a 404 (TAP knows nothing more). A failure
-    /// or an unreadable body is not an answer.
+    /// Fetches and maps one summary: what it named when TAP gave its
+    /// answer (a 404: TAP knows nothing more, so nothing). A failure or an
+    /// unreadable body is not an answer: `None`.
     fn summary(
         &mut self,
         m: &mut Mapping,
         threat_id: &str,
         indicator: ObjectId,
         events: &[ObjectId],
-    ) -> bool {
+    ) -> Option<Vec<NamedRef>> {
         let path = endpoints::threat_summary(threat_id);
-        let body = match self.enrichment_get(&path) {
-            Ok(body) => body,
-            Err(status) => return status == Some(404),
+        let response = match self.get(&path) {
+            Ok(response) => response,
+            Err(e) => {
+                self.stop_enrichment(endpoints::endpoint_of(&path), format!("no answer: {e}"));
+                return None;
+            }
+        };
+        let body = match response.status {
+            200..=299 => response.body,
+            404 => return Some(Vec::new()),
+            // A wrong credential fails every request alike.
+            401 => {
+                let message = tap_message(&response.body);
+                self.stop_enrichment(
+                    endpoints::endpoint_of(&path),
+                    format!("TAP answered 401 {message}"),
+                );
+                return None;
+            }
+            // The Threat API's own licence or pool: campaigns and
+            // forensics may still be answered.
+            403 | 429 => {
+                self.summaries_stopped = true;
+                self.log(
+                    LogLevel::Warn,
+                    "TAP's Threat API refused; threat summaries stop for this call, the rest \
+                     of the enrichment goes on",
+                    &[
+                        ("status", response.status.to_string()),
+                        ("message", tap_message(&response.body)),
+                    ],
+                );
+                return None;
+            }
+            status => {
+                self.log(
+                    LogLevel::Warn,
+                    "TAP threat summary request failed; asked again later",
+                    &[
+                        ("threat_id", threat_id.to_string()),
+                        ("status", status.to_string()),
+                        ("message", tap_message(&response.body)),
+                    ],
+                );
+                return None;
+            }
         };
         match parse_summary(&body) {
-            Ok(summary) => {
-                map_summary(m, indicator, events, &summary);
-                true
-            }
+            Ok(summary) => Some(map_summary(m, indicator, events, &summary)),
             Err(e) => {
                 self.log(
                     LogLevel::Warn,
                     "TAP threat summary is not the JSON TAP documents; asked again later",
                     &[("threat_id", threat_id.to_string()), ("error", e)],
                 );
-                false
+                None
             }
         }
     }

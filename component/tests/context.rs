@@ -7,9 +7,25 @@ mod common;
 use common::*;
 use serde_json::{Value, json};
 use tap_component::{
-    LogLevel, ObjectKind, PeopleAnswer, PeopleRequest, PersonMark, Settings, SyncError, TapAccess,
-    ThreatRef,
+    LogLevel, NamedRef, ObjectKind, PeopleAnswer, PeopleRequest, PersonMark, Settings, SummaryRef,
+    SyncError, SyncResult, TapAccess, ThreatRef,
 };
+
+fn summarised(result: &SyncResult) -> Vec<&str> {
+    result
+        .enrichment
+        .threats_summarised
+        .iter()
+        .map(|s| s.threat_id.as_str())
+        .collect()
+}
+
+fn named(kind: ObjectKind, name: &str) -> NamedRef {
+    NamedRef {
+        kind,
+        name: name.into(),
+    }
+}
 
 const THREAT_URL: &str = "http://badguy.zz/login";
 
@@ -80,7 +96,15 @@ fn a_campaignless_threat_is_related_to_what_its_summary_names() {
         attr(&result, url, "Targeted Brand").is_empty(),
         "brands: null"
     );
-    assert_eq!(result.enrichment.threats_summarised, [THREAT_URL_ID]);
+    assert_eq!(summarised(&result), [THREAT_URL_ID]);
+    assert_eq!(
+        result.enrichment.threats_summarised[0].named,
+        [
+            named(ObjectKind::Adversary, "TA4557"),
+            named(ObjectKind::Malware, "DarkGate"),
+            named(ObjectKind::AttackPattern, "HTML smuggling"),
+        ]
+    );
     assert!(result.enrichment.summaries_deferred.is_empty());
     assert_eq!(result.counters.threat_summary_requests, 1);
     assert_eq!(tap.requests_starting("/v2/threat/summary/").len(), 1);
@@ -91,7 +115,10 @@ fn fresh_threats_are_not_asked_and_a_spent_allowance_defers_with_the_indicator()
     let body = delivered(vec![campaignless_message()]);
     let mut tap = FakeTap::siem_json(body.clone());
     let fresh = Settings {
-        summarised_threats: vec![THREAT_URL_ID.to_string()],
+        summarised_threats: vec![SummaryRef {
+            threat_id: THREAT_URL_ID.to_string(),
+            named: vec![named(ObjectKind::Malware, "DarkGate")],
+        }],
         ..with_summaries(5)
     };
     let (result, _) = run_with(&mut tap, &fresh);
@@ -99,6 +126,15 @@ fn fresh_threats_are_not_asked_and_a_spent_allowance_defers_with_the_indicator()
     assert!(tap.requests_starting("/v2/threat/summary/").is_empty());
     assert!(result.enrichment.threats_summarised.is_empty());
     assert!(result.enrichment.summaries_deferred.is_empty());
+    // What the earlier summary named is related as if fetched now.
+    let malware = find(&result, ObjectKind::Malware, None, "DarkGate").unwrap();
+    let event = event_titled(&result, "TAP Message").unwrap();
+    assert!(related(&result, event, malware));
+    assert!(related(
+        &result,
+        indicator(&result, "URL", THREAT_URL).unwrap(),
+        malware
+    ));
 
     let mut tap = FakeTap::siem_json(body);
     let (result, _) = run_with(&mut tap, &with_summaries(0));
@@ -133,11 +169,7 @@ fn a_404_is_an_answer_a_5xx_or_unreadable_body_defers_and_neither_fails_the_wind
         );
         let (result, _) = run_with(&mut tap, &with_summaries(5));
         let result = result.expect("a failed summary never fails the window");
-        assert_eq!(
-            result.enrichment.threats_summarised.len(),
-            usize::from(answered),
-            "{status}"
-        );
+        assert_eq!(summarised(&result).len(), usize::from(answered), "{status}");
         assert_eq!(
             result.enrichment.summaries_deferred.len(),
             usize::from(!answered),
@@ -172,11 +204,37 @@ fn queued_summaries_come_first_and_map_onto_the_indicator_they_name() {
     let actor = find(&result, ObjectKind::Adversary, None, "TA4557").unwrap();
     assert!(related(&result, sha, actor));
     assert_eq!(attr(&result, sha, "TAP Severity"), ["740"]);
-    assert_eq!(result.enrichment.threats_summarised, ["q".repeat(64)]);
+    assert_eq!(summarised(&result), ["q".repeat(64)]);
     assert_eq!(
         result.enrichment.summaries_deferred[0].threat_id,
         THREAT_URL_ID
     );
+}
+
+#[test]
+fn a_403_from_the_threat_api_stops_only_the_summaries() {
+    let other = "b".repeat(64);
+    let mut second = campaignless_message();
+    second["GUID"] = json!("other-guid");
+    second["threatsInfoMap"][0]["threatID"] = json!(other);
+    second["threatsInfoMap"][0]["threat"] = json!("http://other.zz/x");
+    let mut tap = FakeTap::siem_json(delivered(vec![message(), second]))
+        .route(&summary_path(THREAT_URL_ID), 403, json!("not entitled"))
+        .campaign(CAMPAIGN_ID, campaign_body());
+    let (result, host) = run_with(&mut tap, &with_summaries(5));
+    let result = result.unwrap();
+    assert_eq!(
+        tap.requests_starting("/v2/threat/summary/").len(),
+        1,
+        "no second summary request after the 403"
+    );
+    assert_eq!(result.enrichment.summaries_deferred.len(), 2);
+    assert_eq!(
+        tap.requests_starting("/v2/campaign/").len(),
+        1,
+        "campaigns go on"
+    );
+    assert!(host.logged(LogLevel::Warn, "Threat API refused"));
 }
 
 #[test]
@@ -240,6 +298,26 @@ fn message_click_and_incident_events_of_a_listed_recipient_are_marked() {
         assert_eq!(attr(&result, event, "VIP"), ["bruce.wayne@pharmtech.zz"]);
     }
     assert_eq!(result.counters.people_marked_events, 3);
+    // The incident carries the threat as its click does.
+    let summarised = Settings {
+        create_incidents: true,
+        summarised_threats: vec![SummaryRef {
+            threat_id: THREAT_URL_ID.into(),
+            named: vec![named(ObjectKind::Adversary, "TA4557")],
+        }],
+        ..common::settings()
+    };
+    let result = map_siem_with(
+        json!({"queryEndTime": "2026-11-28T11:00:00Z", "clicksPermitted": [click()]}),
+        &summarised,
+    );
+    let actor = find(&result, ObjectKind::Adversary, None, "TA4557").unwrap();
+    for prefix in ["TAP Click Permitted", "TAP Incident"] {
+        assert!(
+            related(&result, event_titled(&result, prefix).unwrap(), actor),
+            "{prefix}"
+        );
+    }
     let url = indicator(&result, "URL", THREAT_URL).unwrap();
     assert!(attr(&result, url, "Very Attacked Person").is_empty());
 }

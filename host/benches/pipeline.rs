@@ -222,6 +222,10 @@ async fn sandbox_cost_and_parse_limit(report: &mut Report) {
         // so every repetition makes the same requests.
         threat_forensics_allowance: 0,
         credentials: None,
+        summarised_threats: Vec::new(),
+        queued_summaries: Vec::new(),
+        threat_summary_allowance: 0,
+        people: Vec::new(),
     };
     let window = tap_runtime::Window {
         start: window_start.clone(),
@@ -255,6 +259,10 @@ async fn sandbox_cost_and_parse_limit(report: &mut Report) {
         campaign_allowance: settings.campaign_allowance,
         threat_forensics_allowance: settings.threat_forensics_allowance,
         credentials: None,
+        summarised_threats: Vec::new(),
+        queued_summaries: Vec::new(),
+        threat_summary_allowance: 0,
+        people: Vec::new(),
     };
     let native_window = tap_component::Window {
         start: window_start,

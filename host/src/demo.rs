@@ -63,6 +63,7 @@ pub async fn demo(options: &DemoOptions) -> Result<DemoReport> {
     };
     let tenant = generate(&spec);
     tap.load_tenant(&tenant);
+    list_a_clicker_as_very_attacked(&tap, &tenant);
     let generated = tenant.summary().to_string();
 
     let temp;
@@ -107,6 +108,38 @@ pub async fn demo(options: &DemoOptions) -> Result<DemoReport> {
         landed: threatq.snapshot(),
         generated,
     })
+}
+
+/// The generator lists the recipients who received the most messages as
+/// Very Attacked People; in a short demo none of them may have clicked. The
+/// demo adds the recipient of the latest permitted click (the incremental
+/// run brings it) with an attack index below theirs, so the printout can
+/// show an incident marked Very Attacked Person. Real TAP ranks by its own
+/// attack index; this only shapes the demo's data.
+fn list_a_clicker_as_very_attacked(tap: &TapSim, tenant: &tap_sim::Tenant) {
+    let Some(recipient) = tenant
+        .clicks_permitted
+        .iter()
+        .max_by_key(|click| click.click_time)
+        .map(|click| click.recipient.to_lowercase())
+    else {
+        return;
+    };
+    let mut people = tenant.very_attacked_people.clone();
+    if !people
+        .iter()
+        .any(|p| p.emails.iter().any(|e| e.eq_ignore_ascii_case(&recipient)))
+    {
+        let lowest = people.iter().map(|p| p.attack_index).min().unwrap_or(1000);
+        people.push(tap_sim::Person {
+            guid: format!("demo-{recipient}"),
+            emails: vec![recipient],
+            name: "Demo Clicker".into(),
+            attack_index: lowest.saturating_sub(100).max(1),
+            ..tap_sim::Person::default()
+        });
+    }
+    tap.set_very_attacked_people(people);
 }
 
 fn completed(
@@ -176,6 +209,83 @@ pub fn render(report: &DemoReport) -> String {
                 object.attributes.len(),
                 object.relations.len()
             ));
+        }
+    }
+    out.push_str("\nContext no other TAP integration gives:\n");
+    out.push_str(&summarised_threat(landed));
+    out.push_str(&very_attacked_incident(landed));
+    out
+}
+
+/// A threat in no campaign whose indicator TAP's Threat API related to an
+/// adversary and malware (docs/mapping.md, "Threat summaries").
+fn summarised_threat(landed: &Snapshot) -> String {
+    let names = |object: &threatq_sim::StoredObject, collection: &str| -> Vec<String> {
+        landed
+            .related(object)
+            .into_iter()
+            .filter(|o| o.collection == collection)
+            .map(|o| o.value.clone())
+            .collect()
+    };
+    let found = landed.objects.iter().find(|o| {
+        o.collection == "indicators"
+            && o.attribute_values("Campaign ID").is_empty()
+            && !o.attribute_values("TAP Severity").is_empty()
+            && !names(o, "adversaries").is_empty()
+            && !names(o, "malware").is_empty()
+    });
+    let Some(indicator) = found else {
+        return "  (no campaign-less threat with a summary in this tenant)\n".to_string();
+    };
+    let mut out = format!(
+        "  A threat in no campaign, from its summary: indicator {} {}\n",
+        indicator.type_name.as_deref().unwrap_or("-"),
+        indicator.value
+    );
+    for (label, collection) in [
+        ("adversaries", "adversaries"),
+        ("malware", "malware"),
+        ("attack patterns", "attack_pattern"),
+    ] {
+        out.push_str(&format!(
+            "      related {label}: {}\n",
+            names(indicator, collection).join(", ")
+        ));
+    }
+    for name in [
+        "TAP Severity",
+        "Attack Spread",
+        "Threat Category",
+        "Malware Family",
+    ] {
+        out.push_str(&format!(
+            "      {name} = {}\n",
+            indicator.attribute_values(name).join(", ")
+        ));
+    }
+    out
+}
+
+/// An incident of a recipient on TAP's Very Attacked People list
+/// (docs/mapping.md, "People").
+fn very_attacked_incident(landed: &Snapshot) -> String {
+    let found = landed.objects.iter().find(|o| {
+        o.collection == "events"
+            && o.type_name.as_deref() == Some("Incident")
+            && !o.attribute_values("Very Attacked Person").is_empty()
+    });
+    let Some(incident) = found else {
+        return "  (no incident of a Very Attacked Person in this tenant)\n".to_string();
+    };
+    let mut out = format!(
+        "  An incident of a Very Attacked Person: {}\n",
+        incident.value
+    );
+    for name in ["Very Attacked Person", "Attack Index", "VIP", "Top Clicker"] {
+        let values = incident.attribute_values(name);
+        if !values.is_empty() {
+            out.push_str(&format!("      {name} = {}\n", values.join(", ")));
         }
     }
     out

@@ -53,7 +53,15 @@ pub struct RunSummary {
     pub verdicts_pending: u64,
     /// Distinct identities per kind (events are split into events and incidents).
     accepted: BTreeMap<&'static str, BTreeSet<String>>,
-    pub budgets_left: BTreeMap<Pool, u32>,
+    /// Threat summaries TAP answered, and those left for a later run.
+    pub threat_summaries: u64,
+    pub threat_summaries_deferred: u64,
+    /// Events marked from the people lists.
+    pub people_marked_events: u64,
+    /// What the run had of TAP's people lists.
+    pub people: PeopleNote,
+    /// (requests left, daily limit) per pool.
+    pub budgets_left: BTreeMap<Pool, (u32, u32)>,
     pub checkpoint: Option<OffsetDateTime>,
     /// Seconds of history TAP can no longer give (cursor older than 7 days).
     pub gap_seconds: i64,
@@ -76,6 +84,27 @@ pub struct Tally {
     pub verdicts_applied: u64,
     pub statuses_changed: u64,
     pub statuses_left_alone: u64,
+    pub threat_summaries: u64,
+    pub threat_summaries_deferred: u64,
+    pub people_marked_events: u64,
+}
+
+/// What a run had of TAP's people lists, for the summary line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum PeopleNote {
+    /// None read yet, or none usable, and no reason known (a dry run on a
+    /// new store).
+    #[default]
+    None,
+    /// The lists used for the marks: their sizes (addresses) and the age
+    /// of the older one.
+    Used {
+        very_attacked: usize,
+        top_clickers: usize,
+        age: time::Duration,
+    },
+    /// Not used, and why (a 403: no People API in the licence).
+    Unavailable(String),
 }
 
 /// The kinds in the order the summary prints them.
@@ -122,6 +151,9 @@ impl RunSummary {
             verdicts_applied,
             statuses_changed,
             statuses_left_alone,
+            threat_summaries,
+            threat_summaries_deferred,
+            people_marked_events,
         } = *tally;
         self.messages += messages;
         self.clicks += clicks;
@@ -134,6 +166,9 @@ impl RunSummary {
         self.verdicts_applied += verdicts_applied;
         self.statuses_changed += statuses_changed;
         self.statuses_left_alone += statuses_left_alone;
+        self.threat_summaries += threat_summaries;
+        self.threat_summaries_deferred += threat_summaries_deferred;
+        self.people_marked_events += people_marked_events;
     }
 
     /// The budgets left, as the state store has them after TAP requests.
@@ -254,6 +289,28 @@ impl fmt::Display for RunSummary {
                 self.verdicts_pending
             )?;
         }
+        if self.threat_summaries + self.threat_summaries_deferred > 0 {
+            write!(
+                f,
+                "; threat summaries {} fetched, {} deferred",
+                self.threat_summaries, self.threat_summaries_deferred
+            )?;
+        }
+        match &self.people {
+            PeopleNote::None => {}
+            PeopleNote::Used {
+                very_attacked,
+                top_clickers,
+                age,
+            } => write!(
+                f,
+                "; people lists {very_attacked} very attacked, {top_clickers} top clickers \
+                 ({} h old), {} events marked",
+                age.whole_hours(),
+                self.people_marked_events
+            )?,
+            PeopleNote::Unavailable(why) => write!(f, "; people lists not used: {why}")?,
+        }
         write!(f, "; enrichment queue {}", self.enrichment_queue)?;
         if self.undelivered_objects + self.quarantined_records > 0 {
             write!(
@@ -264,12 +321,12 @@ impl fmt::Display for RunSummary {
         }
         write!(f, "; TAP budget left")?;
         for pool in Pool::ALL {
-            let left = self
+            let (left, limit) = self
                 .budgets_left
                 .get(&pool)
                 .copied()
-                .unwrap_or(pool.daily_limit());
-            write!(f, " {} {}/{}", pool.label(), left, pool.daily_limit())?;
+                .unwrap_or((pool.daily_limit(), pool.daily_limit()));
+            write!(f, " {} {left}/{limit}", pool.label())?;
         }
         match self.checkpoint {
             Some(c) => write!(f, "; checkpoint {}", rfc3339(c))?,

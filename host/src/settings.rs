@@ -33,6 +33,13 @@ pub struct TapSettings {
     pub message_horizon: Duration,
     /// How long fetched forensics and campaign details stay fresh.
     pub refresh: Refresh,
+    /// Threat summaries allowed in any 24 hours.
+    pub threat_summaries_per_day: u32,
+    /// How often the people lists are read; a list older than twice this
+    /// is not used.
+    pub people_refresh: Duration,
+    /// TAP's `window` for the people lists: 14, 30 or 90.
+    pub people_window_days: u32,
 }
 
 impl std::fmt::Debug for TapSettings {
@@ -131,6 +138,13 @@ pub fn resolve(local: &TapSection, ui: Option<&ConnectorSettings>) -> Result<Res
         );
     }
 
+    let people_window_days = keys::TAP_PEOPLE_WINDOW_DAYS.or_default(local.people_window_days);
+    if ![14, 30, 90].contains(&people_window_days) {
+        bail!(
+            "[tap] people_window_days = {people_window_days}: TAP's People API covers 14, 30 or \
+             90 days; set one of those in tq-conn-proofpoint-tap.toml"
+        );
+    }
     let minutes = |minutes: u32| Duration::minutes(i64::from(minutes));
     let seconds = |seconds: u32| Duration::seconds(i64::from(seconds));
     let hours = |hours: u32| Duration::hours(i64::from(hours));
@@ -156,6 +170,12 @@ pub fn resolve(local: &TapSection, ui: Option<&ConnectorSettings>) -> Result<Res
                 keys::TAP_CAMPAIGN_REFRESH_HOURS.or_default(local.campaign_refresh_hours),
             ),
         },
+        threat_summaries_per_day: keys::TAP_THREAT_SUMMARIES_PER_DAY
+            .or_default(local.threat_summaries_per_day),
+        people_refresh: hours(
+            keys::TAP_PEOPLE_REFRESH_HOURS.or_default(local.people_refresh_hours),
+        ),
+        people_window_days,
     })))
 }
 

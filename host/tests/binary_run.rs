@@ -232,4 +232,14 @@ fn demo_runs_on_the_simulators_and_prints_what_landed() {
     );
     assert!(stdout.contains("indicators"), "{stdout}");
     assert!(stdout.contains("Incremental run"), "{stdout}");
+    // The demo shows the context only this connector gives.
+    assert!(
+        stdout.contains("A threat in no campaign, from its summary: indicator"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("An incident of a Very Attacked Person: TAP Incident"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Attack Index = "), "{stdout}");
 }

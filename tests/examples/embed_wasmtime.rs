@@ -202,6 +202,10 @@ async fn main() -> anyhow::Result<()> {
             principal: std::env::var("TAP_PRINCIPAL")?,
             secret: std::env::var("TAP_SECRET")?,
         }),
+        summarised_threats: Vec::new(),
+        queued_summaries: Vec::new(),
+        threat_summary_allowance: 0,
+        people: Vec::new(),
     };
     let window = Window {
         start: "2026-11-28T10:00:00Z".into(),

@@ -213,6 +213,10 @@ fn settings_for(server: &TestServer) -> Settings {
         campaign_allowance: 0,
         threat_forensics_allowance: 0,
         credentials: None,
+        summarised_threats: Vec::new(),
+        queued_summaries: Vec::new(),
+        threat_summary_allowance: 0,
+        people: Vec::new(),
     }
 }
 
@@ -1046,7 +1050,10 @@ async fn the_host_counts_each_request_in_its_tap_pool_and_refusals_apart() {
         format!("{tap}/v2/campaign/46e01b8a-c899-404d-bcd9-189bb393d1a7"),
         format!("{tap}/v2/forensics?campaignId=46e01b8a-c899-404d-bcd9-189bb393d1a7"),
         format!("{tap}/v2/forensics?threatId=3ba97fc852c66a7ba761450edfdfb9f4"),
-        format!("{tap}/v2/people/vap"),
+        format!("{tap}/v2/threat/summary/3ba97fc852c66a7ba761450edfdfb9f4"),
+        format!("{tap}/v2/people/vap?window=30"),
+        format!("{tap}/v2/people/top-clickers?window=30"),
+        format!("{tap}/v2/url/decode"),
         format!("{}/v2/siem/all", elsewhere.url()),
     ];
 
@@ -1062,7 +1069,7 @@ async fn the_host_counts_each_request_in_its_tap_pool_and_refusals_apart() {
         .expect("no sandbox failure")
         .expect("the probe answers");
     assert_eq!(
-        attribute(&result, "visit_6"),
+        attribute(&result, "visit_9"),
         "ErrorCode::HttpRequestDenied"
     );
     assert_eq!(
@@ -1072,12 +1079,15 @@ async fn the_host_counts_each_request_in_its_tap_pool_and_refusals_apart() {
             campaign: 1,
             campaign_forensics: 1,
             threat_forensics: 1,
+            threat_summary: 1,
+            people_vap: 1,
+            people_top_clickers: 1,
             other: 1,
             refused: 1,
             oversized: 0,
         }
     );
-    assert_eq!(server.received().len(), 6);
+    assert_eq!(server.received().len(), 9);
     assert_eq!(elsewhere.connections(), 0);
 }
 

@@ -79,6 +79,11 @@ pub fn map_clicks(
             m.add_click_event(f.guid.as_deref(), incident);
             if let Some(url) = url_indicator {
                 m.graph.relate(incident, url);
+                // The incident carries the threat as its click does: what
+                // the threat's summary names is related to it too.
+                if let Some(id) = threat.threat_id {
+                    m.note_threat_event(id, incident);
+                }
             }
             if let Some(campaign) = threat.campaign_id {
                 m.mention_campaign(incident, campaign);

@@ -20,10 +20,22 @@ pub fn mark_people(m: &mut Mapping, people: &[PersonMark]) -> u32 {
     if people.is_empty() {
         return 0;
     }
-    let mut by_address: HashMap<String, &PersonMark> = HashMap::with_capacity(people.len());
+    // One mark per address; a host that sends an address twice (once per
+    // list) gets both marks merged, not the last one.
+    let mut by_address: HashMap<String, PersonMark> = HashMap::with_capacity(people.len());
     for mark in people {
         if let Some(address) = email_address(&mark.email) {
-            by_address.insert(address.to_lowercase(), mark);
+            let merged = by_address
+                .entry(address.to_lowercase())
+                .or_insert_with(|| PersonMark {
+                    email: mark.email.clone(),
+                    very_attacked: None,
+                    top_clicker: false,
+                    vip: false,
+                });
+            merged.very_attacked = merged.very_attacked.max(mark.very_attacked);
+            merged.top_clicker |= mark.top_clicker;
+            merged.vip |= mark.vip;
         }
     }
     let mut marked = 0;
@@ -34,14 +46,14 @@ pub fn mark_people(m: &mut Mapping, people: &[PersonMark]) -> u32 {
         if object.kind != ObjectKind::Event {
             continue;
         }
-        let listed: Vec<(String, &PersonMark)> = object
+        let listed: Vec<(String, PersonMark)> = object
             .attributes
             .iter()
             .filter(|a| a.name == attr::RECIPIENT)
             .filter_map(|a| {
                 let address = email_address(&a.value)?.to_lowercase();
-                let mark = by_address.get(&address)?;
-                Some((address, *mark))
+                let mark = by_address.get(&address)?.clone();
+                Some((address, mark))
             })
             .collect();
         if listed.is_empty() {

@@ -10,18 +10,19 @@ use super::Mapping;
 use super::graph::ObjectId;
 use super::names::attributes as attr;
 use super::values::present;
-use crate::bindings::ObjectKind;
+use crate::bindings::{NamedRef, ObjectKind};
 use crate::dates::{parse_tap_time, threatq_date};
 use crate::tap::summary::ThreatSummary;
 
 /// Maps `summary` onto `indicator`, the indicator the threat stands for,
-/// and the events that carry the threat.
+/// and the events that carry the threat. Returns what it named, for the
+/// host to keep.
 pub fn map_summary(
     m: &mut Mapping,
     indicator: ObjectId,
     events: &[ObjectId],
     summary: &ThreatSummary,
-) {
+) -> Vec<NamedRef> {
     let g = &mut m.graph;
     for family in &summary.families {
         if let Some(name) = present(family.name.as_deref()) {
@@ -59,15 +60,51 @@ pub fn map_summary(
         (ObjectKind::Malware, &summary.malware),
         (ObjectKind::AttackPattern, &summary.techniques),
     ];
+    let mut named = Vec::new();
     for (kind, entries) in linked {
         for entry in entries {
             if let Some(name) = present(entry.name.as_deref()) {
-                let object = g.named(kind, name);
-                g.relate(indicator, object);
-                for event in events {
-                    g.relate(*event, object);
+                let reference = NamedRef {
+                    kind,
+                    name: name.to_string(),
+                };
+                if !named.contains(&reference) {
+                    named.push(reference);
                 }
             }
+        }
+    }
+    relate_named(m, Some(indicator), events, &named);
+    named
+}
+
+/// Relates the threat's indicator (when this call has it) and events to
+/// what its summary named: a summary fetched by an earlier call (the host
+/// keeps what it named) is related as if fetched now. Only adversaries,
+/// malware and attack patterns are named; anything else is ignored.
+pub fn relate_named(
+    m: &mut Mapping,
+    indicator: Option<ObjectId>,
+    events: &[ObjectId],
+    named: &[NamedRef],
+) {
+    let g = &mut m.graph;
+    for reference in named {
+        let kind = reference.kind;
+        let name = reference.name.trim();
+        let wanted = matches!(
+            kind,
+            ObjectKind::Adversary | ObjectKind::Malware | ObjectKind::AttackPattern
+        );
+        if !wanted || name.is_empty() {
+            continue;
+        }
+        let object = g.named(kind, name);
+        if let Some(indicator) = indicator {
+            g.relate(indicator, object);
+        }
+        for event in events {
+            g.relate(*event, object);
         }
     }
 }
@@ -104,7 +141,8 @@ mod tests {
                  "techniques":[{"name":"XL4 macros"}],"brands":[{"name":"DocuSign"}]}"#,
         )
         .unwrap();
-        map_summary(&mut m, indicator, &[event], &summary);
+        let named = map_summary(&mut m, indicator, &[event], &summary);
+        assert_eq!(named.len(), 3, "{named:?}");
         assert_eq!(
             names(&m, indicator),
             [
@@ -139,7 +177,7 @@ mod tests {
     fn an_empty_summary_adds_nothing() {
         let mut m = Mapping::default();
         let indicator = m.graph.indicator(types::URL, "http://bad.example/x");
-        map_summary(&mut m, indicator, &[], &parse_summary(b"{}").unwrap());
+        assert!(map_summary(&mut m, indicator, &[], &parse_summary(b"{}").unwrap()).is_empty());
         assert!(names(&m, indicator).is_empty());
         assert_eq!(m.finish().objects.len(), 1);
     }

@@ -108,8 +108,12 @@ fn score(number: Option<lenient::Number>) -> u32 {
 /// counted in `unreadable`.
 pub fn parse_people_page(body: &[u8], list: ListKind) -> Result<PeoplePage, String> {
     let text = String::from_utf8_lossy(body);
-    let page: Page<'_> =
-        serde_json::from_str(text.trim_start_matches('\u{feff}')).map_err(|e| e.to_string())?;
+    let text = text.trim_start_matches('\u{feff}').trim_start();
+    // serde would read an array's elements into the fields by position.
+    if !text.starts_with('{') {
+        return Err("expected a JSON object".to_string());
+    }
+    let page: Page<'_> = serde_json::from_str(text).map_err(|e| e.to_string())?;
     let users = page.users.unwrap_or_default();
     let mut out = PeoplePage {
         interval: page.interval.map(|i| i.trim().to_string()),
@@ -220,5 +224,6 @@ mod tests {
         assert_eq!(page.total, Some(0));
         assert!(parse_people_page(b"<html>", ListKind::VeryAttacked).is_err());
         assert!(parse_people_page(br#"{"users":5}"#, ListKind::VeryAttacked).is_err());
+        assert!(parse_people_page(b"[]", ListKind::VeryAttacked).is_err());
     }
 }

@@ -20,7 +20,8 @@ mod generated {
 pub use generated::TapConnectorPre;
 pub use generated::exports::proofpoint::tap::connector::{
     Attribute, CampaignLink, CampaignRef, Counters, Credentials, EnrichmentReport, MessageLink,
-    ObjectKind, QuarantinedRecord, RecordKey, Rejection, Relation, Settings, SyncError, SyncResult,
-    TapFailure, ThreatqObject, Verdict, VerdictStatus, Window,
+    NamedRef, ObjectKind, PeopleAnswer, PeopleList, PeopleRequest, Person, PersonMark,
+    QuarantinedRecord, RecordKey, Rejection, Relation, Settings, SummaryRef, SyncError, SyncResult,
+    TapAccess, TapFailure, ThreatRef, ThreatqObject, Verdict, VerdictStatus, Window,
 };
 pub use generated::proofpoint::tap::host::{self as host_interface, LogField, LogLevel};

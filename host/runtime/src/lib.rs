@@ -1,7 +1,7 @@
 //! Runs the TAP component in a wasmtime sandbox.
 //!
-//! The component gets nothing but what its calls (`sync`, `map_records`)
-//! need: no files, environment,
+//! The component gets nothing but what its calls (`sync`, `map_records`,
+//! `read_people`) need: no files, environment,
 //! arguments, stdin or sockets; outbound HTTP only to the configured TAP
 //! origin, with the credentials added by the host (`outbound`); a memory
 //! cap, a CPU-time cap and a wall-clock cap per call (`limits`). Each call
@@ -28,8 +28,9 @@ use wasmtime::{Engine, Store, UpdateDeadline};
 
 pub use bindings::{
     Attribute, CampaignLink, CampaignRef, Counters, Credentials, EnrichmentReport, MessageLink,
-    ObjectKind, QuarantinedRecord, RecordKey, Rejection, Relation, Settings, SyncError, SyncResult,
-    TapFailure, ThreatqObject, Verdict, VerdictStatus, Window,
+    NamedRef, ObjectKind, PeopleAnswer, PeopleList, PeopleRequest, Person, PersonMark,
+    QuarantinedRecord, RecordKey, Rejection, Relation, Settings, SummaryRef, SyncError, SyncResult,
+    TapAccess, TapFailure, ThreatRef, ThreatqObject, Verdict, VerdictStatus, Window,
 };
 pub use error::{RuntimeError, SandboxLimit};
 pub use limits::Limits;
@@ -45,17 +46,17 @@ use bindings::{TapConnectorPre, host_interface};
 use outbound::{OutboundHttp, RequestCounter};
 use sandbox::{Refusal, SandboxState};
 
-/// What one call (`sync` or `map_records`) came to: the requests the host
-/// sent to TAP on the
+/// What one call came to: the requests the host sent to TAP on the
 /// component's behalf, counted by the host itself so they stand whatever
 /// ended the call (an answer, a TAP error, a trap, a limit, the wall clock),
-/// and the answer.
+/// and the answer: `sync` and `map_records` answer a `SyncResult` or a
+/// `SyncError`, `read_people` a `PeopleAnswer`.
 #[derive(Debug)]
-pub struct CallOutcome {
+pub struct CallOutcome<A = Result<SyncResult, SyncError>> {
     pub requests: RequestCounts,
-    /// The outer `Result` is the sandbox's (a limit, a crash); the inner one
-    /// is the component's answer.
-    pub answer: Result<Result<SyncResult, SyncError>, RuntimeError>,
+    /// The `Result` is the sandbox's (a limit, a crash); `A` is the
+    /// component's answer.
+    pub answer: Result<A, RuntimeError>,
 }
 
 /// What `Runtime::new` needs.
@@ -109,7 +110,7 @@ impl Runtime {
             .and_then(TapConnectorPre::new)
             .map_err(|err| {
                 link_error(format!(
-                    "{err:#} (is it a build of the TAP component for contract proofpoint:tap@0.5?)"
+                    "{err:#} (is it a build of the TAP component for contract proofpoint:tap@0.6?)"
                 ))
             })?;
 
@@ -151,7 +152,9 @@ impl Runtime {
         settings: &Settings,
         window: &Window,
     ) -> CallOutcome {
-        self.call(outbound, settings, Export::Sync(window)).await
+        self.call(outbound, Export::Sync(settings, window))
+            .await
+            .map(Answer::into_sync)
     }
 
     /// Runs one `map-records` call in a fresh sandbox, under the same
@@ -166,17 +169,27 @@ impl Runtime {
         settings: &Settings,
         records: &[QuarantinedRecord],
     ) -> CallOutcome {
-        self.call(outbound, settings, Export::MapRecords(records))
+        self.call(outbound, Export::MapRecords(settings, records))
             .await
+            .map(Answer::into_sync)
+    }
+
+    /// Runs one `read-people` call in a fresh sandbox, under the same
+    /// limits and outbound policy: both of TAP's people lists, every page
+    /// within `request`'s allowances.
+    pub async fn read_people(
+        &self,
+        outbound: &OutboundPolicy,
+        access: &TapAccess,
+        request: &PeopleRequest,
+    ) -> CallOutcome<PeopleAnswer> {
+        self.call(outbound, Export::ReadPeople(access, request))
+            .await
+            .map(Answer::into_people)
     }
 
     /// One call of `export` in a fresh sandbox.
-    async fn call(
-        &self,
-        outbound: &OutboundPolicy,
-        settings: &Settings,
-        export: Export<'_>,
-    ) -> CallOutcome {
+    async fn call(&self, outbound: &OutboundPolicy, export: Export<'_>) -> CallOutcome<Answer> {
         let limits = self.inner.limits;
         let counter = RequestCounter::default();
         let hook = match OutboundHttp::new(outbound, limits.request_body_bytes, counter.clone()) {
@@ -199,12 +212,18 @@ impl Runtime {
                 .map_err(|err| (Stage::Instantiate, err))?;
             let connector = instance.proofpoint_tap_connector();
             match export {
-                Export::Sync(window) => connector.call_sync(&mut store, settings, window).await,
-                Export::MapRecords(records) => {
-                    connector
-                        .call_map_records(&mut store, settings, records)
-                        .await
-                }
+                Export::Sync(settings, window) => connector
+                    .call_sync(&mut store, settings, window)
+                    .await
+                    .map(Answer::Sync),
+                Export::MapRecords(settings, records) => connector
+                    .call_map_records(&mut store, settings, records)
+                    .await
+                    .map(Answer::Sync),
+                Export::ReadPeople(access, request) => connector
+                    .call_read_people(&mut store, access, *request)
+                    .await
+                    .map(Answer::People),
             }
             .map_err(|err| (Stage::Call, err))
         };
@@ -278,6 +297,9 @@ impl Runtime {
             campaign = requests.campaign,
             campaign_forensics = requests.campaign_forensics,
             threat_forensics = requests.threat_forensics,
+            threat_summary = requests.threat_summary,
+            people_vap = requests.people_vap,
+            people_top_clickers = requests.people_top_clickers,
             other = requests.other,
             refused = requests.refused,
             "TAP requests of the call, as the host counted them"
@@ -308,11 +330,45 @@ impl Runtime {
     }
 }
 
-/// Which export a call runs, with its arguments besides the settings.
+/// Which export a call runs, with its arguments.
 #[derive(Clone, Copy)]
 enum Export<'a> {
-    Sync(&'a Window),
-    MapRecords(&'a [QuarantinedRecord]),
+    Sync(&'a Settings, &'a Window),
+    MapRecords(&'a Settings, &'a [QuarantinedRecord]),
+    ReadPeople(&'a TapAccess, &'a PeopleRequest),
+}
+
+/// What an export answered, by the shape of its export.
+enum Answer {
+    Sync(Result<SyncResult, SyncError>),
+    People(PeopleAnswer),
+}
+
+impl Answer {
+    // `Runtime::sync`, `map_records` and `read_people` each run only their
+    // own export, so the other shape cannot come back.
+    fn into_sync(self) -> Result<SyncResult, SyncError> {
+        match self {
+            Answer::Sync(answer) => answer,
+            Answer::People(_) => unreachable!("sync and map-records answer a sync result"),
+        }
+    }
+
+    fn into_people(self) -> PeopleAnswer {
+        match self {
+            Answer::People(answer) => answer,
+            Answer::Sync(_) => unreachable!("read-people answers a people answer"),
+        }
+    }
+}
+
+impl<A> CallOutcome<A> {
+    fn map<B>(self, f: impl FnOnce(A) -> B) -> CallOutcome<B> {
+        CallOutcome {
+            requests: self.requests,
+            answer: self.answer.map(f),
+        }
+    }
 }
 
 /// Where a call failed: starting the component, or running the export.

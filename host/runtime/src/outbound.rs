@@ -81,6 +81,12 @@ pub struct RequestCounts {
     pub campaign_forensics: u32,
     /// `/v2/forensics?threatId=...`.
     pub threat_forensics: u32,
+    /// `/v2/threat/summary/<id>`.
+    pub threat_summary: u32,
+    /// `/v2/people/vap`.
+    pub people_vap: u32,
+    /// `/v2/people/top-clickers`.
+    pub people_top_clickers: u32,
     /// Any other path on the TAP origin (counted in no pool).
     pub other: u32,
     /// Refused by the hook and never sent.
@@ -98,12 +104,15 @@ impl RequestCounts {
             Pool::Campaign => self.campaign,
             Pool::CampaignForensics => self.campaign_forensics,
             Pool::ThreatForensics => self.threat_forensics,
+            Pool::ThreatSummary => self.threat_summary,
+            Pool::PeopleVap => self.people_vap,
+            Pool::PeopleTopClickers => self.people_top_clickers,
         }
     }
 
     /// The requests sent in each pool, in [`Pool::ALL`]'s order: what the
     /// budgets spend.
-    pub fn by_pool(&self) -> [(Pool, u32); 4] {
+    pub fn by_pool(&self) -> [(Pool, u32); 7] {
         Pool::ALL.map(|pool| (pool, self.get(pool)))
     }
 
@@ -113,6 +122,9 @@ impl RequestCounts {
             .saturating_add(self.campaign)
             .saturating_add(self.campaign_forensics)
             .saturating_add(self.threat_forensics)
+            .saturating_add(self.threat_summary)
+            .saturating_add(self.people_vap)
+            .saturating_add(self.people_top_clickers)
             .saturating_add(self.other)
     }
 
@@ -122,6 +134,9 @@ impl RequestCounts {
             Endpoint::Campaign => &mut self.campaign,
             Endpoint::CampaignForensics => &mut self.campaign_forensics,
             Endpoint::ThreatForensics => &mut self.threat_forensics,
+            Endpoint::ThreatSummary => &mut self.threat_summary,
+            Endpoint::PeopleVap => &mut self.people_vap,
+            Endpoint::PeopleTopClickers => &mut self.people_top_clickers,
             Endpoint::Other => &mut self.other,
         };
         *slot = slot.saturating_add(1);
@@ -146,20 +161,33 @@ pub enum Pool {
     CampaignForensics,
     /// `/v2/forensics?threatId=`: 50 a day.
     ThreatForensics,
+    /// `/v2/threat/summary/{id}`: TAP documents no throttle; we hold it to
+    /// `[tap] threat_summaries_per_day` (1000 unless set) to stay polite.
+    ThreatSummary,
+    /// `/v2/people/vap`: 50 a day.
+    PeopleVap,
+    /// `/v2/people/top-clickers`: 50 a day.
+    PeopleTopClickers,
 }
 
 impl Pool {
-    pub const ALL: [Pool; 4] = [
+    pub const ALL: [Pool; 7] = [
         Pool::Siem,
         Pool::Campaign,
         Pool::CampaignForensics,
         Pool::ThreatForensics,
+        Pool::ThreatSummary,
+        Pool::PeopleVap,
+        Pool::PeopleTopClickers,
     ];
 
+    /// TAP's documented limit; for the summaries, which TAP does not
+    /// throttle, our default politeness (the config may set another).
     pub fn daily_limit(self) -> u32 {
         match self {
             Pool::Siem | Pool::Campaign | Pool::CampaignForensics => 1800,
-            Pool::ThreatForensics => 50,
+            Pool::ThreatForensics | Pool::PeopleVap | Pool::PeopleTopClickers => 50,
+            Pool::ThreatSummary => 1000,
         }
     }
 
@@ -169,6 +197,9 @@ impl Pool {
             Pool::Campaign => "campaign",
             Pool::CampaignForensics => "forensics-by-campaign",
             Pool::ThreatForensics => "forensics-by-threat",
+            Pool::ThreatSummary => "threat-summary",
+            Pool::PeopleVap => "people-vap",
+            Pool::PeopleTopClickers => "people-top-clickers",
         }
     }
 
@@ -199,6 +230,9 @@ pub(crate) enum Endpoint {
     Campaign,
     CampaignForensics,
     ThreatForensics,
+    ThreatSummary,
+    PeopleVap,
+    PeopleTopClickers,
     Other,
 }
 
@@ -219,6 +253,18 @@ impl Endpoint {
             } else {
                 Endpoint::Campaign
             };
+        }
+        if let Some(id) = path.strip_prefix("/v2/threat/summary/") {
+            if !id.is_empty() && !id.contains('/') {
+                return Endpoint::ThreatSummary;
+            }
+            return Endpoint::Other;
+        }
+        if path == "/v2/people/vap" {
+            return Endpoint::PeopleVap;
+        }
+        if path == "/v2/people/top-clickers" {
+            return Endpoint::PeopleTopClickers;
         }
         if path == "/v2/forensics" {
             let keys: Vec<String> =
@@ -700,7 +746,14 @@ mod tests {
             ("/v2/forensics?campaignId=1&threatId=2", ThreatForensics),
             ("/v2/forensics", Other),
             ("/v2/forensics?other=1", Other),
-            ("/v2/people/vap", Other),
+            ("/v2/people/vap?window=30&size=1000&page=1", PeopleVap),
+            ("/v2/people/%76ap", PeopleVap),
+            ("/v2/people/top-clickers?window=30", PeopleTopClickers),
+            ("/v2/people/", Other),
+            ("/v2/threat/summary/abc", ThreatSummary),
+            ("/v2/threat/summary/abc/", ThreatSummary),
+            ("/v2/threat/summary/", Other),
+            ("/v2/threat/summary/a/b", Other),
             ("/echo", Other),
         ] {
             assert_eq!(endpoint(path), pool, "{path}");
@@ -717,6 +770,9 @@ mod tests {
             Endpoint::Campaign,
             Endpoint::CampaignForensics,
             Endpoint::ThreatForensics,
+            Endpoint::ThreatSummary,
+            Endpoint::PeopleVap,
+            Endpoint::PeopleTopClickers,
             Endpoint::Other,
         ] {
             clone.update(|counts| counts.count(endpoint));
@@ -730,12 +786,15 @@ mod tests {
                 campaign: 1,
                 campaign_forensics: 1,
                 threat_forensics: 1,
+                threat_summary: 1,
+                people_vap: 1,
+                people_top_clickers: 1,
                 other: 1,
                 refused: 1,
                 oversized: 0,
             }
         );
-        assert_eq!(counts.sent(), 6);
+        assert_eq!(counts.sent(), 9);
     }
 
     #[test]
@@ -745,6 +804,9 @@ mod tests {
             campaign: 3,
             campaign_forensics: 2,
             threat_forensics: 1,
+            threat_summary: 5,
+            people_vap: 6,
+            people_top_clickers: 8,
             other: 7,
             refused: 7,
             oversized: 7,
@@ -756,6 +818,9 @@ mod tests {
                 (Pool::Campaign, 3),
                 (Pool::CampaignForensics, 2),
                 (Pool::ThreatForensics, 1),
+                (Pool::ThreatSummary, 5),
+                (Pool::PeopleVap, 6),
+                (Pool::PeopleTopClickers, 8),
             ]
         );
         assert_eq!(counts.get(Pool::ThreatForensics), 1);

@@ -115,6 +115,10 @@ async fn map_records_maps_a_windows_raw_records_as_sync_did_without_a_siem_reque
         campaign_allowance: 10,
         threat_forensics_allowance: 3,
         credentials: None,
+        summarised_threats: Vec::new(),
+        queued_summaries: Vec::new(),
+        threat_summary_allowance: 0,
+        people: Vec::new(),
     };
     let runtime = Runtime::new(RuntimeConfig {
         component: ComponentSource::Embedded,
@@ -201,6 +205,10 @@ async fn records_that_still_cannot_be_mapped_come_back_with_their_section_and_ra
         campaign_allowance: 0,
         threat_forensics_allowance: 0,
         credentials: None,
+        summarised_threats: Vec::new(),
+        queued_summaries: Vec::new(),
+        threat_summary_allowance: 0,
+        people: Vec::new(),
     };
     let records = [
         QuarantinedRecord {

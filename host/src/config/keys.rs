@@ -429,6 +429,20 @@ declare! {
     TAP_CAMPAIGN_REFRESH_HOURS: Number =
         Key::new(Tap, "campaign_refresh_hours", Number::new(24, 1, 24 * 30))
             .help("a campaign's details and forensics, once per this ({range})");
+    /// TAP documents no throttle for the Threat API; a thousand a day is
+    /// politeness, and 0 turns summaries off.
+    TAP_THREAT_SUMMARIES_PER_DAY: Number =
+        Key::new(Tap, "threat_summaries_per_day", Number::new(1000, 0, 100_000))
+            .help("threat summaries asked of TAP in any 24 hours; 0 for none ({range})");
+    /// The People API allows 50 requests a day per list; a list changes
+    /// slowly, so once a day is plenty, and a week at most.
+    TAP_PEOPLE_REFRESH_HOURS: Number =
+        Key::new(Tap, "people_refresh_hours", Number::new(24, 1, 24 * 7))
+            .help("read the Very Attacked People and top clickers once per this ({range})");
+    /// TAP takes 14, 30 or 90 (checked when the settings are resolved).
+    TAP_PEOPLE_WINDOW_DAYS: Number =
+        Key::new(Tap, "people_window_days", Number::new(30, 14, 90))
+            .help("the days TAP's people lists cover: 14, 30 or 90 ({range})");
     TAP_CA_FILE: Text = Key::new(Tap, "ca_file", Text::example("tls-proxy-ca.pem"))
         .help("extra trusted CA for TAP only (e.g. a TLS-inspecting proxy's)");
     TAP_VERIFY_TLS: Flag = Key::new(Tap, "verify_tls", Flag { default: true })

@@ -204,6 +204,9 @@ mod tests {
                 message_index_days: Some(30),
                 threat_refresh_days: Some(3),
                 campaign_refresh_hours: Some(12),
+                threat_summaries_per_day: Some(500),
+                people_refresh_hours: Some(12),
+                people_window_days: Some(90),
                 ca_file: Some(PathBuf::from("/tap-ca.pem")),
                 // Written only when false; a true one would not show here.
                 verify_tls: false,

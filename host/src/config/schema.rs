@@ -124,6 +124,15 @@ pub struct TapSection {
     /// Hours before a campaign's details and forensics are fetched again.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub campaign_refresh_hours: Option<u32>,
+    /// Threat summaries asked of TAP in any 24 hours.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threat_summaries_per_day: Option<u32>,
+    /// Hours between readings of TAP's people lists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub people_refresh_hours: Option<u32>,
+    /// The days TAP's people lists cover (14, 30 or 90).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub people_window_days: Option<u32>,
     /// Extra CA certificate (PEM) trusted for the TAP connection, on top of
     /// the system store (a TLS-inspecting proxy's CA). Relative paths are
     /// taken from the config directory.

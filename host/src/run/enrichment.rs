@@ -1,17 +1,17 @@
 //! The enrichment ledger and queue, on the run's side (docs/sync.md,
-//! "Across windows and runs"): what the component is told about campaigns
-//! and threats enriched earlier (so each is fetched once per refresh
+//! "Across windows and runs"): what the component is told about campaigns,
+//! threats and threat summaries enriched earlier (so each is fetched once per refresh
 //! period) and about what an allowance could not cover before (served
 //! first), and what a forwarded result adds to the ledger and the queue.
 //! The tables themselves are the state store's.
 
 use std::collections::{BTreeSet, HashMap};
 
-use tap_runtime::{CampaignRef, SyncResult};
+use tap_runtime::{CampaignRef, NamedRef, ObjectKind, SummaryRef, SyncResult, ThreatRef};
 use threatq_client::{Batch, Collection, ObjectKey, TqObject};
 use tracing::debug;
 
-use crate::state::{Enriched, EnrichmentPlan, Store};
+use crate::state::{Enriched, EnrichmentPlan, Owed, Store};
 
 /// What the ledger and queue add to the component's settings.
 pub(super) struct EnrichmentSettings {
@@ -19,15 +19,26 @@ pub(super) struct EnrichmentSettings {
     pub fresh_threats: Vec<String>,
     pub queued_campaigns: Vec<String>,
     pub queued_threats: Vec<String>,
+    pub summarised_threats: Vec<SummaryRef>,
+    pub queued_summaries: Vec<ThreatRef>,
 }
 
-/// Campaigns and threats enriched earlier in this run, named to later
-/// windows so each is fetched once even when nothing is committed (a dry
-/// run).
+/// The allowances the queue is cut to.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct QueueAllowances {
+    pub campaigns: u32,
+    pub threats: u32,
+    pub summaries: u32,
+}
+
+/// Campaigns, threats and summaries enriched earlier in this run, named to
+/// later windows so each is fetched once even when nothing is committed (a
+/// dry run).
 #[derive(Debug, Default)]
 pub(super) struct EnrichedThisRun {
     campaigns: Vec<CampaignRef>,
     threats: Vec<String>,
+    summaries: Vec<SummaryRef>,
 }
 
 impl EnrichedThisRun {
@@ -40,6 +51,8 @@ impl EnrichedThisRun {
         }
         self.threats
             .extend(result.enrichment.threats_enriched.iter().cloned());
+        self.summaries
+            .extend(result.enrichment.threats_summarised.iter().cloned());
     }
 }
 
@@ -60,8 +73,7 @@ impl EnrichmentSettings {
         plan: EnrichmentPlan,
         this_run: &EnrichedThisRun,
         queue: Queue,
-        campaign_allowance: u32,
-        threat_allowance: u32,
+        allowances: QueueAllowances,
     ) -> EnrichmentSettings {
         let mut known_campaigns: Vec<CampaignRef> = plan
             .fresh_campaigns
@@ -75,19 +87,78 @@ impl EnrichmentSettings {
         }
         let mut fresh_threats = plan.fresh_threats;
         fresh_threats.extend(this_run.threats.iter().cloned());
-        let serve = |mut queued: Vec<String>, allowance: u32| {
+        let mut summarised_threats: Vec<SummaryRef> = plan
+            .fresh_summaries
+            .into_iter()
+            .map(|(threat_id, named)| SummaryRef {
+                threat_id,
+                named: decode_named(&named),
+            })
+            .collect();
+        summarised_threats.extend(this_run.summaries.iter().cloned());
+        fn serve<T>(queue: Queue, mut queued: Vec<T>, allowance: u32) -> Vec<T> {
             if queue == Queue::Leave {
                 return Vec::new();
             }
             queued.truncate(allowance as usize);
             queued
-        };
+        }
+        let queued_summaries = plan
+            .queued_summaries
+            .into_iter()
+            .map(|(threat_id, indicator_type, indicator_value)| ThreatRef {
+                threat_id,
+                indicator_type,
+                indicator_value,
+            })
+            .collect();
         EnrichmentSettings {
             known_campaigns,
             fresh_threats,
-            queued_campaigns: serve(plan.queued_campaigns, campaign_allowance),
-            queued_threats: serve(plan.queued_threats, threat_allowance),
+            queued_campaigns: serve(queue, plan.queued_campaigns, allowances.campaigns),
+            queued_threats: serve(queue, plan.queued_threats, allowances.threats),
+            summarised_threats,
+            queued_summaries: serve(queue, queued_summaries, allowances.summaries),
         }
+    }
+}
+
+/// The ledger keeps what a summary named in its `name` column, as JSON
+/// `[["adversary", "TA505"], ...]`: a later call relates its events to
+/// those objects without asking TAP again.
+fn encode_named(named: &[NamedRef]) -> String {
+    let pairs: Vec<(&str, &str)> = named
+        .iter()
+        .filter_map(|n| Some((kind_label(n.kind)?, n.name.as_str())))
+        .collect();
+    serde_json::to_string(&pairs).unwrap_or_else(|_| "[]".to_owned())
+}
+
+/// What [`encode_named`] wrote; an entry that does not read (written by
+/// another version) is left out, which costs only its relations.
+fn decode_named(text: &str) -> Vec<NamedRef> {
+    let pairs: Vec<(String, String)> = serde_json::from_str(text).unwrap_or_default();
+    pairs
+        .into_iter()
+        .filter_map(|(kind, name)| {
+            let kind = [
+                ObjectKind::Adversary,
+                ObjectKind::Malware,
+                ObjectKind::AttackPattern,
+            ]
+            .into_iter()
+            .find(|k| kind_label(*k) == Some(kind.as_str()))?;
+            Some(NamedRef { kind, name })
+        })
+        .collect()
+}
+
+fn kind_label(kind: ObjectKind) -> Option<&'static str> {
+    match kind {
+        ObjectKind::Adversary => Some("adversary"),
+        ObjectKind::Malware => Some("malware"),
+        ObjectKind::AttackPattern => Some("attack-pattern"),
+        _ => None,
     }
 }
 
@@ -95,8 +166,8 @@ impl EnrichmentSettings {
 pub(super) struct LedgerEntries {
     /// (kind, id, name): fetched now, fresh for the refresh period.
     pub enriched: Vec<(Enriched, String, String)>,
-    /// (kind, id): deferred by an allowance, served first later.
-    pub deferred: Vec<(Enriched, String)>,
+    /// Deferred by an allowance (or a failure), served first later.
+    pub deferred: Vec<Owed>,
 }
 
 pub(super) fn ledger_entries(result: &SyncResult) -> LedgerEntries {
@@ -111,16 +182,29 @@ pub(super) fn ledger_entries(result: &SyncResult) -> LedgerEntries {
                 .iter()
                 .map(|id| (Enriched::Threat, id.clone(), String::new())),
         )
+        .chain(enrichment.threats_summarised.iter().map(|s| {
+            (
+                Enriched::Summary,
+                s.threat_id.clone(),
+                encode_named(&s.named),
+            )
+        }))
         .collect();
     let deferred = enrichment
         .campaigns_deferred
         .iter()
-        .map(|id| (Enriched::Campaign, id.clone()))
+        .map(|id| Owed::new(Enriched::Campaign, id.clone()))
         .chain(
             enrichment
                 .threats_deferred
                 .iter()
-                .map(|id| (Enriched::Threat, id.clone())),
+                .map(|id| Owed::new(Enriched::Threat, id.clone())),
+        )
+        .chain(
+            enrichment
+                .summaries_deferred
+                .iter()
+                .map(|r| Owed::summary(&r.threat_id, &r.indicator_type, &r.indicator_value)),
         )
         .collect();
     LedgerEntries { enriched, deferred }
@@ -205,4 +289,34 @@ pub(super) fn campaign_mentions(
         .map(|(id, _)| id)
         .collect();
     (mentions, related)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_a_summary_named_survives_the_ledger() {
+        let named = vec![
+            NamedRef {
+                kind: ObjectKind::Adversary,
+                name: "TA505 \"x\"".into(),
+            },
+            NamedRef {
+                kind: ObjectKind::AttackPattern,
+                name: "XL4 macros".into(),
+            },
+        ];
+        // The generated types compare by their Debug form only.
+        let text = |named: &[NamedRef]| format!("{named:?}");
+        assert_eq!(text(&decode_named(&encode_named(&named))), text(&named));
+        assert!(decode_named("not json").is_empty());
+        assert_eq!(
+            text(&decode_named(r#"[["campaign","c"],["malware","Ursnif"]]"#)),
+            text(&[NamedRef {
+                kind: ObjectKind::Malware,
+                name: "Ursnif".into()
+            }])
+        );
+    }
 }

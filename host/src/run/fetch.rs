@@ -5,8 +5,8 @@
 
 use anyhow::anyhow;
 use tap_runtime::{
-    CallOutcome, Counters, OutboundPolicy, QuarantinedRecord, RequestCounts, Runtime, RuntimeError,
-    SandboxLimit, Settings, SyncError, SyncResult, TapFailure, Window as WitWindow,
+    CallOutcome, Counters, OutboundPolicy, PersonMark, QuarantinedRecord, RequestCounts, Runtime,
+    RuntimeError, SandboxLimit, Settings, SyncError, SyncResult, TapFailure, Window as WitWindow,
 };
 use time::OffsetDateTime;
 use tracing::debug;
@@ -64,6 +64,7 @@ pub(super) fn component_settings(
     state: &State,
     allowances: &Allowances,
     enrichment: EnrichmentSettings,
+    people: &[PersonMark],
 ) -> Settings {
     Settings {
         tap_base_url: tap.origin.base_url(),
@@ -78,6 +79,10 @@ pub(super) fn component_settings(
         // Our outbound hook adds `Authorization`; the secret stays out of
         // the sandbox.
         credentials: None,
+        summarised_threats: enrichment.summarised_threats,
+        queued_summaries: enrichment.queued_summaries,
+        threat_summary_allowance: allowances.threat_summaries,
+        people: people.to_vec(),
     }
 }
 

@@ -25,6 +25,7 @@ mod limits;
 mod message_index;
 mod options;
 mod outcome;
+mod people;
 mod prepare;
 mod settle;
 mod verdicts;
@@ -33,17 +34,17 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
 
 use anyhow::anyhow;
-use tap_runtime::{QuarantinedRecord, RequestCounts, Settings, SyncResult};
+use tap_runtime::{PersonMark, QuarantinedRecord, RequestCounts, Settings, SyncResult};
 use time::{Duration, OffsetDateTime};
 use tracing::{info, warn};
 
 use crate::batch::take_batch;
 use crate::plan::Window;
 use crate::report::{Progress, RunSummary, Tally, rfc3339};
-use crate::state::{Quarantined, VerdictRow};
+use crate::state::{Enriched, Quarantined, VerdictRow};
 
 use deliver::Delivery;
-use enrichment::{EnrichedThisRun, EnrichmentSettings, Queue};
+use enrichment::{EnrichedThisRun, EnrichmentSettings, Queue, QueueAllowances};
 use fetch::Attempt;
 use limits::Deadline;
 pub use limits::RetryLimits;
@@ -109,7 +110,12 @@ async fn run_steps(options: &RunOptions, summary: &mut RunSummary) -> Result<Opt
         options,
         summary,
         enriched: EnrichedThisRun::default(),
+        people_marks: Vec::new(),
     };
+    pipeline
+        .people()
+        .await
+        .map_err(|stop| pipeline.abandon(stop))?;
     pipeline
         .replay()
         .await
@@ -157,6 +163,8 @@ struct Pipeline<'r> {
     progress: Progress,
     /// Campaigns and threats enriched by earlier windows of this run.
     enriched: EnrichedThisRun,
+    /// The people lists' marks, handed to every call of the run.
+    people_marks: Vec<PersonMark>,
 }
 
 /// The verdicts a step hands [`Pipeline::apply_verdicts`].
@@ -188,7 +196,14 @@ impl Pipeline<'_> {
         delivery: Delivery,
         verdicts: Vec<VerdictRow>,
     ) -> Result<(), Stop> {
-        let commit = settle::settle(settled, delivery, verdicts);
+        let mut commit = settle::settle(settled, delivery, verdicts);
+        if self.prepared.tap.threat_summaries_per_day == 0 {
+            // Summaries are switched off: nothing is owed, so nothing waits
+            // in the queue (it would only grow and expire).
+            commit
+                .deferred
+                .retain(|owed| owed.kind != Enriched::Summary);
+        }
         let now = self.options.clock();
         self.prepared
             .store
@@ -209,6 +224,43 @@ impl Pipeline<'_> {
             .map_err(Stop::from(FailureKind::Local))?;
         self.summary
             .observe_budgets(self.prepared.store.state(), now);
+        Ok(())
+    }
+
+    /// Step 1b: reads TAP's people lists when they are due (not in a dry
+    /// run, which writes nothing) and takes the marks every call of the
+    /// run gets from the lists fresh enough. A list TAP does not give
+    /// never stops the run.
+    async fn people(&mut self) -> Result<(), Stop> {
+        let now = self.options.clock();
+        let refresh = self.prepared.tap.people_refresh;
+        let local = |e| Stop::Failed(FailureKind::Local, e);
+        let mut state = self.prepared.store.people().map_err(local)?;
+        if !self.options.dry_run && people::due(&state, now, refresh) {
+            let allowances = self.prepared.store.state().allowances(now);
+            let outcome = people::read(
+                &self.prepared.sandbox,
+                &self.prepared.deadline,
+                self.prepared.tap.people_window_days,
+                &allowances,
+            )
+            .await?;
+            self.spend(&outcome.requests)?;
+            let update = people::reading(
+                outcome.answer,
+                &state,
+                now,
+                self.prepared.tap.people_window_days,
+            );
+            self.prepared
+                .store
+                .save_people(&update, now)
+                .map_err(local)?;
+            state = self.prepared.store.people().map_err(local)?;
+        }
+        let (marks, note) = people::marks(&state, now, refresh);
+        self.people_marks = marks;
+        self.summary.people = note;
         Ok(())
     }
 
@@ -235,14 +287,18 @@ impl Pipeline<'_> {
             plan,
             &self.enriched,
             queue,
-            allowances.campaigns,
-            allowances.threat_forensics,
+            QueueAllowances {
+                campaigns: allowances.campaigns,
+                threats: allowances.threat_forensics,
+                summaries: allowances.threat_summaries,
+            },
         );
         Ok(fetch::component_settings(
             &self.prepared.tap,
             state,
             &allowances,
             enrichment,
+            &self.people_marks,
         ))
     }
 
@@ -827,6 +883,9 @@ fn fetched(result: &SyncResult) -> Tally {
         messages: u64::from(counters.messages_delivered + counters.messages_blocked),
         clicks: u64::from(counters.clicks_permitted + counters.clicks_blocked),
         already_sent_skipped: u64::from(counters.already_sent_skipped),
+        threat_summaries: result.enrichment.threats_summarised.len() as u64,
+        threat_summaries_deferred: u64::from(counters.threat_summaries_deferred),
+        people_marked_events: u64::from(counters.people_marked_events),
         ..Tally::default()
     }
 }

@@ -21,7 +21,7 @@ use crate::http::{self, ProxyChoice, ProxyUrl, RouteSource};
 use crate::plan::{self, Plan, PlanInput};
 use crate::report::{Export, rfc3339};
 use crate::settings::{self, CONNECTOR_NAME, Resolved, TapSettings};
-use crate::state::{LockAttempt, RunLock, Store};
+use crate::state::{LockAttempt, Pool, RunLock, Store};
 
 /// What the later steps run with.
 pub(super) struct Prepared {
@@ -68,7 +68,7 @@ pub(super) async fn prepare(options: &RunOptions) -> Result<Option<Prepared>, St
     let lock = acquire_lock(dir, bounds.deadline)?;
     // Before any request: a damaged store is the operator's to look at, and
     // nothing should be fetched that could not be recorded.
-    let store = Store::open(dir).map_err(Stop::from(FailureKind::Local))?;
+    let mut store = Store::open(dir).map_err(Stop::from(FailureKind::Local))?;
 
     // Registered before the first request, so even the login is covered;
     // the TAP secret and proxy password follow once they are resolved.
@@ -88,6 +88,8 @@ pub(super) async fn prepare(options: &RunOptions) -> Result<Option<Prepared>, St
             return Ok(None);
         }
     };
+    // TAP throttles no summaries; the config's politeness is the limit.
+    store.set_daily_limit(Pool::ThreatSummary, tap.threat_summaries_per_day);
     let verdicts = if options.dry_run {
         VerdictPolicy {
             connector_status: config.threatq.status.clone(),

@@ -33,8 +33,9 @@ use time::{Duration, OffsetDateTime};
 pub use lock::{LOCK_FILE_NAME, LockAttempt, LockHolder, RunLock};
 pub use store::{STATE_DB_NAME, Store};
 pub use tables::dead_letters::{DeadLetter, NewDeadLetter};
-pub use tables::enrichment::{Enriched, EnrichmentPlan, Refresh};
+pub use tables::enrichment::{Enriched, EnrichmentPlan, Owed, Refresh};
 pub use tables::message_index::IndexedMessage;
+pub use tables::people::{ListedAddress, PeopleKind, PeopleState, PeopleUpdate, StoredPeople};
 pub use tables::quarantine::{NewQuarantined, Quarantined};
 pub use tables::verdicts::VerdictRow;
 pub use tables::{Commit, Entry};
@@ -51,9 +52,24 @@ const BUDGET_PERIOD: Duration = Duration::hours(24);
 pub struct Budgets {
     /// (Unix ms, how many requests at that time), oldest first.
     requests: BTreeMap<Pool, Vec<(i64, u32)>>,
+    /// Daily limits set by the config instead of [`Pool::daily_limit`].
+    limits: BTreeMap<Pool, u32>,
 }
 
 impl Budgets {
+    /// Holds `pool` to `limit` requests in any 24 hours.
+    pub fn set_limit(&mut self, pool: Pool, limit: u32) {
+        self.limits.insert(pool, limit);
+    }
+
+    /// The requests `pool` allows in any 24 hours.
+    pub fn limit(&self, pool: Pool) -> u32 {
+        self.limits
+            .get(&pool)
+            .copied()
+            .unwrap_or_else(|| pool.daily_limit())
+    }
+
     pub fn record(&mut self, pool: Pool, at: OffsetDateTime, count: u32) {
         if count > 0 {
             self.requests
@@ -73,7 +89,7 @@ impl Budgets {
                 .map(|(_, count)| u64::from(*count))
                 .sum()
         });
-        pool.daily_limit()
+        self.limit(pool)
             .saturating_sub(u32::try_from(used).unwrap_or(u32::MAX))
     }
 
@@ -152,14 +168,24 @@ pub struct Allowances {
     /// the smaller of the two pools.
     pub campaigns: u32,
     pub threat_forensics: u32,
+    pub threat_summaries: u32,
+    /// Pages of each people list.
+    pub people_vap: u32,
+    pub people_top_clickers: u32,
 }
 
 impl State {
-    /// Requests left in every pool at `now`, for the summary.
-    pub fn budgets_left(&self, now: OffsetDateTime) -> BTreeMap<Pool, u32> {
+    /// Requests left in every pool at `now`, and its daily limit, for the
+    /// summary.
+    pub fn budgets_left(&self, now: OffsetDateTime) -> BTreeMap<Pool, (u32, u32)> {
         Pool::ALL
             .into_iter()
-            .map(|pool| (pool, self.budgets.remaining(pool, now)))
+            .map(|pool| {
+                (
+                    pool,
+                    (self.budgets.remaining(pool, now), self.budgets.limit(pool)),
+                )
+            })
             .collect()
     }
 
@@ -175,6 +201,9 @@ impl State {
                 .remaining(Pool::Campaign, now)
                 .min(self.budgets.remaining(Pool::CampaignForensics, now)),
             threat_forensics: self.budgets.remaining(Pool::ThreatForensics, now),
+            threat_summaries: self.budgets.remaining(Pool::ThreatSummary, now),
+            people_vap: self.budgets.remaining(Pool::PeopleVap, now),
+            people_top_clickers: self.budgets.remaining(Pool::PeopleTopClickers, now),
         }
     }
 }

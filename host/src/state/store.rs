@@ -29,19 +29,19 @@ use threatq_client::TqObject;
 use time::OffsetDateTime;
 
 use super::tables::{
-    self, Commit, Entry, campaign_mentions, dead_letters, enrichment, message_index, meta,
+    self, Commit, Entry, campaign_mentions, dead_letters, enrichment, message_index, meta, people,
     quarantine, sent_keys, tap_requests, verdicts,
 };
 use super::{
-    BUDGET_PERIOD, DeadLetter, EnrichmentPlan, IndexedMessage, LEGACY_STATE_FILE_NAME, Quarantined,
-    Refresh, State, VerdictRow, legacy, unix_ms,
+    BUDGET_PERIOD, DeadLetter, EnrichmentPlan, IndexedMessage, LEGACY_STATE_FILE_NAME, PeopleState,
+    PeopleUpdate, Pool, Quarantined, Refresh, State, VerdictRow, legacy, unix_ms,
 };
 
 pub const STATE_DB_NAME: &str = "tq-conn-proofpoint-tap.state.db";
 /// `PRAGMA user_version` of the schema; 0 is a database not yet set up.
 /// Version 1 is `tables::SCHEMA_V1`; version 2 adds `tables::SCHEMA_V2`,
-/// version 3 `tables::SCHEMA_V3`.
-const SCHEMA_VERSION: i64 = 3;
+/// version 3 `tables::SCHEMA_V3`, version 4 `tables::SCHEMA_V4`.
+const SCHEMA_VERSION: i64 = 4;
 
 /// The state database of one config directory; see the module doc.
 pub struct Store {
@@ -107,6 +107,12 @@ impl Store {
     /// The state as of the last commit.
     pub fn state(&self) -> &State {
         &self.state
+    }
+
+    /// Holds `pool` to `limit` requests a day instead of its default: the
+    /// limits that are ours rather than TAP's (the threat summaries).
+    pub fn set_daily_limit(&mut self, pool: Pool, limit: u32) {
+        self.state.budgets.set_limit(pool, limit);
     }
 
     /// Records the TAP requests of one call, made at `at`, at once and in
@@ -175,6 +181,21 @@ impl Store {
     pub fn enrichment_plan(&self, now: OffsetDateTime, refresh: Refresh) -> Result<EnrichmentPlan> {
         enrichment::plan(&self.conn, now, refresh)
             .with_context(|| self.cannot_read("the enrichment ledger"))
+    }
+
+    /// The people lists as last read, and when they were last asked for.
+    pub fn people(&self) -> Result<PeopleState> {
+        people::read(&self.conn).with_context(|| self.cannot_read("the people lists"))
+    }
+
+    /// Records one reading of the people lists, in its own transaction.
+    pub fn save_people(&mut self, update: &PeopleUpdate, at: OffsetDateTime) -> Result<()> {
+        let write = |conn: &mut Connection| -> rusqlite::Result<()> {
+            let tx = conn.transaction()?;
+            people::write(&tx, update, at)?;
+            tx.commit()
+        };
+        write(&mut self.conn).map_err(|e| self.write_error(&e))
     }
 
     /// TAP's latest verdict the store holds on each of these (type, value)
@@ -404,7 +425,12 @@ fn set_up(conn: &mut Connection, path: &Path, legacy_path: &Path) -> Result<()> 
                 tx.execute_batch(sql)?;
             }
         }
-        for sql in tables::SCHEMA_V3 {
+        if version < 3 {
+            for sql in tables::SCHEMA_V3 {
+                tx.execute_batch(sql)?;
+            }
+        }
+        for sql in tables::SCHEMA_V4 {
             tx.execute_batch(sql)?;
         }
         if let Some(state) = &migrated {

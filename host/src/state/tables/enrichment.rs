@@ -1,11 +1,12 @@
 //! The enrichment ledger and queue (docs/sync.md, "The enrichment ledger
 //! and queue"):
 //!
-//! - `enrichment` (the ledger): when each threat's forensics and each
-//!   campaign's details were last fetched, so each is fetched once per
-//!   refresh period;
+//! - `enrichment` (the ledger): when each threat's forensics, each threat's
+//!   summary and each campaign's details were last fetched, so each is
+//!   fetched once per refresh period;
 //! - `enrichment_queue`: what an allowance could not cover, served first by
-//!   later calls.
+//!   later calls. A summary keeps the indicator it belongs to (schema 4), so
+//!   a later call maps it there without the threat's records.
 
 use anyhow::Result;
 use rusqlite::{Connection, Transaction, params};
@@ -29,17 +30,25 @@ CREATE TABLE enrichment_queue (
 );
 ";
 
+/// What schema version 4 adds: the indicator a queued summary belongs to
+/// (empty for campaigns and forensics).
+pub(in crate::state) const SCHEMA_V4: &str = "
+ALTER TABLE enrichment_queue ADD COLUMN indicator_type TEXT NOT NULL DEFAULT '';
+ALTER TABLE enrichment_queue ADD COLUMN indicator_value TEXT NOT NULL DEFAULT '';
+";
+
 /// A queued enrichment older than this is dropped, with a warning: TAP's
 /// forensics of a month-old threat are rarely worth the scarce budget, and
 /// a tenant with more new threats than budget would grow the queue forever.
 const QUEUE_HORIZON_MS: i64 = 30 * 24 * 3600 * 1000;
 
-/// What is enriched: a campaign (details and forensics) or a threat
-/// (forensics by threat id).
+/// What is enriched: a campaign (details and forensics), a threat
+/// (forensics by threat id) or a threat's summary (Threat API).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Enriched {
     Campaign,
     Threat,
+    Summary,
 }
 
 impl Enriched {
@@ -47,11 +56,40 @@ impl Enriched {
         match self {
             Enriched::Campaign => "campaign",
             Enriched::Threat => "threat",
+            Enriched::Summary => "summary",
         }
     }
 }
 
-/// How long an enrichment stays fresh.
+/// One entry for the queue: what is owed, and for a summary the indicator
+/// (type, value) it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owed {
+    pub kind: Enriched,
+    pub id: String,
+    pub indicator: Option<(String, String)>,
+}
+
+impl Owed {
+    pub fn new(kind: Enriched, id: impl Into<String>) -> Owed {
+        Owed {
+            kind,
+            id: id.into(),
+            indicator: None,
+        }
+    }
+
+    pub fn summary(threat_id: &str, indicator_type: &str, indicator_value: &str) -> Owed {
+        Owed {
+            kind: Enriched::Summary,
+            id: threat_id.to_string(),
+            indicator: Some((indicator_type.to_string(), indicator_value.to_string())),
+        }
+    }
+}
+
+/// How long an enrichment stays fresh. Summaries follow the threats'
+/// period: both are what TAP knows of a threat.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Refresh {
     pub threats: Duration,
@@ -67,6 +105,11 @@ pub struct EnrichmentPlan {
     pub fresh_threats: Vec<String>,
     pub queued_campaigns: Vec<String>,
     pub queued_threats: Vec<String>,
+    /// (threat id, what its summary named, as the run wrote it) fetched
+    /// within the threat refresh period.
+    pub fresh_summaries: Vec<(String, String)>,
+    /// (threat id, indicator type, indicator value), oldest first.
+    pub queued_summaries: Vec<(String, String, String)>,
 }
 
 /// What is fresh and what is queued, as of `now`.
@@ -91,6 +134,12 @@ pub(in crate::state) fn plan(
     )? {
         plan.fresh_threats.push(row?);
     }
+    for row in fresh.query_map(
+        params![Enriched::Summary.label(), unix_ms(now - refresh.threats)],
+        |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)),
+    )? {
+        plan.fresh_summaries.push(row?);
+    }
     let mut queued =
         conn.prepare("SELECT id FROM enrichment_queue WHERE kind = ?1 ORDER BY queued_ms, id")?;
     for row in queued.query_map([Enriched::Campaign.label()], |row| row.get(0))? {
@@ -98,6 +147,15 @@ pub(in crate::state) fn plan(
     }
     for row in queued.query_map([Enriched::Threat.label()], |row| row.get(0))? {
         plan.queued_threats.push(row?);
+    }
+    let mut summaries = conn.prepare(
+        "SELECT id, indicator_type, indicator_value FROM enrichment_queue WHERE kind = ?1
+         ORDER BY queued_ms, id",
+    )?;
+    for row in summaries.query_map([Enriched::Summary.label()], |row| {
+        Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+    })? {
+        plan.queued_summaries.push(row?);
     }
     Ok(plan)
 }
@@ -115,7 +173,7 @@ pub(in crate::state) fn count_queued(conn: &Connection) -> rusqlite::Result<u64>
 pub(in crate::state) fn write(
     tx: &Transaction<'_>,
     enriched: &[(Enriched, String, String)],
-    deferred: &[(Enriched, String)],
+    deferred: &[Owed],
     at_ms: i64,
 ) -> rusqlite::Result<()> {
     for (kind, id, name) in enriched {
@@ -128,12 +186,23 @@ pub(in crate::state) fn write(
         tx.prepare_cached("DELETE FROM enrichment_queue WHERE kind = ?1 AND id = ?2")?
             .execute(params![kind.label(), id])?;
     }
-    for (kind, id) in deferred {
+    for owed in deferred {
+        let (indicator_type, indicator_value) = owed
+            .indicator
+            .as_ref()
+            .map_or(("", ""), |(t, v)| (t.as_str(), v.as_str()));
         tx.prepare_cached(
-            "INSERT INTO enrichment_queue (kind, id, queued_ms) VALUES (?1, ?2, ?3)
+            "INSERT INTO enrichment_queue (kind, id, queued_ms, indicator_type, indicator_value)
+             VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (kind, id) DO NOTHING",
         )?
-        .execute(params![kind.label(), id, at_ms])?;
+        .execute(params![
+            owed.kind.label(),
+            owed.id,
+            at_ms,
+            indicator_type,
+            indicator_value
+        ])?;
     }
     let expired = tx.execute(
         "DELETE FROM enrichment_queue WHERE queued_ms < ?1",
@@ -142,8 +211,8 @@ pub(in crate::state) fn write(
     if expired > 0 {
         tracing::warn!(
             expired,
-            "campaigns and threats queued for enrichment for over 30 days were dropped from the \
-             queue; their SIEM data was forwarded without them"
+            "campaigns, forensics and summaries queued for enrichment for over 30 days were \
+             dropped from the queue; their SIEM data was forwarded without them"
         );
     }
     Ok(())
@@ -172,15 +241,16 @@ mod tests {
                         (Enriched::Threat, "t1".into(), String::new()),
                     ],
                     deferred: vec![
-                        (Enriched::Threat, "t2".into()),
-                        (Enriched::Campaign, "c2".into()),
+                        Owed::new(Enriched::Threat, "t2"),
+                        Owed::new(Enriched::Campaign, "c2"),
+                        Owed::summary("t3", "URL", "http://bad.example/"),
                     ],
                     ..Commit::default()
                 },
                 t,
             )
             .unwrap();
-        assert_eq!(store.state().enrichment_queue, 2);
+        assert_eq!(store.state().enrichment_queue, 3);
         let plan = store
             .enrichment_plan(t + Duration::hours(1), refresh)
             .unwrap();
@@ -191,6 +261,10 @@ mod tests {
         assert_eq!(plan.fresh_threats, ["t1"]);
         assert_eq!(plan.queued_threats, ["t2"]);
         assert_eq!(plan.queued_campaigns, ["c2"]);
+        assert_eq!(
+            plan.queued_summaries,
+            [("t3".into(), "URL".into(), "http://bad.example/".into())]
+        );
         let later = store
             .enrichment_plan(t + Duration::days(2), refresh)
             .unwrap();
@@ -204,8 +278,11 @@ mod tests {
         store
             .commit(
                 &Commit {
-                    enriched: vec![(Enriched::Threat, "t2".into(), String::new())],
-                    deferred: vec![(Enriched::Campaign, "c2".into())],
+                    enriched: vec![
+                        (Enriched::Threat, "t2".into(), String::new()),
+                        (Enriched::Summary, "t3".into(), "[]".into()),
+                    ],
+                    deferred: vec![Owed::new(Enriched::Campaign, "c2")],
                     ..Commit::default()
                 },
                 t + Duration::days(1),
@@ -215,6 +292,17 @@ mod tests {
             .enrichment_plan(t + Duration::days(1), refresh)
             .unwrap();
         assert!(plan.queued_threats.is_empty());
+        assert!(plan.queued_summaries.is_empty());
+        assert_eq!(
+            plan.fresh_summaries,
+            [("t3".to_owned(), "[]".to_owned())],
+            "a summary is fresh as a threat is"
+        );
+        assert_eq!(
+            plan.fresh_threats,
+            ["t1", "t2"],
+            "a summary is not forensics"
+        );
         assert_eq!(plan.queued_campaigns, ["c2"], "queued once, not twice");
         assert_eq!(store.state().enrichment_queue, 1);
     }

@@ -1,6 +1,6 @@
 //! The state database's tables, one module each: its rows, its reads, the
 //! writes a commit makes to it and its `CREATE` statements. `store.rs`
-//! creates them in the order of [`SCHEMA_V1`] and [`SCHEMA_V2`], and
+//! creates them in the order of [`SCHEMA_V1`] to [`SCHEMA_V4`], and
 //! [`Store::commit`](super::Store::commit) writes a [`Commit`] by calling
 //! each module's write in one transaction.
 //!
@@ -19,6 +19,8 @@
 //!   enrichment ledger and queue");
 //! - [`campaign_mentions`]: objects naming a campaign not yet fetched, to
 //!   relate to it once it is (same section);
+//! - [`people`]: TAP's Very Attacked People and top clickers as last read
+//!   ("People lists");
 //! - [`verdicts`]: TAP's latest verdict on each indicator, applied or
 //!   waiting, and the status applying it set (docs/mapping.md, "Verdict
 //!   changes").
@@ -35,6 +37,7 @@ pub(super) mod dead_letters;
 pub(super) mod enrichment;
 pub(super) mod message_index;
 pub(super) mod meta;
+pub(super) mod people;
 pub(super) mod quarantine;
 pub(super) mod sent_keys;
 pub(super) mod tap_requests;
@@ -47,7 +50,7 @@ use time::{Duration, OffsetDateTime};
 use super::State;
 
 use dead_letters::NewDeadLetter;
-use enrichment::Enriched;
+use enrichment::{Enriched, Owed};
 use message_index::IndexedMessage;
 use quarantine::NewQuarantined;
 use verdicts::VerdictRow;
@@ -72,6 +75,10 @@ pub(super) const SCHEMA_V3: [&str; 3] = [
     dead_letters::SCHEMA_V3,
     campaign_mentions::SCHEMA,
 ];
+
+/// What schema version 4 adds: the indicator of a queued summary, and the
+/// people lists.
+pub(super) const SCHEMA_V4: [&str; 2] = [enrichment::SCHEMA_V4, people::SCHEMA];
 
 /// Everything one window or one replay settles, written in one transaction.
 #[derive(Debug, Clone, Default)]
@@ -100,9 +107,9 @@ pub struct Commit {
     /// Enrichment ledger: (kind, id, name) fetched now; the name is a
     /// campaign's, else empty.
     pub enriched: Vec<(Enriched, String, String)>,
-    /// Enrichment queue: (kind, id) needed but not fetched, deferred to
+    /// Enrichment queue: what was needed but not fetched, deferred to
     /// later calls.
-    pub deferred: Vec<(Enriched, String)>,
+    pub deferred: Vec<Owed>,
     /// Verdicts applied, or waiting with the reason.
     pub verdicts: Vec<VerdictRow>,
     /// Objects ThreatQ accepted that name a campaign not fetched yet:

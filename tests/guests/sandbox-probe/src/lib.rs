@@ -41,8 +41,8 @@ mod probe {
     use std::io::Read;
 
     use exports::proofpoint::tap::connector::{
-        Attribute, Counters, EnrichmentReport, Guest, ObjectKind, QuarantinedRecord, Settings,
-        SyncError, SyncResult, ThreatqObject, Window,
+        Attribute, Counters, EnrichmentReport, Guest, ObjectKind, PeopleAnswer, PeopleRequest,
+        QuarantinedRecord, Settings, SyncError, SyncResult, TapAccess, ThreatqObject, Window,
     };
     use proofpoint::tap::host::{LogField, LogLevel, log};
     use wasip2::http::outgoing_handler;
@@ -63,6 +63,19 @@ mod probe {
             Err(SyncError::InvalidInput(
                 "the sandbox probe does not map records".into(),
             ))
+        }
+
+        /// Likewise: the probe attacks through `sync` only.
+        fn read_people(_access: TapAccess, _request: PeopleRequest) -> PeopleAnswer {
+            let refused = || {
+                Err(SyncError::InvalidInput(
+                    "the sandbox probe does not read people".into(),
+                ))
+            };
+            PeopleAnswer {
+                very_attacked: refused(),
+                top_clickers: refused(),
+            }
         }
 
         fn sync(settings: Settings, window: Window) -> Result<SyncResult, SyncError> {
@@ -272,6 +285,8 @@ mod probe {
                 threats_enriched: Vec::new(),
                 campaigns_deferred: Vec::new(),
                 threats_deferred: Vec::new(),
+                threats_summarised: Vec::new(),
+                summaries_deferred: Vec::new(),
             },
             verdicts: Vec::new(),
             counters: Counters {
@@ -288,6 +303,9 @@ mod probe {
                 threat_forensics_deferred: 0,
                 evidence_used: 0,
                 evidence_dropped: 0,
+                threat_summary_requests: 0,
+                threat_summaries_deferred: 0,
+                people_marked_events: 0,
             },
         }
     }

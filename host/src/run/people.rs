@@ -1,0 +1,250 @@
+//! Step 1b: TAP's people lists (docs/sync.md, "People lists"). Once per
+//! `[tap] people_refresh_hours` the component reads the Very Attacked
+//! People and the top clickers through the sandbox, within their pools;
+//! the store keeps what it read. Every call of the run then gets one mark
+//! per listed address, from the lists read within twice the refresh
+//! period. A list that cannot be read (a licence without the People API
+//! answers 403) never fails the run: the run goes on without marks, is
+//! asked again one refresh period later, and warns once a day.
+
+use std::collections::BTreeMap;
+
+use tap_runtime::{
+    CallOutcome, PeopleAnswer, PeopleList, PeopleRequest, PersonMark, RuntimeError, SyncError,
+    TapAccess,
+};
+use time::{Duration, OffsetDateTime};
+use tracing::{debug, info, warn};
+
+use super::fetch::Sandbox;
+use super::limits::Deadline;
+use super::outcome::Stop;
+use crate::report::PeopleNote;
+use crate::state::{
+    Allowances, ListedAddress, PeopleKind, PeopleState, PeopleUpdate, StoredPeople,
+};
+
+/// A problem with the lists is warned about at most this often.
+const WARN_EVERY: Duration = Duration::hours(24);
+
+/// Whether the lists are due to be read at `now`.
+pub(super) fn due(state: &PeopleState, now: OffsetDateTime, refresh: Duration) -> bool {
+    state.attempted.is_none_or(|at| now - at >= refresh)
+}
+
+/// One `read-people` call through the sandbox, within what is left of the
+/// two pools.
+pub(super) async fn read(
+    sandbox: &Sandbox,
+    deadline: &Deadline,
+    window_days: u32,
+    allowances: &Allowances,
+) -> Result<CallOutcome<PeopleAnswer>, Stop> {
+    let access = TapAccess {
+        tap_base_url: sandbox.outbound.origin.base_url(),
+        // Our outbound hook adds `Authorization`.
+        credentials: None,
+    };
+    let request = PeopleRequest {
+        window_days,
+        very_attacked_allowance: allowances.people_vap,
+        top_clickers_allowance: allowances.people_top_clickers,
+    };
+    deadline
+        .bound_preparation(
+            sandbox
+                .runtime
+                .read_people(&sandbox.outbound, &access, &request),
+        )
+        .await
+}
+
+/// What one reading changes in the store: each list read replaces the one
+/// kept (a list the budget did not allow a single page of does not), and
+/// what could not be read is the problem, warned about once a day.
+pub(super) fn reading(
+    answer: Result<PeopleAnswer, RuntimeError>,
+    state: &PeopleState,
+    now: OffsetDateTime,
+    window_days: u32,
+) -> PeopleUpdate {
+    let mut update = PeopleUpdate::default();
+    let mut problems = Vec::new();
+    match answer {
+        Err(e) => problems.push(format!("the TAP component could not read them: {e}")),
+        Ok(answer) => {
+            for (kind, list) in [
+                (PeopleKind::VeryAttacked, answer.very_attacked),
+                (PeopleKind::TopClickers, answer.top_clickers),
+            ] {
+                match list {
+                    Ok(list) => {
+                        if let Some(problem) = list_problem(kind, &list) {
+                            problems.push(problem);
+                        }
+                        if list.complete || !list.people.is_empty() {
+                            update.lists.push(stored(kind, list, now, window_days));
+                        }
+                    }
+                    Err(e) => problems.push(format!("{}: {}", name(kind), failure(&e))),
+                }
+            }
+        }
+    }
+    if problems.is_empty() {
+        info!(
+            lists = update.lists.len(),
+            "TAP people lists read (Very Attacked People, top clickers)"
+        );
+        return update;
+    }
+    let problem = problems.join("; ");
+    let warn_now = state.warned.is_none_or(|at| now - at >= WARN_EVERY);
+    if warn_now {
+        warn!(
+            problem = %problem,
+            "TAP's people lists are not fully available: events are marked from what there is \
+             (Very Attacked Person, Top Clicker, VIP), the run goes on; asked again after \
+             [tap] people_refresh_hours, warned again in 24 hours"
+        );
+    } else {
+        debug!(problem = %problem, "TAP's people lists are still not fully available");
+    }
+    update.warned = warn_now;
+    update.problem = Some(problem);
+    update
+}
+
+fn name(kind: PeopleKind) -> &'static str {
+    match kind {
+        PeopleKind::VeryAttacked => "Very Attacked People (/v2/people/vap)",
+        PeopleKind::TopClickers => "top clickers (/v2/people/top-clickers)",
+    }
+}
+
+/// What is wrong with a list TAP answered: nothing in it, or not all of it.
+fn list_problem(kind: PeopleKind, list: &PeopleList) -> Option<String> {
+    if list.requests == 0 {
+        return Some(format!(
+            "{}: its TAP budget (50 requests in 24 hours) is spent",
+            name(kind)
+        ));
+    }
+    if list.people.is_empty() {
+        return Some(format!("{}: TAP's list is empty", name(kind)));
+    }
+    (!list.complete).then(|| {
+        format!(
+            "{}: only the first {} pages were read before the TAP budget ran out",
+            name(kind),
+            list.requests
+        )
+    })
+}
+
+/// A failed list, in words an operator can act on.
+fn failure(error: &SyncError) -> String {
+    match error {
+        SyncError::Forbidden(f) => format!(
+            "TAP answered 403 ({}): this TAP licence has no People API",
+            f.message
+        ),
+        SyncError::Unauthorized(f) => format!("TAP answered 401 ({})", f.message),
+        SyncError::RateLimited(f) => format!(
+            "TAP answered 429 ({}): its 50 requests a day are spent",
+            f.message
+        ),
+        SyncError::BadRequest(f) | SyncError::ServerError(f) => {
+            format!("TAP answered {} ({})", f.status, f.message)
+        }
+        SyncError::BadResponse(why) | SyncError::Transport(why) | SyncError::InvalidInput(why) => {
+            why.clone()
+        }
+    }
+}
+
+fn stored(
+    kind: PeopleKind,
+    list: PeopleList,
+    now: OffsetDateTime,
+    window_days: u32,
+) -> StoredPeople {
+    let mut addresses: BTreeMap<String, ListedAddress> = BTreeMap::new();
+    for person in list.people {
+        for email in person.emails {
+            let entry = addresses.entry(email.clone()).or_insert(ListedAddress {
+                email,
+                vip: false,
+                score: 0,
+            });
+            entry.vip |= person.vip;
+            entry.score = entry.score.max(person.score);
+        }
+    }
+    StoredPeople {
+        kind,
+        interval: list.interval,
+        window_days,
+        read_at: now,
+        complete: list.complete,
+        addresses: addresses.into_values().collect(),
+    }
+}
+
+/// The marks every call of the run gets: one per address on a list read
+/// within twice `refresh` (an older list says too little of today), and
+/// what the summary line says of them.
+pub(super) fn marks(
+    state: &PeopleState,
+    now: OffsetDateTime,
+    refresh: Duration,
+) -> (Vec<PersonMark>, PeopleNote) {
+    let fresh: Vec<&StoredPeople> = state
+        .lists
+        .iter()
+        .filter(|list| now - list.read_at <= refresh * 2)
+        .collect();
+    let mut marks: BTreeMap<&str, PersonMark> = BTreeMap::new();
+    for list in &fresh {
+        for address in &list.addresses {
+            let mark = marks.entry(&address.email).or_insert(PersonMark {
+                email: address.email.clone(),
+                very_attacked: None,
+                top_clicker: false,
+                vip: false,
+            });
+            mark.vip |= address.vip;
+            match list.kind {
+                PeopleKind::VeryAttacked => mark.very_attacked = Some(address.score),
+                PeopleKind::TopClickers => mark.top_clicker = true,
+            }
+        }
+    }
+    let size = |kind: PeopleKind| {
+        fresh
+            .iter()
+            .filter(|l| l.kind == kind)
+            .map(|l| l.addresses.len())
+            .sum::<usize>()
+    };
+    let note = if marks.is_empty() {
+        match (&state.problem, state.lists.is_empty()) {
+            (Some(problem), _) => PeopleNote::Unavailable(problem.clone()),
+            (None, false) => PeopleNote::Unavailable(
+                "the lists kept are older than twice [tap] people_refresh_hours".into(),
+            ),
+            (None, true) => PeopleNote::None,
+        }
+    } else {
+        PeopleNote::Used {
+            very_attacked: size(PeopleKind::VeryAttacked),
+            top_clickers: size(PeopleKind::TopClickers),
+            age: fresh
+                .iter()
+                .map(|l| now - l.read_at)
+                .max()
+                .unwrap_or_default(),
+        }
+    };
+    (marks.into_values().collect(), note)
+}
