@@ -226,6 +226,19 @@ impl Graph {
         self.objects.get(id.index())
     }
 
+    /// The (name, value) pairs of an object's attributes, for tests.
+    #[cfg(test)]
+    pub fn attribute_pairs(&self, id: ObjectId) -> Vec<(String, String)> {
+        self.get(id)
+            .map(|o| {
+                o.attributes
+                    .iter()
+                    .map(|a| (a.name.clone(), a.value.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Every object's id, in insertion order.
     pub fn ids(&self) -> impl Iterator<Item = ObjectId> + use<> {
         (0..u32::try_from(self.objects.len()).unwrap_or(u32::MAX)).map(ObjectId)

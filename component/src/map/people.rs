@@ -95,16 +95,6 @@ mod tests {
         }
     }
 
-    fn attributes(m: &Mapping, id: super::super::graph::ObjectId) -> Vec<(String, String)> {
-        m.graph
-            .get(id)
-            .unwrap()
-            .attributes
-            .iter()
-            .map(|a| (a.name.clone(), a.value.clone()))
-            .collect()
-    }
-
     #[test]
     fn listed_recipients_mark_their_events_case_insensitively() {
         let mut m = Mapping::default();
@@ -128,7 +118,9 @@ mod tests {
             mark("bob@example.com", Some(3100), true, false),
         ];
         assert_eq!(mark_people(&mut m, &people), 1);
-        let marks: Vec<(String, String)> = attributes(&m, event)
+        let marks: Vec<(String, String)> = m
+            .graph
+            .attribute_pairs(event)
             .into_iter()
             .filter(|(name, _)| name != "Recipient")
             .collect();
@@ -145,8 +137,8 @@ mod tests {
                 ("Attack Index".into(), "3100".into()),
             ]
         );
-        assert_eq!(attributes(&m, other).len(), 1);
-        assert!(attributes(&m, indicator).is_empty());
+        assert_eq!(m.graph.attribute_pairs(other).len(), 1);
+        assert!(m.graph.attribute_pairs(indicator).is_empty());
     }
 
     #[test]
@@ -162,7 +154,7 @@ mod tests {
             1
         );
         assert_eq!(
-            attributes(&m, event)[1..],
+            m.graph.attribute_pairs(event)[1..],
             [("Top Clicker".to_string(), "c@example.com".to_string())]
         );
     }

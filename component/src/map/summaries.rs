@@ -115,16 +115,6 @@ mod tests {
     use crate::map::names::types;
     use crate::tap::summary::parse_summary;
 
-    fn names(m: &Mapping, of: ObjectId) -> Vec<(String, String)> {
-        m.graph
-            .get(of)
-            .unwrap()
-            .attributes
-            .iter()
-            .map(|a| (a.name.clone(), a.value.clone()))
-            .collect()
-    }
-
     #[test]
     fn actors_malware_and_techniques_are_related_to_the_indicator_and_events() {
         let mut m = Mapping::default();
@@ -144,7 +134,7 @@ mod tests {
         let named = map_summary(&mut m, indicator, &[event], &summary);
         assert_eq!(named.len(), 3, "{named:?}");
         assert_eq!(
-            names(&m, indicator),
+            m.graph.attribute_pairs(indicator),
             [
                 ("Malware Family".to_string(), "Banking".to_string()),
                 ("Targeted Brand".into(), "DocuSign".into()),
@@ -178,7 +168,7 @@ mod tests {
         let mut m = Mapping::default();
         let indicator = m.graph.indicator(types::URL, "http://bad.example/x");
         assert!(map_summary(&mut m, indicator, &[], &parse_summary(b"{}").unwrap()).is_empty());
-        assert!(names(&m, indicator).is_empty());
+        assert!(m.graph.attribute_pairs(indicator).is_empty());
         assert_eq!(m.finish().objects.len(), 1);
     }
 }

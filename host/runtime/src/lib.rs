@@ -338,7 +338,9 @@ enum Export<'a> {
     ReadPeople(&'a TapAccess, &'a PeopleRequest),
 }
 
-/// What an export answered, by the shape of its export.
+/// What an export answered, by the shape of its export. One per call,
+/// moved once: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Answer {
     Sync(Result<SyncResult, SyncError>),
     People(PeopleAnswer),

@@ -68,8 +68,15 @@ pub(super) fn reading(
     now: OffsetDateTime,
     window_days: u32,
 ) -> PeopleUpdate {
-    let mut update = PeopleUpdate::default();
+    let mut update = PeopleUpdate {
+        counts_as_attempt: true,
+        ..PeopleUpdate::default()
+    };
     let mut problems = Vec::new();
+    // Whether every failure was a passing one (nothing read because of a
+    // 5xx, no answer or the sandbox): then the next run asks again rather
+    // than a refresh period later.
+    let mut passing = true;
     match answer {
         Err(e) => problems.push(format!("the TAP component could not read them: {e}")),
         Ok(answer) => {
@@ -81,12 +88,21 @@ pub(super) fn reading(
                     Ok(list) => {
                         if let Some(problem) = list_problem(kind, &list) {
                             problems.push(problem);
+                            passing = false;
                         }
                         if list.complete || !list.people.is_empty() {
                             update.lists.push(stored(kind, list, now, window_days));
                         }
                     }
-                    Err(e) => problems.push(format!("{}: {}", name(kind), failure(&e))),
+                    Err(e) => {
+                        passing &= matches!(
+                            e,
+                            SyncError::ServerError(_)
+                                | SyncError::Transport(_)
+                                | SyncError::BadResponse(_)
+                        );
+                        problems.push(format!("{}: {}", name(kind), failure(&e)));
+                    }
                 }
             }
         }
@@ -112,6 +128,7 @@ pub(super) fn reading(
     }
     update.warned = warn_now;
     update.problem = Some(problem);
+    update.counts_as_attempt = !(passing && update.lists.is_empty());
     update
 }
 
@@ -247,4 +264,92 @@ pub(super) fn marks(
         }
     };
     (marks.into_values().collect(), note)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tap_runtime::{Person, TapFailure};
+    use time::macros::datetime;
+
+    fn failure(status: u16) -> SyncError {
+        let f = TapFailure {
+            endpoint: "/v2/people/vap".into(),
+            status,
+            message: "m".into(),
+        };
+        match status {
+            403 => SyncError::Forbidden(f),
+            _ => SyncError::ServerError(f),
+        }
+    }
+
+    fn listed(emails: &[&str]) -> PeopleList {
+        PeopleList {
+            interval: "i".into(),
+            people: vec![Person {
+                emails: emails.iter().map(|e| (*e).to_string()).collect(),
+                vip: true,
+                score: 7,
+            }],
+            complete: true,
+            requests: 1,
+        }
+    }
+
+    #[test]
+    fn a_403_counts_as_the_attempt_a_5xx_does_not_and_a_warning_comes_once_a_day() {
+        let t = datetime!(2026-12-08 10:00:00 UTC);
+        let state = PeopleState::default();
+        let answer = |status| PeopleAnswer {
+            very_attacked: Err(failure(status)),
+            top_clickers: Err(failure(status)),
+        };
+        let forbidden = reading(Ok(answer(403)), &state, t, 30);
+        assert!(forbidden.counts_as_attempt && forbidden.warned);
+        assert!(forbidden.problem.unwrap().contains("no People API"));
+        let flaky = reading(Ok(answer(502)), &state, t, 30);
+        assert!(!flaky.counts_as_attempt);
+        let warned = PeopleState {
+            warned: Some(t - Duration::hours(23)),
+            ..PeopleState::default()
+        };
+        assert!(!reading(Ok(answer(403)), &warned, t, 30).warned);
+        assert!(reading(Ok(answer(403)), &warned, t + Duration::hours(1), 30).warned);
+    }
+
+    #[test]
+    fn marks_merge_both_lists_and_skip_lists_past_twice_the_refresh() {
+        let t = datetime!(2026-12-08 10:00:00 UTC);
+        let update = reading(
+            Ok(PeopleAnswer {
+                very_attacked: Ok(listed(&["a@x.zz"])),
+                top_clickers: Ok(listed(&["a@x.zz", "b@x.zz"])),
+            }),
+            &PeopleState::default(),
+            t,
+            30,
+        );
+        assert!(update.problem.is_none() && update.counts_as_attempt);
+        let state = PeopleState {
+            lists: update.lists,
+            ..PeopleState::default()
+        };
+        let (fresh, note) = marks(&state, t + Duration::hours(1), Duration::hours(24));
+        assert_eq!(fresh.len(), 2);
+        assert_eq!(fresh[0].very_attacked, Some(7));
+        assert!(fresh[0].top_clicker && fresh[0].vip);
+        assert_eq!(fresh[1].very_attacked, None);
+        assert!(matches!(
+            note,
+            PeopleNote::Used {
+                very_attacked: 1,
+                top_clickers: 2,
+                ..
+            }
+        ));
+        let (stale, note) = marks(&state, t + Duration::hours(49), Duration::hours(24));
+        assert!(stale.is_empty());
+        assert!(matches!(note, PeopleNote::Unavailable(_)));
+    }
 }

@@ -106,6 +106,10 @@ pub struct PeopleUpdate {
     pub warned: bool,
     /// What this reading could not do; none when both lists were read.
     pub problem: Option<String>,
+    /// Whether this reading counts as the period's attempt. One that
+    /// failed for a passing reason (TAP's 5xx, no answer, the sandbox) does
+    /// not: the next run asks again, within the pools.
+    pub counts_as_attempt: bool,
 }
 
 pub(in crate::state) fn read(conn: &Connection) -> rusqlite::Result<PeopleState> {
@@ -205,12 +209,113 @@ pub(in crate::state) fn write(
         )?;
     }
     let warned_ms = update.warned.then_some(at_ms);
+    // A reading that does not count leaves the last attempt's time (0, the
+    // epoch, when there was none: the lists are due).
+    let attempted_ms = update.counts_as_attempt.then_some(at_ms);
     tx.execute(
-        "INSERT INTO people_reads (id, attempted_ms, warned_ms, problem) VALUES (1, ?1, ?2, ?3)
-         ON CONFLICT (id) DO UPDATE SET attempted_ms = excluded.attempted_ms,
+        "INSERT INTO people_reads (id, attempted_ms, warned_ms, problem)
+         VALUES (1, coalesce(?1, 0), ?2, ?3)
+         ON CONFLICT (id) DO UPDATE SET
+             attempted_ms = coalesce(?1, people_reads.attempted_ms),
              warned_ms = coalesce(excluded.warned_ms, people_reads.warned_ms),
              problem = excluded.problem",
-        params![at_ms, warned_ms, update.problem],
+        params![attempted_ms, warned_ms, update.problem],
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::Store;
+    use time::Duration;
+    use time::macros::datetime;
+
+    fn list(kind: PeopleKind, at: OffsetDateTime, emails: &[&str]) -> StoredPeople {
+        StoredPeople {
+            kind,
+            interval: "a/b".into(),
+            window_days: 30,
+            read_at: at,
+            complete: true,
+            addresses: emails
+                .iter()
+                .enumerate()
+                .map(|(i, e)| ListedAddress {
+                    email: (*e).into(),
+                    vip: i == 0,
+                    score: 100 * (i as u32 + 1),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_reading_replaces_its_lists_and_keeps_the_attempt_and_the_warning() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = datetime!(2026-12-08 10:00:00 UTC);
+        let mut store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.people().unwrap(), PeopleState::default());
+        store
+            .save_people(
+                &PeopleUpdate {
+                    lists: vec![
+                        list(PeopleKind::VeryAttacked, t, &["a@x.zz", "b@x.zz"]),
+                        list(PeopleKind::TopClickers, t, &["c@x.zz"]),
+                    ],
+                    warned: false,
+                    problem: None,
+                    counts_as_attempt: true,
+                },
+                t,
+            )
+            .unwrap();
+        let state = store.people().unwrap();
+        assert_eq!(state.attempted, Some(t));
+        assert_eq!(state.warned, None);
+        let vap = state.list(PeopleKind::VeryAttacked).unwrap();
+        assert_eq!(vap.addresses.len(), 2);
+        assert_eq!(vap.addresses[0].email, "b@x.zz", "highest score first");
+
+        // A 403 later: the lists stay, the problem and the warning are kept.
+        let later = t + Duration::hours(24);
+        store
+            .save_people(
+                &PeopleUpdate {
+                    lists: vec![list(PeopleKind::VeryAttacked, later, &["d@x.zz"])],
+                    warned: true,
+                    problem: Some("403".into()),
+                    counts_as_attempt: true,
+                },
+                later,
+            )
+            .unwrap();
+        let state = store.people().unwrap();
+        assert_eq!(state.warned, Some(later));
+        assert_eq!(state.problem.as_deref(), Some("403"));
+        assert_eq!(
+            state
+                .list(PeopleKind::VeryAttacked)
+                .unwrap()
+                .addresses
+                .len(),
+            1
+        );
+        assert_eq!(state.list(PeopleKind::TopClickers).unwrap().read_at, t);
+
+        // A passing failure does not count as the period's attempt.
+        store
+            .save_people(
+                &PeopleUpdate {
+                    problem: Some("502".into()),
+                    ..PeopleUpdate::default()
+                },
+                later + Duration::hours(1),
+            )
+            .unwrap();
+        let state = store.people().unwrap();
+        assert_eq!(state.attempted, Some(later));
+        assert_eq!(state.warned, Some(later), "kept when not warned again");
+        assert_eq!(state.problem.as_deref(), Some("502"));
+    }
 }
