@@ -40,6 +40,10 @@ use crate::transport::{HostServices, LogLevel, TapBaseUrl, TapResponse, Transpor
 /// Rejections are each returned to the host; only this many are also
 /// logged here, so one broken window cannot flood the log.
 const MAX_LOGGED_REJECTIONS: usize = 20;
+/// After this many summary requests in a row that TAP failed (a 5xx, a
+/// body that does not read), the Threat API is taken to be down for the
+/// call: the other summaries are deferred rather than each spent on it.
+const SUMMARY_FAILURES_IN_A_ROW: u32 = 3;
 
 /// Runs one call. `connect` builds the transport for the validated base URL.
 /// `settings.credentials` is not read here: whoever builds the transport
@@ -695,6 +699,7 @@ impl<'h, T: Transport, H: HostServices> Call<'h, T, H> {
         }
         let wanted = queued_first(&queued, own.iter().map(String::as_str));
         let mut allowance = settings.threat_summary_allowance;
+        let mut failures_in_a_row = 0;
         for threat_id in wanted.iter().filter(|id| !fresh.contains_key(id.as_str())) {
             let queued_ref = settings
                 .queued_summaries
@@ -719,11 +724,22 @@ impl<'h, T: Transport, H: HostServices> Call<'h, T, H> {
             self.counters.threat_summary_requests += 1;
             let events = m.threat_events(threat_id);
             if let Some(named) = self.summary(m, threat_id, indicator, &events) {
+                failures_in_a_row = 0;
                 report.threats_summarised.push(SummaryRef {
                     threat_id: threat_id.clone(),
                     named,
                 });
             } else {
+                failures_in_a_row += 1;
+                if failures_in_a_row == SUMMARY_FAILURES_IN_A_ROW && !self.summaries_stopped {
+                    self.summaries_stopped = true;
+                    self.log(
+                        LogLevel::Warn,
+                        "TAP's Threat API failed several summaries in a row; the others wait \
+                         for a later call",
+                        &[("failures", failures_in_a_row.to_string())],
+                    );
+                }
                 self.counters.threat_summaries_deferred += 1;
                 report.summaries_deferred.push(threat_ref);
             }

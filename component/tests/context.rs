@@ -442,3 +442,29 @@ fn a_body_that_is_not_a_people_page_is_a_bad_response() {
         Err(SyncError::BadResponse(_))
     ));
 }
+
+#[test]
+fn three_failures_in_a_row_stop_the_summaries_for_the_call() {
+    let messages: Vec<Value> = (0..6)
+        .map(|i| {
+            let mut m = campaignless_message();
+            m["GUID"] = json!(format!("guid-{i}"));
+            m["threatsInfoMap"][0]["threatID"] = json!(format!("{i}").repeat(64));
+            m["threatsInfoMap"][0]["threat"] = json!(format!("http://t{i}.zz/x"));
+            m
+        })
+        .collect();
+    let mut tap = FakeTap::siem_json(delivered(messages));
+    for i in 0..6 {
+        tap = tap.route(
+            &summary_path(&format!("{i}").repeat(64)),
+            502,
+            json!("bad gateway"),
+        );
+    }
+    let (result, host) = run_with(&mut tap, &with_summaries(10));
+    let result = result.unwrap();
+    assert_eq!(tap.requests_starting("/v2/threat/summary/").len(), 3);
+    assert_eq!(result.enrichment.summaries_deferred.len(), 6);
+    assert!(host.logged(LogLevel::Warn, "several summaries in a row"));
+}

@@ -229,7 +229,20 @@ async fn each_threat_is_summarised_once_per_refresh_period_and_what_the_allowanc
     assert_eq!(world.state().enrichment_queue, 0);
     let held = world.threatq.snapshot();
     let three = find(&held, "indicators", &url("three"));
-    assert!(related(three, find(&held, "malware", "three")));
+    let malware_three = find(&held, "malware", "three");
+    assert!(related(three, malware_three));
+    // The event that carried it a day ago is related too, through the
+    // mentions kept while its summary waited.
+    let first_event = held
+        .objects
+        .iter()
+        .find(|o| o.collection == "events" && o.value.contains(&format!("OnceGuid{:0>24}", 2)))
+        .expect("the first run's event of threat three");
+    assert!(related(first_event, malware_three));
+    assert!(
+        third.to_string().contains("earlier objects related"),
+        "{third}"
+    );
 
     // Past the refresh period, a threat seen again is asked again.
     world

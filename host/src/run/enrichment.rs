@@ -267,6 +267,124 @@ pub(super) fn link_late_campaigns(
     Ok(linked)
 }
 
+/// Where the mentions table keeps the events of a threat whose summary was
+/// deferred: beside the campaign ids, under a key no campaign UUID has.
+fn summary_mention_key(threat_id: &str) -> String {
+    format!("threat:{threat_id}")
+}
+
+fn collection_of(kind: ObjectKind) -> Option<Collection> {
+    match kind {
+        ObjectKind::Adversary => Some(Collection::Adversaries),
+        ObjectKind::Malware => Some(Collection::Malware),
+        ObjectKind::AttackPattern => Some(Collection::AttackPattern),
+        _ => None,
+    }
+}
+
+/// The events ThreatQ accepted that carry a threat whose summary this call
+/// deferred: the batch's events related to the threat's indicator, as
+/// their bare identity, keyed for [`link_late_summaries`].
+fn summary_mentions(
+    result: &SyncResult,
+    batch: &Batch,
+    refused: &BTreeSet<ObjectKey>,
+) -> Vec<(String, TqObject)> {
+    let mut mentions = Vec::new();
+    for owed in &result.enrichment.summaries_deferred {
+        let Some(indicator) = batch.objects.iter().position(|o| {
+            o.collection == Collection::Indicators
+                && o.value == owed.indicator_value
+                && o.type_name.as_deref() == Some(owed.indicator_type.as_str())
+        }) else {
+            continue;
+        };
+        let key = summary_mention_key(&owed.threat_id);
+        for &(a, b) in &batch.relations {
+            let other = match (a == indicator, b == indicator) {
+                (true, _) => b,
+                (_, true) => a,
+                _ => continue,
+            };
+            if let Some(event) = batch.objects.get(other)
+                && event.collection == Collection::Events
+                && !refused.contains(&event.key())
+            {
+                mentions.push((key.clone(), event.bare()));
+            }
+        }
+    }
+    mentions
+}
+
+/// Relates the events of earlier windows and runs that carried a threat
+/// whose summary was deferred then, and this call fetched, to what the
+/// summary named: each event goes into the batch again as its bare
+/// identity, with the relations. Returns how many events were related;
+/// [`campaign_mentions`] forgets the mentions of every summary fetched.
+pub(super) fn link_late_summaries(
+    store: &Store,
+    result: &SyncResult,
+    batch: &mut Batch,
+) -> anyhow::Result<u64> {
+    let summarised: Vec<&SummaryRef> = result
+        .enrichment
+        .threats_summarised
+        .iter()
+        .filter(|s| !s.named.is_empty())
+        .collect();
+    if summarised.is_empty() {
+        return Ok(0);
+    }
+    let keys: Vec<String> = summarised
+        .iter()
+        .map(|s| summary_mention_key(&s.threat_id))
+        .collect();
+    let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let mentions = store.campaign_mentions(&key_refs)?;
+    if mentions.is_empty() {
+        return Ok(0);
+    }
+    let mut index: HashMap<ObjectKey, usize> = batch
+        .objects
+        .iter()
+        .enumerate()
+        .map(|(i, o)| (o.key(), i))
+        .collect();
+    let mut linked = 0;
+    for (summary, key) in summarised.iter().zip(&keys) {
+        let Some(events) = mentions.get(key) else {
+            continue;
+        };
+        let named: Vec<usize> = summary
+            .named
+            .iter()
+            .filter_map(|n| {
+                let collection = collection_of(n.kind)?;
+                batch
+                    .objects
+                    .iter()
+                    .position(|o| o.collection == collection && o.value == n.name)
+            })
+            .collect();
+        for event in events {
+            let at = *index.entry(event.key()).or_insert_with(|| {
+                batch.objects.push(event.bare());
+                batch.objects.len() - 1
+            });
+            for object in &named {
+                batch.relations.push((at, *object));
+            }
+            linked += 1;
+        }
+    }
+    debug!(
+        linked,
+        "earlier events related to threat summaries fetched late"
+    );
+    Ok(linked)
+}
+
 /// What a forwarded result adds to the campaign mentions: the objects
 /// ThreatQ accepted that name a campaign the call could not fetch (as
 /// their bare identity), and the campaigns it fetched, whose mentions
@@ -276,7 +394,7 @@ pub(super) fn campaign_mentions(
     batch: &Batch,
     refused: &BTreeSet<ObjectKey>,
 ) -> (Vec<(String, TqObject)>, Vec<String>) {
-    let mentions = result
+    let mentions: Vec<(String, TqObject)> = result
         .unresolved_campaigns
         .iter()
         .filter_map(|link| {
@@ -284,10 +402,21 @@ pub(super) fn campaign_mentions(
             (!refused.contains(&object.key())).then(|| (link.campaign_id.clone(), object.bare()))
         })
         .collect();
-    let related = fetched_campaign_objects(result, batch)
+    let mut related: Vec<String> = fetched_campaign_objects(result, batch)
         .into_iter()
         .map(|(id, _)| id)
         .collect();
+    // The same table keeps the events of threats whose summary waits, and
+    // forgets those of the summaries this result fetched.
+    let mut mentions = mentions;
+    mentions.extend(summary_mentions(result, batch, refused));
+    related.extend(
+        result
+            .enrichment
+            .threats_summarised
+            .iter()
+            .map(|s| summary_mention_key(&s.threat_id)),
+    );
     (mentions, related)
 }
 

@@ -56,6 +56,12 @@ pub(super) fn check_siem_budget(
     ))
 }
 
+/// Threat summaries one call may ask for. TAP answers each on its own, one
+/// after another inside the call's wall-clock limit (300 s by default):
+/// at a few hundred milliseconds each, 100 take well under a minute, and
+/// the rest of the day's allowance goes to later windows and runs.
+pub(super) const SUMMARIES_PER_CALL: u32 = 100;
+
 /// The component's settings for one call: the TAP side's settings, what
 /// is left of the budgets, the records already sent, and what the
 /// enrichment ledger and queue say.
@@ -81,7 +87,7 @@ pub(super) fn component_settings(
         credentials: None,
         summarised_threats: enrichment.summarised_threats,
         queued_summaries: enrichment.queued_summaries,
-        threat_summary_allowance: allowances.threat_summaries,
+        threat_summary_allowance: allowances.threat_summaries.min(SUMMARIES_PER_CALL),
         people: people.to_vec(),
     }
 }

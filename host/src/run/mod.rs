@@ -227,6 +227,15 @@ impl Pipeline<'_> {
         Ok(())
     }
 
+    /// With summaries switched off (`threat_summaries_per_day = 0`)
+    /// nothing is owed, so nothing is counted as deferred either.
+    fn without_summaries_if_off(&self, mut tally: Tally) -> Tally {
+        if self.prepared.tap.threat_summaries_per_day == 0 {
+            tally.threat_summaries_deferred = 0;
+        }
+        tally
+    }
+
     /// Step 1b: reads TAP's people lists when they are due (not in a dry
     /// run, which writes nothing) and takes the marks every call of the
     /// run gets from the lists fresh enough. A list TAP does not give
@@ -290,7 +299,7 @@ impl Pipeline<'_> {
             QueueAllowances {
                 campaigns: allowances.campaigns,
                 threats: allowances.threat_forensics,
-                summaries: allowances.threat_summaries,
+                summaries: allowances.threat_summaries.min(fetch::SUMMARIES_PER_CALL),
             },
         );
         Ok(fetch::component_settings(
@@ -614,8 +623,12 @@ impl Pipeline<'_> {
         .await?;
         let delivery = deliver::dead_letters(&report, &batch, "replay of quarantined records");
         let (remapped, still_quarantined) = sort_remapped(&waiting, &result);
+        let enriched = self.without_summaries_if_off(enrichment_tally(&result));
         self.summary.add(&Tally {
             redelivered: remapped.len() as u64,
+            threat_summaries: enriched.threat_summaries,
+            threat_summaries_deferred: enriched.threat_summaries_deferred,
+            people_marked_events: enriched.people_marked_events,
             ..Tally::default()
         });
         // What spans runs is kept as for a window; later verdicts in
@@ -656,9 +669,11 @@ impl Pipeline<'_> {
             .map_err(Stop::from(FailureKind::Local))?;
         let mentions = enrichment::link_late_campaigns(store, result, batch)
             .map_err(Stop::from(FailureKind::Local))?;
+        let events = enrichment::link_late_summaries(store, result, batch)
+            .map_err(Stop::from(FailureKind::Local))?;
         self.summary.add(&Tally {
             clicks_linked_to_earlier_messages: clicks,
-            linked_to_late_campaigns: mentions,
+            linked_to_late_campaigns: mentions + events,
             ..Tally::default()
         });
         Ok(())
@@ -668,7 +683,8 @@ impl Pipeline<'_> {
     async fn window(&mut self, window: &Window) -> Result<(), Stop> {
         self.prepared.deadline.check(&self.position(window))?;
         let mut result = self.fetch(window).await?;
-        self.summary.add(&fetched(&result));
+        let tally = self.without_summaries_if_off(fetched(&result));
+        self.summary.add(&tally);
         let mut batch = take_batch(&mut result);
         // The window's own objects; what follows are earlier objects
         // (message events, objects naming a campaign fetched late), sent
@@ -883,6 +899,14 @@ fn fetched(result: &SyncResult) -> Tally {
         messages: u64::from(counters.messages_delivered + counters.messages_blocked),
         clicks: u64::from(counters.clicks_permitted + counters.clicks_blocked),
         already_sent_skipped: u64::from(counters.already_sent_skipped),
+        ..enrichment_tally(result)
+    }
+}
+
+/// What a call's summaries and people marks did, as the summary counts it.
+fn enrichment_tally(result: &SyncResult) -> Tally {
+    let counters = &result.counters;
+    Tally {
         threat_summaries: result.enrichment.threats_summarised.len() as u64,
         threat_summaries_deferred: u64::from(counters.threat_summaries_deferred),
         people_marked_events: u64::from(counters.people_marked_events),

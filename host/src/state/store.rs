@@ -341,7 +341,7 @@ pub(super) fn damaged(path: &Path, error: &rusqlite::Error) -> anyhow::Error {
 /// index, which on a big tenant holds millions of rows (its pages would make
 /// every start-up read the whole file). A damaged index still shows, as an
 /// error of the lookup that reads it.
-const CHECKED_TABLES: [&str; 9] = [
+const CHECKED_TABLES: [&str; 12] = [
     "meta",
     "sent_keys",
     "tap_requests",
@@ -351,6 +351,9 @@ const CHECKED_TABLES: [&str; 9] = [
     "enrichment_queue",
     "verdicts",
     "campaign_mentions",
+    "people",
+    "people_lists",
+    "people_reads",
 ];
 
 fn check_integrity(conn: &Connection, path: &Path) -> Result<()> {
@@ -688,5 +691,51 @@ mod tests {
             .pragma_query_value(None, "user_version", |row| row.get(0))
             .unwrap();
         assert_eq!(version, SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn a_version_3_database_gains_the_summary_queue_columns_and_the_people_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(STATE_DB_NAME);
+        let conn = Connection::open(&path).unwrap();
+        for sql in tables::SCHEMA_V1
+            .iter()
+            .chain(&tables::SCHEMA_V2)
+            .chain(&tables::SCHEMA_V3)
+        {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.execute(
+            "INSERT INTO enrichment_queue (kind, id, queued_ms) VALUES ('campaign', 'c1', ?1)",
+            [unix_ms(OffsetDateTime::now_utc())],
+        )
+        .unwrap();
+        conn.pragma_update(None, "user_version", 3).unwrap();
+        drop(conn);
+        let mut store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.state().enrichment_queue, 1);
+        let now = OffsetDateTime::now_utc();
+        let plan = store
+            .enrichment_plan(
+                now,
+                Refresh {
+                    threats: time::Duration::days(7),
+                    campaigns: time::Duration::days(1),
+                },
+            )
+            .unwrap();
+        assert_eq!(plan.queued_campaigns, ["c1"]);
+        assert!(plan.queued_summaries.is_empty());
+        assert_eq!(store.people().unwrap(), PeopleState::default());
+        store
+            .save_people(
+                &PeopleUpdate {
+                    counts_as_attempt: true,
+                    ..PeopleUpdate::default()
+                },
+                now,
+            )
+            .unwrap();
+        assert!(store.people().unwrap().attempted.is_some());
     }
 }

@@ -2,7 +2,9 @@
 //! call could not fetch (its look-up deferred to the queue, or failed),
 //! kept as their bare identity, so that when a later call fetches the
 //! campaign the host relates them to it (docs/sync.md, "The enrichment
-//! ledger and queue").
+//! ledger and queue"). The events of a threat whose summary waits are kept
+//! here too, under `threat:<threat id>`, and related to what the summary
+//! names once a later call fetches it.
 
 use std::collections::HashMap;
 

@@ -130,7 +130,8 @@ pub(in crate::state) fn read(conn: &Connection) -> rusqlite::Result<PeopleState>
                     row.get::<_, bool>(4)?,
                 ))
             })?
-            .filter_map(Result::ok)
+            .collect::<rusqlite::Result<Vec<_>>>()?
+            .into_iter()
             .find(|(label, ..)| label == kind.label());
         let Some((_, interval, window_days, read_ms, complete)) = row else {
             continue;
