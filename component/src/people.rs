@@ -7,7 +7,7 @@ use crate::bindings::{PeopleAnswer, PeopleList, PeopleRequest, Person, SyncError
 use crate::tap::endpoints::{self, PEOPLE_TOP_CLICKERS, PEOPLE_VAP};
 use crate::tap::errors::status_error;
 use crate::tap::people::{ListKind, parse_people_page};
-use crate::transport::{HostServices, LogLevel, TapBaseUrl, Transport};
+use crate::transport::{HostServices, LogLevel, TapBaseUrl, Transport, logged_get};
 
 /// The windows TAP's People API accepts, in days.
 const WINDOWS: [u32; 3] = [14, 30, 90];
@@ -100,14 +100,8 @@ fn read_list<T: Transport, H: HostServices>(
         }
         list.requests += 1;
         let path = endpoints::people(endpoint, window_days, size, page);
-        let response = transport
-            .get(&path)
+        let response = logged_get(transport, host, &path)
             .map_err(|e| SyncError::Transport(format!("GET {endpoint}: {e}")))?;
-        host.log(
-            LogLevel::Debug,
-            "TAP request",
-            &[("path", path), ("status", response.status.to_string())],
-        );
         let parsed = match response.status {
             204 => {
                 list.complete = true;

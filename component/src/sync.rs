@@ -35,7 +35,7 @@ use crate::tap::siem::{
     Click, Message, Section, SiemEnvelope, decode_click_text, decode_message_text, parse_envelope,
 };
 use crate::tap::summary::parse_summary;
-use crate::transport::{HostServices, LogLevel, TapBaseUrl, TapResponse, Transport};
+use crate::transport::{HostServices, LogLevel, TapBaseUrl, TapResponse, Transport, logged_get};
 
 /// Rejections are each returned to the host; only this many are also
 /// logged here, so one broken window cannot flood the log.
@@ -292,23 +292,7 @@ impl<'h, T: Transport, H: HostServices> Call<'h, T, H> {
     }
 
     fn get(&mut self, path: &str) -> Result<TapResponse, String> {
-        let answer = self.transport.get(path);
-        match &answer {
-            Ok(response) => self.log(
-                LogLevel::Debug,
-                "TAP request",
-                &[
-                    ("path", path.to_string()),
-                    ("status", response.status.to_string()),
-                ],
-            ),
-            Err(e) => self.log(
-                LogLevel::Debug,
-                "TAP request got no answer",
-                &[("path", path.to_string()), ("error", e.clone())],
-            ),
-        }
-        answer
+        logged_get(&mut self.transport, self.host, path)
     }
 
     fn fetch_siem(&mut self, start: &str, end: &str) -> Result<SiemEnvelope, SyncError> {

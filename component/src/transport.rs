@@ -34,6 +34,33 @@ pub trait HostServices {
     fn now_ms(&mut self) -> i64;
 }
 
+/// One GET through `transport`, with a debug line on `host` saying what
+/// TAP answered (or that it did not): every TAP request of a call goes
+/// through here.
+pub fn logged_get<T: Transport, H: HostServices>(
+    transport: &mut T,
+    host: &mut H,
+    path: &str,
+) -> Result<TapResponse, String> {
+    let answer = transport.get(path);
+    match &answer {
+        Ok(response) => host.log(
+            LogLevel::Debug,
+            "TAP request",
+            &[
+                ("path", path.to_string()),
+                ("status", response.status.to_string()),
+            ],
+        ),
+        Err(e) => host.log(
+            LogLevel::Debug,
+            "TAP request got no answer",
+            &[("path", path.to_string()), ("error", e.clone())],
+        ),
+    }
+    answer
+}
+
 /// URL scheme TAP may be reached with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scheme {

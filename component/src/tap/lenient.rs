@@ -289,6 +289,22 @@ pub fn opt_enum<'de, D: Deserializer<'de>, T: FromTap>(d: D) -> Result<Option<T>
     })
 }
 
+/// Reads a body that must be one JSON object (a Threat or People API
+/// answer) with `read`: invalid UTF-8 replaced, a BOM and leading space
+/// skipped, and anything but an object refused first, since serde would
+/// read an array's elements into a struct's fields by position.
+pub fn read_object<R>(
+    body: &[u8],
+    read: impl FnOnce(&str) -> Result<R, String>,
+) -> Result<R, String> {
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim_start_matches('\u{feff}').trim_start();
+    if !text.starts_with('{') {
+        return Err("expected a JSON object".to_string());
+    }
+    read(text)
+}
+
 /// An array that may be `null`.
 pub fn list<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
     Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())

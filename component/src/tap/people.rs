@@ -107,13 +107,13 @@ fn score(number: Option<lenient::Number>) -> u32 {
 /// error (the caller defers the list); a user that does not decode is
 /// counted in `unreadable`.
 pub fn parse_people_page(body: &[u8], list: ListKind) -> Result<PeoplePage, String> {
-    let text = String::from_utf8_lossy(body);
-    let text = text.trim_start_matches('\u{feff}').trim_start();
-    // serde would read an array's elements into the fields by position.
-    if !text.starts_with('{') {
-        return Err("expected a JSON object".to_string());
-    }
-    let page: Page<'_> = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    lenient::read_object(body, |text| {
+        let page: Page<'_> = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        Ok(read_page(page, list))
+    })
+}
+
+fn read_page(page: Page<'_>, list: ListKind) -> PeoplePage {
     let users = page.users.unwrap_or_default();
     let mut out = PeoplePage {
         interval: page.interval.map(|i| i.trim().to_string()),
@@ -152,7 +152,7 @@ pub fn parse_people_page(body: &[u8], list: ListKind) -> Result<PeoplePage, Stri
             score,
         });
     }
-    Ok(out)
+    out
 }
 
 #[cfg(test)]

@@ -56,16 +56,11 @@ impl ThreatSummary {
     }
 }
 
-/// Parses a summary body; the error names line and column. Only an
-/// object is a summary: serde would read an array's elements into the
-/// fields by position.
+/// Parses a summary body; the error names line and column.
 pub fn parse_summary(body: &[u8]) -> Result<ThreatSummary, String> {
-    let text = String::from_utf8_lossy(body);
-    let text = text.trim_start_matches('\u{feff}').trim_start();
-    if !text.starts_with('{') {
-        return Err("expected a JSON object".to_string());
-    }
-    serde_json::from_str(text).map_err(|e| e.to_string())
+    lenient::read_object(body, |text| {
+        serde_json::from_str(text).map_err(|e| e.to_string())
+    })
 }
 
 #[cfg(test)]

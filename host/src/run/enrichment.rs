@@ -229,20 +229,37 @@ fn fetched_campaign_objects(result: &SyncResult, batch: &Batch) -> Vec<(String, 
 
 /// Relates the objects of earlier windows and runs that named a campaign
 /// this call fetched (it was deferred, or its look-up failed, back then)
-/// to it: each goes into the batch again as its bare identity, which
-/// ThreatQ's upsert matches to the object it holds, with the relation.
-/// Returns how many were related.
+/// to it. Returns how many were related.
 pub(super) fn link_late_campaigns(
     store: &Store,
     result: &SyncResult,
     batch: &mut Batch,
 ) -> anyhow::Result<u64> {
-    let fetched = fetched_campaign_objects(result, batch);
-    if fetched.is_empty() {
+    let targets = fetched_campaign_objects(result, batch)
+        .into_iter()
+        .map(|(id, campaign)| (id, vec![campaign]))
+        .collect();
+    let linked = relate_kept_mentions(store, batch, targets)?;
+    debug!(linked, "earlier objects related to campaigns fetched late");
+    Ok(linked)
+}
+
+/// The one mechanism behind [`link_late_campaigns`] and
+/// [`link_late_summaries`]: for each (mention key, objects of the batch),
+/// the objects the mentions table keeps under the key go into the batch
+/// again as their bare identity, which ThreatQ's upsert matches to the
+/// object it holds, each related to those objects. Returns how many kept
+/// objects were related.
+fn relate_kept_mentions(
+    store: &Store,
+    batch: &mut Batch,
+    targets: Vec<(String, Vec<usize>)>,
+) -> anyhow::Result<u64> {
+    if targets.is_empty() {
         return Ok(0);
     }
-    let ids: Vec<&str> = fetched.iter().map(|(id, _)| id.as_str()).collect();
-    let mentions = store.campaign_mentions(&ids)?;
+    let keys: Vec<&str> = targets.iter().map(|(key, _)| key.as_str()).collect();
+    let mentions = store.campaign_mentions(&keys)?;
     if mentions.is_empty() {
         return Ok(0);
     }
@@ -253,17 +270,18 @@ pub(super) fn link_late_campaigns(
         .map(|(i, o)| (o.key(), i))
         .collect();
     let mut linked = 0;
-    for (id, campaign) in &fetched {
-        for object in mentions.get(id).into_iter().flatten() {
-            let at = *index.entry(object.key()).or_insert_with(|| {
-                batch.objects.push(object.bare());
+    for (key, objects) in &targets {
+        for kept in mentions.get(key).into_iter().flatten() {
+            let at = *index.entry(kept.key()).or_insert_with(|| {
+                batch.objects.push(kept.bare());
                 batch.objects.len() - 1
             });
-            batch.relations.push((at, *campaign));
+            for object in objects {
+                batch.relations.push((at, *object));
+            }
             linked += 1;
         }
     }
-    debug!(linked, "earlier objects related to campaigns fetched late");
     Ok(linked)
 }
 
@@ -319,65 +337,34 @@ fn summary_mentions(
 
 /// Relates the events of earlier windows and runs that carried a threat
 /// whose summary was deferred then, and this call fetched, to what the
-/// summary named: each event goes into the batch again as its bare
-/// identity, with the relations. Returns how many events were related;
+/// summary named. Returns how many events were related;
 /// [`campaign_mentions`] forgets the mentions of every summary fetched.
 pub(super) fn link_late_summaries(
     store: &Store,
     result: &SyncResult,
     batch: &mut Batch,
 ) -> anyhow::Result<u64> {
-    let summarised: Vec<&SummaryRef> = result
+    let targets = result
         .enrichment
         .threats_summarised
         .iter()
         .filter(|s| !s.named.is_empty())
+        .map(|summary| {
+            let named = summary
+                .named
+                .iter()
+                .filter_map(|n| {
+                    let collection = collection_of(n.kind)?;
+                    batch
+                        .objects
+                        .iter()
+                        .position(|o| o.collection == collection && o.value == n.name)
+                })
+                .collect();
+            (summary_mention_key(&summary.threat_id), named)
+        })
         .collect();
-    if summarised.is_empty() {
-        return Ok(0);
-    }
-    let keys: Vec<String> = summarised
-        .iter()
-        .map(|s| summary_mention_key(&s.threat_id))
-        .collect();
-    let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-    let mentions = store.campaign_mentions(&key_refs)?;
-    if mentions.is_empty() {
-        return Ok(0);
-    }
-    let mut index: HashMap<ObjectKey, usize> = batch
-        .objects
-        .iter()
-        .enumerate()
-        .map(|(i, o)| (o.key(), i))
-        .collect();
-    let mut linked = 0;
-    for (summary, key) in summarised.iter().zip(&keys) {
-        let Some(events) = mentions.get(key) else {
-            continue;
-        };
-        let named: Vec<usize> = summary
-            .named
-            .iter()
-            .filter_map(|n| {
-                let collection = collection_of(n.kind)?;
-                batch
-                    .objects
-                    .iter()
-                    .position(|o| o.collection == collection && o.value == n.name)
-            })
-            .collect();
-        for event in events {
-            let at = *index.entry(event.key()).or_insert_with(|| {
-                batch.objects.push(event.bare());
-                batch.objects.len() - 1
-            });
-            for object in &named {
-                batch.relations.push((at, *object));
-            }
-            linked += 1;
-        }
-    }
+    let linked = relate_kept_mentions(store, batch, targets)?;
     debug!(
         linked,
         "earlier events related to threat summaries fetched late"

@@ -87,7 +87,7 @@ pub(super) fn component_settings(
         credentials: None,
         summarised_threats: enrichment.summarised_threats,
         queued_summaries: enrichment.queued_summaries,
-        threat_summary_allowance: allowances.threat_summaries.min(SUMMARIES_PER_CALL),
+        threat_summary_allowance: allowances.threat_summaries,
         people: people.to_vec(),
     }
 }

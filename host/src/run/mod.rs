@@ -41,7 +41,7 @@ use tracing::{info, warn};
 use crate::batch::take_batch;
 use crate::plan::Window;
 use crate::report::{Progress, RunSummary, Tally, rfc3339};
-use crate::state::{Enriched, Quarantined, VerdictRow};
+use crate::state::{Quarantined, VerdictRow};
 
 use deliver::Delivery;
 use enrichment::{EnrichedThisRun, EnrichmentSettings, Queue, QueueAllowances};
@@ -196,14 +196,7 @@ impl Pipeline<'_> {
         delivery: Delivery,
         verdicts: Vec<VerdictRow>,
     ) -> Result<(), Stop> {
-        let mut commit = settle::settle(settled, delivery, verdicts);
-        if self.prepared.tap.threat_summaries_per_day == 0 {
-            // Summaries are switched off: nothing is owed, so nothing waits
-            // in the queue (it would only grow and expire).
-            commit
-                .deferred
-                .retain(|owed| owed.kind != Enriched::Summary);
-        }
+        let commit = settle::settle(settled, delivery, verdicts);
         let now = self.options.clock();
         self.prepared
             .store
@@ -227,13 +220,17 @@ impl Pipeline<'_> {
         Ok(())
     }
 
-    /// With summaries switched off (`threat_summaries_per_day = 0`)
-    /// nothing is owed, so nothing is counted as deferred either.
-    fn without_summaries_if_off(&self, mut tally: Tally) -> Tally {
+    /// A call's result as the run takes it. With summaries switched off
+    /// (`threat_summaries_per_day = 0`) the component, given no allowance,
+    /// reports every threat's summary deferred; nothing is owed then, so
+    /// nothing is counted as deferred or waits in the queue (where it would
+    /// only grow and expire).
+    fn taken(&self, mut result: SyncResult) -> SyncResult {
         if self.prepared.tap.threat_summaries_per_day == 0 {
-            tally.threat_summaries_deferred = 0;
+            result.enrichment.summaries_deferred.clear();
+            result.counters.threat_summaries_deferred = 0;
         }
-        tally
+        result
     }
 
     /// Step 1b: reads TAP's people lists when they are due (not in a dry
@@ -280,7 +277,10 @@ impl Pipeline<'_> {
         let now = self.options.clock();
         let store = &self.prepared.store;
         let state = store.state();
-        let allowances = state.allowances(now);
+        let mut allowances = state.allowances(now);
+        // One call's share of the day's summaries (`SUMMARIES_PER_CALL`):
+        // what the queue is cut to and what the component may ask.
+        allowances.threat_summaries = allowances.threat_summaries.min(fetch::SUMMARIES_PER_CALL);
         if siem {
             fetch::check_siem_budget(state, &allowances, now)?;
         }
@@ -299,7 +299,7 @@ impl Pipeline<'_> {
             QueueAllowances {
                 campaigns: allowances.campaigns,
                 threats: allowances.threat_forensics,
-                summaries: allowances.threat_summaries.min(fetch::SUMMARIES_PER_CALL),
+                summaries: allowances.threat_summaries,
             },
         );
         Ok(fetch::component_settings(
@@ -599,7 +599,7 @@ impl Pipeline<'_> {
             fetch::map_records(&prepared.sandbox, &prepared.deadline, &settings, &records).await?;
         self.spend(&outcome.requests)?;
         let mut result = match outcome.answer {
-            Ok(Ok(result)) => result,
+            Ok(Ok(result)) => self.taken(result),
             Ok(Err(error)) => {
                 warn!(error = ?error, "could not map the quarantined records again; they are kept");
                 return Ok(());
@@ -623,7 +623,7 @@ impl Pipeline<'_> {
         .await?;
         let delivery = deliver::dead_letters(&report, &batch, "replay of quarantined records");
         let (remapped, still_quarantined) = sort_remapped(&waiting, &result);
-        let enriched = self.without_summaries_if_off(enrichment_tally(&result));
+        let enriched = enrichment_tally(&result);
         self.summary.add(&Tally {
             redelivered: remapped.len() as u64,
             threat_summaries: enriched.threat_summaries,
@@ -683,8 +683,7 @@ impl Pipeline<'_> {
     async fn window(&mut self, window: &Window) -> Result<(), Stop> {
         self.prepared.deadline.check(&self.position(window))?;
         let mut result = self.fetch(window).await?;
-        let tally = self.without_summaries_if_off(fetched(&result));
-        self.summary.add(&tally);
+        self.summary.add(&fetched(&result));
         let mut batch = take_batch(&mut result);
         // The window's own objects; what follows are earlier objects
         // (message events, objects naming a campaign fetched late), sent
@@ -782,7 +781,7 @@ impl Pipeline<'_> {
             .await?;
             self.spend(&outcome.requests)?;
             let (kind, error) = match fetch::judge(outcome, window) {
-                Attempt::Fetched(result) => return Ok(*result),
+                Attempt::Fetched(result) => return Ok(self.taken(*result)),
                 Attempt::TooLarge(why) => return Err(Stop::TooLarge(why)),
                 Attempt::Failed {
                     error,

@@ -186,10 +186,9 @@ pub(in crate::state) fn write(
     for list in &update.lists {
         let label = list.kind.label();
         tx.execute("DELETE FROM people WHERE list = ?1", [label])?;
+        // Each address once: the run merged TAP's repeats (`run/people.rs`).
         let mut insert = tx.prepare_cached(
-            "INSERT INTO people (list, email, vip, score) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (list, email) DO UPDATE SET vip = max(vip, excluded.vip),
-                                                     score = max(score, excluded.score)",
+            "INSERT INTO people (list, email, vip, score) VALUES (?1, ?2, ?3, ?4)",
         )?;
         for address in &list.addresses {
             insert.execute(params![label, address.email, address.vip, address.score])?;
